@@ -1,0 +1,100 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Tutela",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tutela", targets: ["tutela"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .target(name: "TutelaCore"),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "KeyManagement",
+            dependencies: [
+                "TutelaCore",
+                "COpenSSL",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Policy",
+            dependencies: [
+                "TutelaCore",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "Store",
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "Governance",
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                "Policy",
+                "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "tutela",
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                "Policy",
+                "Store",
+                "Governance",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "TutelaTestSupport",
+            dependencies: ["TutelaCore", "KeyManagement", "Policy", "Store", "Governance"],
+            path: "Tests/TutelaTestSupport"
+        ),
+        .testTarget(
+            name: "TutelaTests",
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                "Policy",
+                "Store",
+                "Governance",
+                "TutelaTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            resources: [.copy("Vectors")]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(contentsOf: [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ])
+    target.swiftSettings = settings
+}

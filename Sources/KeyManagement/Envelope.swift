@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import TutelaCore
+
+/// A data subject's data key, in the clear, in memory only.
+public struct DataKey: Sendable {
+    /// A random 16-byte identifier, written into every ciphertext it makes.
+    public let id: [UInt8]
+    /// The AES-256 key.
+    let key: SymmetricKey
+}
+
+/// A data key as it is stored: sealed under one key-encryption-key version.
+public struct WrappedDataKey: Sendable, Hashable {
+    /// The data key's identifier.
+    public let id: [UInt8]
+    /// The key-encryption-key version it is wrapped under.
+    public let kekVersion: Int
+    /// Nonce, ciphertext and tag of AES-256-GCM.
+    public let sealed: [UInt8]
+
+    /// Creates a stored form.
+    public init(id: [UInt8], kekVersion: Int, sealed: [UInt8]) {
+        self.id = id
+        self.kekVersion = kekVersion
+        self.sealed = sealed
+    }
+}
+
+/// Where a field value lives; bound into its ciphertext as authenticated data.
+public struct FieldContext: Sendable {
+    /// The tenant.
+    public var tenant: String
+    /// The collection.
+    public var collection: String
+    /// The record id.
+    public var recordID: String
+    /// The field name.
+    public var field: String
+
+    /// Creates a context.
+    public init(tenant: String, collection: String, recordID: String, field: String) {
+        self.tenant = tenant
+        self.collection = collection
+        self.recordID = recordID
+        self.field = field
+    }
+
+    /// The length-prefixed encoding authenticated with the ciphertext.
+    var encoded: [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        for part in ["tutela.field.v1", tenant, collection, recordID, field] {
+            FieldValue.append(UInt32(part.utf8.count), to: &bytes)
+            bytes.append(contentsOf: part.utf8)
+        }
+        return bytes
+    }
+}
+
+/// Envelope encryption: data keys wrapped by the keyring, field values sealed by data keys.
+///
+/// A field ciphertext is self-describing:
+///
+/// | bytes | content |
+/// |---|---|
+/// | 1 | format version (1) |
+/// | 1 | algorithm (1 = AES-256-GCM) |
+/// | 16 | data key id |
+/// | 4 | data key version, big-endian |
+/// | 8 | context fingerprint: first 8 bytes of SHA-256 of the field context |
+/// | 12 | nonce |
+/// | n | ciphertext |
+/// | 16 | tag |
+///
+/// The first 30 bytes (the header) and the field context are the authenticated data, so a
+/// ciphertext moved to another tenant, collection, record or field fails to open; the
+/// fingerprint lets the error say that it was moved rather than altered.
+public struct EnvelopeCipher: Sendable {
+    /// The current ciphertext format version.
+    public static let formatVersion: UInt8 = 1
+    /// The algorithm id of AES-256-GCM.
+    public static let aes256GCM: UInt8 = 1
+    static let headerLength = 30
+    static let overhead = headerLength + 12 + 16
+
+    /// The keyring that wraps data keys.
+    public let keyring: Keyring
+    /// The tenant bound into every context.
+    public let tenant: String
+
+    /// Creates a cipher over a keyring for one tenant.
+    public init(keyring: Keyring, tenant: String) {
+        self.keyring = keyring
+        self.tenant = tenant
+    }
+
+    // MARK: Data keys
+
+    /// Creates a fresh data key for a subject and wraps it under the active version.
+    public func makeDataKey(forSubject subject: String) throws -> (DataKey, WrappedDataKey) {
+        let dataKey = DataKey(id: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }, key: SymmetricKey(size: .bits256))
+        return (dataKey, try wrap(dataKey, subject: subject, version: keyring.activeVersion))
+    }
+
+    /// Opens a wrapped data key.
+    /// - Throws: `.keyDisabled`, `.keyDestroyed`, or `.authenticationFailed` when it was altered or
+    ///   belongs to another subject.
+    public func unwrap(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
+        let kek = try keyring.key(version: wrapped.kekVersion)
+        do {
+            let box = try AES.GCM.SealedBox(combined: wrapped.sealed)
+            let bytes = try AES.GCM.open(box, using: kek, authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion))
+            return DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
+        } catch {
+            throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
+        }
+    }
+
+    /// Re-wraps a data key under the active version; the data key itself does not change, so no
+    /// field has to be re-encrypted.
+    public func rewrap(_ wrapped: WrappedDataKey, subject: String) throws -> WrappedDataKey {
+        try wrap(try unwrap(wrapped, subject: subject), subject: subject, version: keyring.activeVersion)
+    }
+
+    private func wrap(_ dataKey: DataKey, subject: String, version: Int) throws -> WrappedDataKey {
+        let kek = try keyring.key(version: version)
+        let box = try dataKey.key.withUnsafeBytes {
+            try AES.GCM.seal(Data($0), using: kek, authenticating: wrapContext(subject, dataKey.id, version))
+        }
+        guard let combined = box.combined else { throw TutelaError(.crypto, "AES-GCM produced no output") }
+        return WrappedDataKey(id: dataKey.id, kekVersion: version, sealed: Array(combined))
+    }
+
+    private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> Data {
+        var bytes: [UInt8] = []
+        for part in ["tutela.datakey.v1", keyring.id, tenant, subject] {
+            FieldValue.append(UInt32(part.utf8.count), to: &bytes)
+            bytes.append(contentsOf: part.utf8)
+        }
+        bytes.append(contentsOf: id)
+        FieldValue.append(UInt32(version), to: &bytes)
+        return Data(bytes)
+    }
+
+    // MARK: Field values
+
+    /// Encrypts one field value under a data key.
+    public func seal(_ value: FieldValue, with dataKey: DataKey, context: FieldContext) throws -> [UInt8] {
+        var plaintext: [UInt8] = []
+        plaintext.reserveCapacity(32)
+        value.encode(into: &plaintext)
+        defer { Self.zero(&plaintext) }
+        let contextBytes = context.encoded
+        var header: [UInt8] = [Self.formatVersion, Self.aes256GCM]
+        header.reserveCapacity(Self.overhead + plaintext.count)
+        header.append(contentsOf: dataKey.id)
+        FieldValue.append(UInt32(1), to: &header)
+        header.append(contentsOf: SHA256.hash(data: contextBytes).prefix(8))
+        let box = try AES.GCM.seal(plaintext, using: dataKey.key, authenticating: header + contextBytes)
+        header.append(contentsOf: box.nonce)
+        header.append(contentsOf: box.ciphertext)
+        header.append(contentsOf: box.tag)
+        return header
+    }
+
+    /// Reads the data key id from a ciphertext header without decrypting.
+    public static func dataKeyID(of ciphertext: [UInt8]) -> [UInt8]? {
+        guard ciphertext.count >= overhead, ciphertext[0] == formatVersion, ciphertext[1] == aes256GCM else { return nil }
+        return Array(ciphertext[2..<18])
+    }
+
+    /// Decrypts one field value.
+    /// - Throws: `TutelaError` naming the record and field: `.ciphertextMisplaced` when the
+    ///   ciphertext was made for another place or another subject's key, `.ciphertextTampered`
+    ///   when it was altered.
+    public func open(_ ciphertext: [UInt8], with dataKey: DataKey, context: FieldContext) throws -> FieldValue {
+        let place = "\(context.collection)/\(context.recordID) field '\(context.field)'"
+        guard ciphertext.count >= Self.overhead else {
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) is truncated")
+        }
+        guard ciphertext[0] == Self.formatVersion, ciphertext[1] == Self.aes256GCM else {
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) has an unknown format or algorithm")
+        }
+        let header = ciphertext[0..<Self.headerLength]
+        let contextBytes = context.encoded
+        guard header[18..<22].elementsEqual([0, 0, 0, 1]) else {
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) names an unknown data key version")
+        }
+        guard header[2..<18].elementsEqual(dataKey.id) else {
+            throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) was made under another subject's data key")
+        }
+        guard header[22..<30].elementsEqual(SHA256.hash(data: contextBytes).prefix(8)) else {
+            throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
+        }
+        do {
+            let nonceEnd = Self.headerLength + 12
+            let box = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: ciphertext[Self.headerLength..<nonceEnd]),
+                ciphertext: ciphertext[nonceEnd..<(ciphertext.count - 16)],
+                tag: ciphertext[(ciphertext.count - 16)...]
+            )
+            var plaintext = Array(try AES.GCM.open(box, using: dataKey.key, authenticating: Array(header) + contextBytes))
+            defer { Self.zero(&plaintext) }
+            var offset = 0
+            let value = try FieldValue.decode(from: plaintext, at: &offset)
+            guard offset == plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
+            return value
+        } catch {
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) failed authentication: it was altered")
+        }
+    }
+
+    static func zero(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            memset(base, 0, buffer.count)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+/// One record of a collection, in the clear, as it enters or leaves the store.
+public struct Record: Sendable, Hashable {
+    /// The collection name.
+    public var collection: String
+    /// The record id (the value of the collection's key field).
+    public var id: String
+    /// The data subject the record belongs to.
+    public var subject: String
+    /// Field values by field name; absent fields are null.
+    public var fields: [String: FieldValue]
+
+    /// Creates a record.
+    public init(collection: String, id: String, subject: String, fields: [String: FieldValue]) {
+        self.collection = collection
+        self.id = id
+        self.subject = subject
+        self.fields = fields
+    }
+}
+
+extension CollectionDefinition {
+    /// Builds a validated record from raw text or JSON values.
+    ///
+    /// - Parameter raw: values by field name; unknown names are an error.
+    /// - Returns: the record with typed values.
+    /// - Throws: `TutelaError` with code `.invalidInput` that names the field but never the value.
+    public func makeRecord(from raw: [String: RawFieldValue]) throws -> Record {
+        var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(raw.count)
+        for (name, rawValue) in raw {
+            guard let definition = field(name) else {
+                throw TutelaError(.invalidInput, "field '\(name)' is not declared in collection '\(self.name)'")
+            }
+            guard let value = rawValue.typed(as: definition.type) else {
+                throw TutelaError(.invalidInput, "field '\(name)': expected \(definition.type.expectation)")
+            }
+            if !value.isNull { fields[name] = value }
+        }
+        for definition in self.fields where definition.required {
+            if fields[definition.name] == nil {
+                throw TutelaError(.invalidInput, "field '\(definition.name)' is required")
+            }
+        }
+        guard case .string(let id)? = fields[keyField], !id.isEmpty else {
+            throw TutelaError(.invalidInput, "field '\(keyField)': the record key must be a non-empty string")
+        }
+        guard case .string(let subject)? = fields[subjectField], !subject.isEmpty else {
+            throw TutelaError(.invalidInput, "field '\(subjectField)': the subject must be a non-empty string")
+        }
+        return Record(collection: name, id: id, subject: subject, fields: fields)
+    }
+}
+
+/// A value as it arrives from a file or a request, before it is checked against the schema.
+public enum RawFieldValue: Sendable, Hashable {
+    case null
+    case text(String)
+    case number(Double, exactInteger: Int64?)
+    case bool(Bool)
+
+    /// The value converted to a field type, or nil when it does not fit.
+    public func typed(as type: FieldType) -> FieldValue? {
+        switch (self, type) {
+        case (.null, _):
+            return .null
+        case (.text(let text), .string):
+            return .string(text)
+        case (.text(let text), _):
+            let trimmed = text.trimmingWhitespace
+            if trimmed.isEmpty { return .null }
+            return Self.parse(trimmed, as: type)
+        case (.number(_, let integer?), .int):
+            return .int(integer)
+        case (.number(let value, _), .double):
+            return value.isFinite ? .double(value) : nil
+        case (.number(_, let integer?), .timestamp):
+            let (milliseconds, overflow) = integer.multipliedReportingOverflow(by: 1000)
+            return overflow ? nil : .timestamp(milliseconds: milliseconds)
+        case (.bool(let value), .bool):
+            return .bool(value)
+        default:
+            return nil
+        }
+    }
+
+    private static func parse(_ text: Substring, as type: FieldType) -> FieldValue? {
+        switch type {
+        case .string:
+            return .string(String(text))
+        case .int:
+            return Int64(text).map(FieldValue.int)
+        case .double:
+            guard let value = Double(text), value.isFinite else { return nil }
+            return .double(value)
+        case .bool:
+            switch text.lowercased() {
+            case "true", "1", "yes": return .bool(true)
+            case "false", "0", "no": return .bool(false)
+            default: return nil
+            }
+        case .date:
+            return CalendarDate.parse(text).map { FieldValue.date(days: $0) }
+        case .timestamp:
+            return CalendarDate.parseTimestamp(text).map { FieldValue.timestamp(milliseconds: $0) }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+/// The data model Tutela stores: collections, their fields, and each field's classification.
+///
+/// A schema is loaded from `Policies/schema.yaml` by the `Policy` module and validated there; this
+/// type only holds the result and answers questions about it.
+public struct Schema: Sendable {
+    /// The schema file's version number.
+    public let version: Int
+    /// Field classes by name, such as `pii.email`.
+    public let classes: [String: FieldClass]
+    /// Collections by name.
+    public let collections: [String: CollectionDefinition]
+    /// A SHA-256-style digest of the schema's content, hex encoded, set by the loader.
+    public let digest: String
+
+    /// Creates a schema from already validated parts.
+    public init(
+        version: Int,
+        classes: [String: FieldClass],
+        collections: [String: CollectionDefinition],
+        digest: String
+    ) {
+        self.version = version
+        self.classes = classes
+        self.collections = collections
+        self.digest = digest
+    }
+
+    /// The collection with the given name.
+    /// - Throws: `TutelaError` with code `.notFound` when the schema has no such collection.
+    public func collection(_ name: String) throws -> CollectionDefinition {
+        guard let collection = collections[name] else {
+            let known = collections.keys.sorted().joined(separator: ", ")
+            throw TutelaError(.notFound, "unknown collection '\(name)' (the schema has: \(known))")
+        }
+        return collection
+    }
+}
+
+/// A classification of fields, such as `pii.email` or `public`.
+public struct FieldClass: Sendable, Hashable {
+    /// The class name, dotted: `pii.email`, `quasi.zip`, `public`.
+    public let name: String
+    /// Whether values of this class are encrypted at rest.
+    public let encrypted: Bool
+    /// A sentence for administrators.
+    public let summary: String
+
+    /// Creates a field class.
+    public init(name: String, encrypted: Bool, summary: String) {
+        self.name = name
+        self.encrypted = encrypted
+        self.summary = summary
+    }
+}
+
+/// The primitive type of a field.
+public enum FieldType: String, Sendable, CaseIterable {
+    case string
+    case int
+    case double
+    case bool
+    case date
+    case timestamp
+
+    /// A phrase for error messages, such as "a date YYYY-MM-DD".
+    public var expectation: String {
+        switch self {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a number"
+        case .bool: return "true or false"
+        case .date: return "a date YYYY-MM-DD"
+        case .timestamp: return "an RFC 3339 timestamp or Unix seconds"
+        }
+    }
+}
+
+/// How a value is normalized before it is looked up through a blind index.
+public enum LookupNormalization: String, Sendable {
+    /// Compared as given, after trimming white space.
+    case exact
+    /// Lowercased and trimmed.
+    case email
+    /// Digits only, with a leading `+` kept.
+    case phone
+
+    /// The normalized form of a value.
+    public func normalize(_ value: String) -> String {
+        switch self {
+        case .exact:
+            return String(value.trimmingWhitespace)
+        case .email:
+            return String(value.trimmingWhitespace).lowercased()
+        case .phone:
+            let trimmed = value.trimmingWhitespace
+            let digits = trimmed.filter { $0.isASCII && $0.isNumber }
+            return trimmed.first == "+" ? "+" + digits : digits
+        }
+    }
+}
+
+/// One field of a collection.
+public struct FieldDefinition: Sendable {
+    /// The field name.
+    public let name: String
+    /// The value type.
+    public let type: FieldType
+    /// The classification.
+    public let fieldClass: FieldClass
+    /// Whether every record must carry a non-null value.
+    public let required: Bool
+    /// When set, a blind index makes exact lookups on this field possible without decryption.
+    public let lookup: LookupNormalization?
+
+    /// Creates a field definition.
+    public init(
+        name: String,
+        type: FieldType,
+        fieldClass: FieldClass,
+        required: Bool,
+        lookup: LookupNormalization?
+    ) {
+        self.name = name
+        self.type = type
+        self.fieldClass = fieldClass
+        self.required = required
+        self.lookup = lookup
+    }
+
+    /// Whether the value is stored encrypted.
+    public var isEncrypted: Bool { fieldClass.encrypted }
+}
+
+/// A collection of records, such as `customers`.
+public struct CollectionDefinition: Sendable {
+    /// The collection name.
+    public let name: String
+    /// The field that identifies a record (stored in the clear as the record id).
+    public let keyField: String
+    /// The field that names the data subject (customer) the record belongs to.
+    public let subjectField: String
+    /// The fields in declaration order.
+    public let fields: [FieldDefinition]
+    private let positions: [String: Int]
+
+    /// Creates a collection; the key and subject fields must be among `fields`.
+    public init(name: String, keyField: String, subjectField: String, fields: [FieldDefinition]) {
+        self.name = name
+        self.keyField = keyField
+        self.subjectField = subjectField
+        self.fields = fields
+        var positions: [String: Int] = [:]
+        for (index, field) in fields.enumerated() { positions[field.name] = index }
+        self.positions = positions
+    }
+
+    /// The field with the given name, if declared.
+    public func field(_ name: String) -> FieldDefinition? {
+        positions[name].map { fields[$0] }
+    }
+
+    /// The position of a field in `fields`, if declared.
+    public func position(of name: String) -> Int? {
+        positions[name]
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces, tabs and line breaks.
+    public var trimmingWhitespace: SubSequence {
+        guard let first = firstIndex(where: { !$0.isWhitespace }) else { return self[endIndex...] }
+        guard let last = lastIndex(where: { !$0.isWhitespace }) else { return self[endIndex...] }
+        return self[first...last]
+    }
+}
