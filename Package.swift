@@ -33,6 +33,7 @@ let package = Package(
             name: "Policy",
             dependencies: [
                 "TutelaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

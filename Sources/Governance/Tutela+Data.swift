@@ -1,0 +1,112 @@
+import Foundation
+import Store
+import TutelaCore
+
+/// What an import stored.
+public struct ImportReport: Sendable, Codable {
+    /// The collection.
+    public var collection: String
+    /// How many records were written.
+    public var records: Int
+    /// How many distinct subjects they belong to.
+    public var subjects: Int
+}
+
+/// The phases of an import, for progress output.
+public enum ImportPhase: String, Sendable {
+    case parsing
+    case validating
+    case writing
+}
+
+extension Tutela {
+    /// Imports a CSV or JSONL file into a collection. Every row is validated against the schema
+    /// before anything is written; then all rows are written in one transaction. A bad row is
+    /// reported with its line and field, and nothing is stored.
+    /// - Parameters:
+    ///   - collection: the target collection.
+    ///   - data: the file's content.
+    ///   - format: CSV or JSONL.
+    ///   - progress: called with the phase, rows done and rows in all.
+    public func importRecords(
+        into collection: String,
+        data: Data,
+        format: RecordFileFormat,
+        progress: @Sendable (ImportPhase, Int, Int) -> Void = { _, _, _ in }
+    ) async throws -> ImportReport {
+        let definition = try schema.collection(collection)
+        progress(.parsing, 0, 0)
+        let rows = try RecordFileReader.read(data, format: format)
+        var records: [Record] = []
+        records.reserveCapacity(rows.count)
+        var firstLine: [String: Int] = [:]
+        let step = max(1, rows.count / 20)
+        for (index, row) in rows.enumerated() {
+            let record: Record
+            do {
+                record = try definition.makeRecord(from: row.values)
+            } catch let error as TutelaError {
+                throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
+            }
+            if let earlier = firstLine.updateValue(row.line, forKey: record.id) {
+                throw TutelaError(
+                    .invalidInput,
+                    "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
+                )
+            }
+            records.append(record)
+            if index % step == 0 { progress(.validating, index, rows.count) }
+        }
+        progress(.validating, rows.count, rows.count)
+        progress(.writing, 0, records.count)
+        do {
+            try await store.put(records)
+        } catch let error as TutelaError {
+            throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
+        }
+        progress(.writing, records.count, records.count)
+        return ImportReport(collection: collection, records: records.count, subjects: Set(records.map(\.subject)).count)
+    }
+
+    /// The number of records in a collection.
+    public func recordCount(collection: String) async throws -> Int {
+        _ = try schema.collection(collection)
+        return try await store.backend.count(collection: collection)
+    }
+
+    /// One record in the clear.
+    public func record(collection: String, id: String) async throws -> Record {
+        try await store.get(collection: collection, id: id)
+    }
+
+    /// Records found by exact value through a blind index.
+    public func find(collection: String, field: String, value: String) async throws -> [Record] {
+        try await store.find(collection: collection, field: field, value: value)
+    }
+
+    /// Streams a whole collection in id order, a page at a time.
+    /// - Parameter emit: called with each page.
+    /// - Returns: how many records were emitted.
+    @discardableResult
+    public func exportRecords(
+        collection: String,
+        pageSize: Int = 1000,
+        emit: ([Record]) throws -> Void
+    ) async throws -> Int {
+        var after: String?
+        var total = 0
+        while true {
+            let page = try await store.page(collection: collection, after: after, limit: pageSize)
+            guard let last = page.last else { break }
+            try emit(page)
+            total += page.count
+            after = last.id
+        }
+        return total
+    }
+
+    /// Erases a data subject (crypto-shredding): see `EncryptedStore.erase(subject:at:)`.
+    public func erase(subject: String, now: Int64) async throws -> ErasureReport {
+        try await store.erase(subject: subject, at: now)
+    }
+}

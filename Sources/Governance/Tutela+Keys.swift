@@ -1,0 +1,94 @@
+import KeyManagement
+import Store
+import TutelaCore
+
+/// The status of one key-encryption-key version.
+public struct KeyVersionStatus: Sendable, Codable, Hashable {
+    /// The version number.
+    public var version: Int
+    /// The state: active, decrypt-only, disabled or destroyed.
+    public var state: String
+    /// Creation time, RFC 3339.
+    public var createdAt: String
+    /// How many data keys it wraps.
+    public var dataKeys: Int
+
+    enum CodingKeys: String, CodingKey {
+        case version, state
+        case createdAt = "created_at"
+        case dataKeys = "data_keys"
+    }
+}
+
+extension Tutela {
+    /// The key versions with how many data keys each wraps.
+    public func keyStatus() async throws -> [KeyVersionStatus] {
+        let keyring = try configuration.keyringFile.load()
+        let counts = try await store.backend.dataKeyCountsByVersion()
+        return keyring.versions.map {
+            KeyVersionStatus(
+                version: $0.version,
+                state: $0.state.rawValue,
+                createdAt: CalendarDate.formatTimestamp(milliseconds: $0.createdAt),
+                dataKeys: counts[$0.version] ?? 0
+            )
+        }
+    }
+
+    /// Adds a new active key version. Reads keep working: older versions become decrypt-only.
+    /// - Returns: the new version.
+    public func rotateKey(now: Int64) throws -> Int {
+        var version = 0
+        try configuration.keyringFile.update { keyring in
+            version = try keyring.rotate(now: now)
+        }
+        return version
+    }
+
+    /// Disables or enables a version.
+    public func changeKey(version: Int, _ event: KeyVersionState.Event) throws {
+        precondition(event != .destroy, "use destroyKeyVersion, which checks that nothing depends on it")
+        try configuration.keyringFile.update { keyring in
+            try keyring.apply(event, toVersion: version)
+        }
+    }
+
+    /// Destroys a version's key material for good.
+    /// - Throws: `.invalidState` while any data key is still wrapped under it.
+    public func destroyKeyVersion(_ version: Int) async throws {
+        let remaining = try await store.backend.dataKeyCountsByVersion()[version] ?? 0
+        guard remaining == 0 else {
+            throw TutelaError(
+                .invalidState,
+                "key version \(version) still wraps \(remaining) data keys; run 'tutela keys rewrap' first"
+            )
+        }
+        try configuration.keyringFile.update { keyring in
+            try keyring.apply(.destroy, toVersion: version)
+        }
+    }
+
+    /// Re-wraps every data key under the newest key version, in atomic batches. After a crash,
+    /// running it again continues where it stopped: each batch commits on its own and the next
+    /// run selects only the keys not yet under the newest version.
+    /// - Parameters:
+    ///   - batchSize: data keys per batch.
+    ///   - progress: called after each batch with (done, total).
+    /// - Returns: how many keys were re-wrapped.
+    @discardableResult
+    public func rewrapAll(batchSize: Int = 500, progress: (Int, Int) throws -> Void = { _, _ in }) async throws -> Int {
+        let fresh = try await Tutela.open(configuration)
+        let active = fresh.store.keyring.activeVersion
+        let counts = try await fresh.store.backend.dataKeyCountsByVersion()
+        let total = counts.filter { $0.key != active }.values.reduce(0, +)
+        var done = 0
+        try progress(done, total)
+        while true {
+            let count = try await fresh.store.rewrapBatch(limit: max(1, batchSize))
+            if count == 0 { break }
+            done += count
+            try progress(done, max(total, done))
+        }
+        return done
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import KeyManagement
+import Policy
+import Store
+import TutelaCore
+
+/// Tutela's use cases over one data directory: the single place where the keyring, the schema
+/// and the store come together. The command line and the gateway are thin shells over it.
+public final class Tutela: Sendable {
+    /// The configuration it was opened with.
+    public let configuration: TutelaConfiguration
+    /// The encrypted store.
+    public let store: EncryptedStore
+    /// The schema.
+    public var schema: Schema { store.schema }
+
+    static let keyringMetadataKey = "keyring_id"
+    static let tenantMetadataKey = "tenant"
+
+    init(configuration: TutelaConfiguration, store: EncryptedStore) {
+        self.configuration = configuration
+        self.store = store
+    }
+
+    /// Opens an initialized data directory.
+    /// - Throws: `TutelaError` when the directory was not initialized, the keys do not open, the
+    ///   schema does not validate, or the data directory belongs to another keyring.
+    public static func open(_ configuration: TutelaConfiguration) async throws -> Tutela {
+        guard FileManager.default.fileExists(atPath: configuration.databasePath) else {
+            throw TutelaError(
+                .notFound,
+                "no Tutela data directory at \(configuration.dataDirectory): run 'tutela init' (or pass --data-dir)"
+            )
+        }
+        let keyring = try configuration.keyringFile.load()
+        let schema = try SchemaLoader.load(file: configuration.schemaPath)
+        let backend = try SQLiteRecordStore(path: configuration.databasePath)
+        let boundKeyring = try await backend.metadata(keyringMetadataKey)
+        guard boundKeyring == keyring.id else {
+            throw TutelaError(
+                .invalidState,
+                "the data directory \(configuration.dataDirectory) was initialized with another keyring than the one in \(configuration.keysDirectory)"
+            )
+        }
+        let tenant = try await backend.metadata(tenantMetadataKey) ?? configuration.tenant
+        return Tutela(
+            configuration: configuration,
+            store: EncryptedStore(backend: backend, schema: schema, keyring: keyring, tenant: tenant)
+        )
+    }
+
+    /// What `initialize` created.
+    public struct InitReport: Sendable, Codable {
+        /// The data directory.
+        public var dataDirectory: String
+        /// The keyring file.
+        public var keyringPath: String
+        /// The master key file, or nil when the key comes from the environment.
+        public var masterKeyPath: String?
+        /// The keyring id.
+        public var keyringID: String
+    }
+
+    /// Creates the data directory, the master key (unless it comes from the environment), the
+    /// keyring and the database. Refuses to overwrite anything.
+    public static func initialize(_ configuration: TutelaConfiguration, now: Int64) async throws -> InitReport {
+        _ = try SchemaLoader.load(file: configuration.schemaPath)
+        let files = FileManager.default
+        if files.fileExists(atPath: configuration.databasePath) {
+            throw TutelaError(.alreadyExists, "\(configuration.dataDirectory) is already initialized")
+        }
+        if files.fileExists(atPath: configuration.keyringPath) {
+            throw TutelaError(
+                .alreadyExists,
+                "\(configuration.keyringPath) already exists; use another --keys-dir or remove it on purpose"
+            )
+        }
+        do {
+            try files.createDirectory(
+                atPath: configuration.keysDirectory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+            try files.createDirectory(
+                atPath: configuration.dataDirectory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            throw TutelaError(.io, "cannot create the data or keys directory: \(error.localizedDescription)")
+        }
+        var masterKeyPath: String?
+        if let provider = configuration.masterKeyProvider as? FileMasterKeyProvider {
+            _ = try provider.create()
+            masterKeyPath = provider.path
+        } else {
+            _ = try configuration.masterKeyProvider.masterKey()
+        }
+        let keyring = Keyring.generate(now: now)
+        try configuration.keyringFile.create(keyring)
+        let backend = try SQLiteRecordStore(path: configuration.databasePath)
+        try await backend.setMetadata(tenantMetadataKey, configuration.tenant)
+        try await backend.setMetadata(keyringMetadataKey, keyring.id)
+        return InitReport(
+            dataDirectory: configuration.dataDirectory,
+            keyringPath: configuration.keyringPath,
+            masterKeyPath: masterKeyPath,
+            keyringID: keyring.id
+        )
+    }
+}

@@ -1,0 +1,124 @@
+import Crypto
+import Foundation
+import TutelaCore
+
+/// Loads and validates `schema.yaml`: field classes and collections.
+public enum SchemaLoader {
+    /// Loads the schema file.
+    /// - Throws: `TutelaError` with `.configurationInvalid` naming file, line and the problem.
+    public static func load(file: String) throws -> Schema {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TutelaError(.configurationInvalid, "\(file): cannot be read (is --policies-dir right?)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: file)
+    }
+
+    /// Parses schema text.
+    public static func parse(_ text: String, file: String = "schema.yaml") throws -> Schema {
+        let root = try YAMLNode.parse(text, file: file)
+        let top = try root.fields("the schema", allowed: ["version", "classes", "collections"])
+        guard let versionNode = top["version"] else { throw root.error("the schema needs 'version: 1'") }
+        let version = try versionNode.int("version")
+        guard version == 1 else { throw versionNode.error("schema version \(version) is not supported (expected 1)") }
+
+        guard let classesNode = top["classes"] else { throw root.error("the schema needs a 'classes' section") }
+        var classes: [String: FieldClass] = [:]
+        for (name, node) in try classesNode.mapping("classes") {
+            let entry = try node.fields("class '\(name)'", allowed: ["encrypted", "summary"])
+            guard let encryptedNode = entry["encrypted"] else {
+                throw node.error("class '\(name)' must say 'encrypted: true' or 'encrypted: false'")
+            }
+            let encrypted = try encryptedNode.bool("encrypted")
+            if !encrypted, name.hasPrefix("pii.") || name.hasPrefix("sensitive") {
+                throw encryptedNode.error("class '\(name)' holds personal data and must be encrypted")
+            }
+            classes[name] = FieldClass(name: name, encrypted: encrypted, summary: try entry["summary"]?.string("summary") ?? "")
+        }
+
+        guard let collectionsNode = top["collections"] else { throw root.error("the schema needs a 'collections' section") }
+        var collections: [String: CollectionDefinition] = [:]
+        for (name, node) in try collectionsNode.mapping("collections") {
+            guard Self.isIdentifier(name) else {
+                throw node.error("collection name '\(name)' must be lowercase letters, digits and underscores")
+            }
+            collections[name] = try collection(name, node, classes: classes)
+        }
+        let digest = Hex.encode(SHA256.hash(data: Data(text.utf8)))
+        return Schema(version: version, classes: classes, collections: collections, digest: digest)
+    }
+
+    private static func collection(_ name: String, _ node: YAMLNode, classes: [String: FieldClass]) throws
+        -> CollectionDefinition
+    {
+        let entry = try node.fields("collection '\(name)'", allowed: ["key", "subject", "fields", "summary"])
+        guard let keyNode = entry["key"], let subjectNode = entry["subject"], let fieldsNode = entry["fields"] else {
+            throw node.error("collection '\(name)' needs 'key', 'subject' and 'fields'")
+        }
+        var fields: [FieldDefinition] = []
+        for (fieldName, fieldNode) in try fieldsNode.mapping("fields of '\(name)'") {
+            guard Self.isIdentifier(fieldName) else {
+                throw fieldNode.error("field name '\(fieldName)' must be lowercase letters, digits and underscores")
+            }
+            let spec = try fieldNode.fields(
+                "field '\(name).\(fieldName)'",
+                allowed: ["type", "class", "required", "lookup", "summary"]
+            )
+            guard let typeNode = spec["type"], let classNode = spec["class"] else {
+                throw fieldNode.error("field '\(name).\(fieldName)' needs 'type' and 'class'")
+            }
+            let typeName = try typeNode.string("type")
+            guard let type = FieldType(rawValue: typeName) else {
+                let known = FieldType.allCases.map(\.rawValue).joined(separator: ", ")
+                throw typeNode.error("unknown type '\(typeName)' (known: \(known))")
+            }
+            let className = try classNode.string("class")
+            guard let fieldClass = classes[className] else {
+                throw classNode.error("unknown field class '\(className)' (declare it under 'classes')")
+            }
+            var lookup: LookupNormalization?
+            if let lookupNode = spec["lookup"] {
+                let lookupName = try lookupNode.string("lookup")
+                guard let normalization = LookupNormalization(rawValue: lookupName) else {
+                    throw lookupNode.error("unknown lookup '\(lookupName)' (known: exact, email, phone)")
+                }
+                guard type == .string else { throw lookupNode.error("only string fields can have a lookup") }
+                lookup = normalization
+            }
+            fields.append(
+                FieldDefinition(
+                    name: fieldName,
+                    type: type,
+                    fieldClass: fieldClass,
+                    required: try spec["required"]?.bool("required") ?? false,
+                    lookup: lookup
+                )
+            )
+        }
+        let definition = CollectionDefinition(
+            name: name,
+            keyField: try keyNode.string("key"),
+            subjectField: try subjectNode.string("subject"),
+            fields: fields
+        )
+        for (role, node, fieldName) in [("key", keyNode, definition.keyField), ("subject", subjectNode, definition.subjectField)] {
+            guard let field = definition.field(fieldName) else {
+                throw node.error("the \(role) field '\(fieldName)' is not a field of '\(name)'")
+            }
+            guard field.type == .string, field.required else {
+                throw node.error("the \(role) field '\(fieldName)' must be a required string")
+            }
+            guard !field.isEncrypted else {
+                throw node.error("the \(role) field '\(fieldName)' is stored in the clear, so its class must not be encrypted")
+            }
+        }
+        return definition
+    }
+
+    private static func isIdentifier(_ name: String) -> Bool {
+        guard let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        return name.utf8.allSatisfy {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                || $0 == UInt8(ascii: "_")
+        }
+    }
+}

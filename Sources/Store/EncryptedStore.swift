@@ -1,0 +1,183 @@
+import KeyManagement
+import TutelaCore
+
+/// The customer-data store: encrypts every classified field under its subject's data key on the
+/// way in, decrypts on the way out, and keeps blind indexes for lookups.
+///
+/// It is the only code that holds clear data keys; backends see sealed payloads only.
+public final class EncryptedStore: Sendable {
+    /// The schema records are checked against.
+    public let schema: Schema
+    /// The storage backend.
+    public let backend: any RecordStore
+    private let cipher: EnvelopeCipher
+    private let indexer: BlindIndexer
+
+    /// Creates a store.
+    /// - Parameters:
+    ///   - backend: where sealed records live.
+    ///   - schema: the collections and field classes.
+    ///   - keyring: the key-encryption keys and index secret.
+    ///   - tenant: bound into every ciphertext and data key.
+    public init(backend: any RecordStore, schema: Schema, keyring: Keyring, tenant: String) {
+        self.backend = backend
+        self.schema = schema
+        self.cipher = EnvelopeCipher(keyring: keyring, tenant: tenant)
+        self.indexer = BlindIndexer(keyring: keyring, tenant: tenant)
+    }
+
+    /// The keyring in use.
+    public var keyring: Keyring { cipher.keyring }
+
+    // MARK: Writing
+
+    /// Stores records atomically: all of them or, on any error, none.
+    /// - Throws: `.subjectErased` for a subject that was erased, `.storage` on backend failure.
+    public func put(_ records: [Record]) async throws {
+        guard !records.isEmpty else { return }
+        do {
+            try await backend.apply(try await seal(records))
+        } catch let error as TutelaError where error.code == .conflict {
+            // Another writer created a data key for one of these subjects first: seal again with it.
+            try await backend.apply(try await seal(records))
+        }
+    }
+
+    private func seal(_ records: [Record]) async throws -> WriteBatch {
+        let subjects = Set(records.map(\.subject))
+        let existing = try await backend.dataKeys(subjects: subjects)
+        var batch = WriteBatch()
+        var keys: [String: DataKey] = [:]
+        keys.reserveCapacity(subjects.count)
+        for subject in subjects {
+            if let wrapped = existing[subject] {
+                keys[subject] = try cipher.unwrap(wrapped, subject: subject)
+                batch.expectedKeyIDs[subject] = wrapped.id
+            } else {
+                let (key, wrapped) = try cipher.makeDataKey(forSubject: subject)
+                keys[subject] = key
+                batch.newDataKeys.append(StoredDataKey(subject: subject, wrapped: wrapped))
+            }
+        }
+        batch.records.reserveCapacity(records.count)
+        for record in records {
+            guard let key = keys[record.subject] else { continue }
+            batch.records.append(try seal(record, with: key))
+        }
+        return batch
+    }
+
+    private func seal(_ record: Record, with key: DataKey) throws -> StoredRecord {
+        let collection = try schema.collection(record.collection)
+        var entries: [(name: String, entry: RecordPayload.Entry)] = []
+        entries.reserveCapacity(record.fields.count)
+        var lookups: [Lookup] = []
+        var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: record.id, field: "")
+        for field in collection.fields {
+            guard let value = record.fields[field.name], !value.isNull else { continue }
+            if field.isEncrypted {
+                context.field = field.name
+                entries.append((field.name, .sealed(try cipher.seal(value, with: key, context: context))))
+            } else {
+                entries.append((field.name, .clear(value)))
+            }
+            if let normalization = field.lookup, case .string(let text) = value {
+                let digest = indexer.digest(of: normalization.normalize(text), collection: collection.name, field: field.name)
+                lookups.append(Lookup(field: field.name, digest: digest))
+            }
+        }
+        return StoredRecord(
+            collection: collection.name,
+            id: record.id,
+            subject: record.subject,
+            payload: RecordPayload.encode(entries),
+            lookups: lookups
+        )
+    }
+
+    // MARK: Reading
+
+    /// One record, decrypted.
+    /// - Throws: `.notFound`; `.ciphertextTampered` or `.ciphertextMisplaced` naming the field.
+    public func get(collection: String, id: String) async throws -> Record {
+        _ = try schema.collection(collection)
+        guard let (stored, key) = try await backend.record(collection: collection, id: id) else {
+            throw TutelaError(.notFound, "no record \(collection)/\(id)")
+        }
+        return try open(stored, key: key)
+    }
+
+    /// Records whose `field` equals `value` after the field's normalization, found through the
+    /// blind index without decrypting the collection.
+    /// - Throws: `.invalidInput` when the field has no lookup.
+    public func find(collection: String, field: String, value: String) async throws -> [Record] {
+        let definition = try schema.collection(collection)
+        guard let fieldDefinition = definition.field(field), let normalization = fieldDefinition.lookup else {
+            throw TutelaError(.invalidInput, "field '\(collection).\(field)' has no lookup index")
+        }
+        let digest = indexer.digest(of: normalization.normalize(value), collection: collection, field: field)
+        var found: [Record] = []
+        for id in try await backend.recordIDs(collection: collection, field: field, digest: digest) {
+            if let (stored, key) = try await backend.record(collection: collection, id: id) {
+                found.append(try open(stored, key: key))
+            }
+        }
+        return found
+    }
+
+    /// A page of records in id order.
+    public func page(collection: String, after afterID: String?, limit: Int) async throws -> [Record] {
+        _ = try schema.collection(collection)
+        return try await backend.records(collection: collection, after: afterID, limit: limit).map { try open($0, key: $1) }
+    }
+
+    /// Decrypts a stored record.
+    public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?) throws -> Record {
+        let collection = try schema.collection(stored.collection)
+        let entries = try RecordPayload.decode(stored.payload)
+        var dataKey: DataKey?
+        var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(entries.count)
+        var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
+        for (name, entry) in entries {
+            switch entry {
+            case .clear(let value):
+                fields[name] = value
+            case .sealed(let ciphertext):
+                if dataKey == nil {
+                    guard let wrapped else {
+                        throw TutelaError(.subjectErased, "the data key of \(collection.name)/\(stored.id) was destroyed")
+                    }
+                    dataKey = try cipher.unwrap(wrapped, subject: stored.subject)
+                }
+                guard let dataKey else { continue }
+                context.field = name
+                fields[name] = try cipher.open(ciphertext, with: dataKey, context: context)
+            }
+        }
+        return Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)
+    }
+
+    // MARK: Keys
+
+    /// Erases a subject for good: destroys their data key, so every copy encrypted under it is
+    /// unreadable, and removes their records and index entries.
+    public func erase(subject: String, at time: Int64) async throws -> ErasureReport {
+        try await backend.erase(subject: subject, at: time)
+    }
+
+    /// Re-wraps up to `limit` data keys under the active key version in one atomic batch.
+    /// - Returns: how many keys were re-wrapped; 0 when none is left.
+    public func rewrapBatch(limit: Int) async throws -> Int {
+        let active = keyring.activeVersion
+        let keys = try await backend.dataKeys(notWrappedUnder: active, limit: limit)
+        guard !keys.isEmpty else { return 0 }
+        var batch = WriteBatch()
+        batch.rewrapped = try keys.map { stored in
+            let rewrapped = try cipher.rewrap(stored.wrapped, subject: stored.subject)
+            return (StoredDataKey(subject: stored.subject, wrapped: rewrapped), stored.wrapped.kekVersion)
+        }
+        try await backend.apply(batch)
+        return keys.count
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import GRDB
+import KeyManagement
+import TutelaCore
+
+/// The embedded default backend: one SQLite database file in WAL mode, through GRDB.
+///
+/// `secure_delete` is on, so an erased subject's wrapped data key and records are overwritten in
+/// the file rather than left in free pages. GRDB keeps statement arguments out of its errors, so
+/// no stored value reaches a message.
+public final class SQLiteRecordStore: RecordStore {
+    private let pool: DatabasePool
+
+    /// Opens (and if needed creates and migrates) the database at `path`.
+    /// - Throws: `TutelaError` with `.storage` when the file cannot be opened.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "tutela.store"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw TutelaError(.storage, "cannot open the database \(path): \(Self.describe(error))", cause: error)
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                    CREATE TABLE data_keys (
+                        subject TEXT PRIMARY KEY NOT NULL,
+                        key_id BLOB NOT NULL,
+                        kek_version INTEGER NOT NULL,
+                        wrapped BLOB NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX data_keys_by_version ON data_keys(kek_version);
+                    CREATE TABLE records (
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        PRIMARY KEY (collection, id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX records_by_subject ON records(subject);
+                    CREATE TABLE lookups (
+                        collection TEXT NOT NULL,
+                        field TEXT NOT NULL,
+                        digest BLOB NOT NULL,
+                        record_id TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        PRIMARY KEY (collection, field, digest, record_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX lookups_by_record ON lookups(collection, record_id);
+                    CREATE INDEX lookups_by_subject ON lookups(subject);
+                    CREATE TABLE erasures (subject TEXT PRIMARY KEY NOT NULL, erased_at INTEGER NOT NULL) WITHOUT ROWID;
+                    """
+            )
+        }
+        return migrator
+    }
+
+    public func apply(_ batch: WriteBatch) async throws {
+        try await write { db in
+            for (subject, keyID) in batch.expectedKeyIDs {
+                let current = try Data.fetchOne(
+                    db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?"),
+                    arguments: [subject]
+                )
+                guard let current, current.elementsEqual(keyID) else {
+                    throw TutelaError(.conflict, "a data key changed during the write")
+                }
+            }
+            for key in batch.newDataKeys {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?"), arguments: [key.subject])
+                    == true
+                {
+                    throw TutelaError(.subjectErased, "subject \(key.subject) was erased; its data cannot be written again")
+                }
+                let inserted = try db.cachedStatement(
+                    sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
+                )
+                try inserted.execute(arguments: [
+                    key.subject, Data(key.wrapped.id), key.wrapped.kekVersion, Data(key.wrapped.sealed),
+                ])
+                guard db.changesCount == 1 else {
+                    throw TutelaError(.conflict, "another writer created the same subject's data key")
+                }
+            }
+            let deleteLookups = try db.cachedStatement(sql: "DELETE FROM lookups WHERE collection = ? AND record_id = ?")
+            let upsert = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO records (collection, id, subject, payload) VALUES (?, ?, ?, ?)"
+            )
+            let insertLookup = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id, subject) VALUES (?, ?, ?, ?, ?)"
+            )
+            for record in batch.records {
+                try deleteLookups.execute(arguments: [record.collection, record.id])
+                try upsert.execute(arguments: [record.collection, record.id, record.subject, Data(record.payload)])
+                for lookup in record.lookups {
+                    try insertLookup.execute(arguments: [
+                        record.collection, lookup.field, Data(lookup.digest), record.id, record.subject,
+                    ])
+                }
+            }
+            let update = try db.cachedStatement(
+                sql: "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
+            )
+            for (key, previous) in batch.rewrapped {
+                try update.execute(arguments: [
+                    key.wrapped.kekVersion, Data(key.wrapped.sealed), key.subject, Data(key.wrapped.id), previous,
+                ])
+            }
+        }
+    }
+
+    public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
+        try await read { db in
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: Self.selectRecords + " WHERE r.collection = ? AND r.id = ?"),
+                arguments: [collection, id]
+            )
+            return try row.map { try Self.decodeRecord($0, db: db) }
+        }
+    }
+
+    public func records(collection: String, after afterID: String?, limit: Int) async throws
+        -> [(StoredRecord, WrappedDataKey?)]
+    {
+        try await read { db in
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: Self.selectRecords + " WHERE r.collection = ? AND r.id > ? ORDER BY r.id LIMIT ?"),
+                arguments: [collection, afterID ?? "", limit]
+            )
+            return try rows.map { try Self.decodeRecord($0, db: db) }
+        }
+    }
+
+    private static let selectRecords = """
+        SELECT r.collection, r.id, r.subject, r.payload, k.key_id, k.kek_version, k.wrapped
+        FROM records r LEFT JOIN data_keys k ON k.subject = r.subject
+        """
+
+    private static func decodeRecord(_ row: Row, db: Database) throws -> (StoredRecord, WrappedDataKey?) {
+        let record = StoredRecord(
+            collection: row[0],
+            id: row[1],
+            subject: row[2],
+            payload: Array(row[3] as Data),
+            lookups: []
+        )
+        var key: WrappedDataKey?
+        if let keyID = row[4] as Data?, let version = row[5] as Int?, let wrapped = row[6] as Data? {
+            key = WrappedDataKey(id: Array(keyID), kekVersion: version, sealed: Array(wrapped))
+        }
+        return (record, key)
+    }
+
+    public func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String] {
+        try await read { db in
+            try String.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id"
+                ),
+                arguments: [collection, field, Data(digest)]
+            )
+        }
+    }
+
+    public func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey] {
+        guard !subjects.isEmpty else { return [:] }
+        return try await read { db in
+            var result: [String: WrappedDataKey] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?")
+            for subject in subjects {
+                if let row = try Row.fetchOne(statement, arguments: [subject]) {
+                    result[subject] = WrappedDataKey(
+                        id: Array(row[0] as Data),
+                        kekVersion: row[1],
+                        sealed: Array(row[2] as Data)
+                    )
+                }
+            }
+            return result
+        }
+    }
+
+    public func dataKeys(notWrappedUnder version: Int, limit: Int) async throws -> [StoredDataKey] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT subject, key_id, kek_version, wrapped FROM data_keys WHERE kek_version <> ? LIMIT ?",
+                arguments: [version, limit]
+            ).map { row in
+                StoredDataKey(
+                    subject: row[0],
+                    wrapped: WrappedDataKey(id: Array(row[1] as Data), kekVersion: row[2], sealed: Array(row[3] as Data))
+                )
+            }
+        }
+    }
+
+    public func dataKeyCountsByVersion() async throws -> [Int: Int] {
+        try await read { db in
+            var counts: [Int: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kek_version, COUNT(*) FROM data_keys GROUP BY kek_version") {
+                counts[row[0]] = row[1]
+            }
+            return counts
+        }
+    }
+
+    public func count(collection: String) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records WHERE collection = ?", arguments: [collection]) ?? 0
+        }
+    }
+
+    public func isErased(subject: String) async throws -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM erasures WHERE subject = ?", arguments: [subject]) ?? false
+        }
+    }
+
+    public func erase(subject: String, at time: Int64) async throws -> ErasureReport {
+        let report = try await write { db in
+            try db.execute(sql: "DELETE FROM data_keys WHERE subject = ?", arguments: [subject])
+            let keyDestroyed = db.changesCount > 0
+            try db.execute(sql: "DELETE FROM lookups WHERE subject = ?", arguments: [subject])
+            let lookups = db.changesCount
+            try db.execute(sql: "DELETE FROM records WHERE subject = ?", arguments: [subject])
+            let records = db.changesCount
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO erasures (subject, erased_at) VALUES (?, ?)",
+                arguments: [subject, time]
+            )
+            return ErasureReport(dataKeyDestroyed: keyDestroyed, recordsRemoved: records, lookupsRemoved: lookups)
+        }
+        // Move the overwritten pages out of the write-ahead log into the main file, where
+        // secure_delete has zeroed the old content.
+        _ = try? await pool.writeWithoutTransaction { db in
+            try db.checkpoint(.truncate)
+        }
+        return report
+    }
+
+    public func metadata(_ key: String) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+        }
+    }
+
+    public func setMetadata(_ key: String, _ value: String) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+    }
+
+    // MARK: Error mapping
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as TutelaError {
+            throw error
+        } catch {
+            throw TutelaError(.storage, "the database write failed: \(Self.describe(error))", cause: error)
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as TutelaError {
+            throw error
+        } catch {
+            throw TutelaError(.storage, "the database read failed: \(Self.describe(error))", cause: error)
+        }
+    }
+
+    /// A description of a database error without statement arguments (GRDB leaves them out).
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "SQLite error \(error.resultCode.primaryResultCode.rawValue): \(error.message ?? "unknown")"
+        }
+        return String(describing: type(of: error))
+    }
+}

@@ -1,0 +1,228 @@
+import ArgumentParser
+import Foundation
+import Governance
+import Store
+import TutelaCore
+
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Import, read, find, export and erase customer data (local administration).",
+        subcommands: [Import.self, Get.self, Find.self, Export.self, Erase.self, Sample.self]
+    )
+
+    /// Output options shared by the commands that print records.
+    struct RecordOutput: ParsableArguments {
+        @Flag(
+            name: .customLong("insecure-plaintext"),
+            help: "Print classified fields in the clear instead of their class (for local administration only)."
+        )
+        var plaintext = false
+
+        func render(_ record: Record, _ definition: CollectionDefinition) -> String {
+            guard !plaintext else { return RecordJSON.encode(record, definition: definition) }
+            var redacted = record
+            for field in definition.fields where field.isEncrypted && redacted.fields[field.name] != nil {
+                redacted.fields[field.name] = .string("[\(field.fieldClass.name)]")
+            }
+            return RecordJSON.encode(redacted, definition: definition)
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import a CSV or JSONL file; every row is validated first and a bad row stores nothing."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The collection, such as customers.") var collection: String
+        @Argument(help: "The file (.csv, .jsonl).") var file: String
+        @Option(help: "csv or jsonl (default: from the file name).") var format: String?
+
+        func run() async throws {
+            try await Console.run {
+                guard let format = try format.map(parseFormat) ?? RecordFileFormat(fileName: file) else {
+                    throw TutelaError(.invalidInput, "cannot tell the format of \(file); pass --format csv or --format jsonl")
+                }
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw TutelaError(.io, "cannot read \(file)")
+                }
+                let tutela = try await Tutela.open(options.configuration)
+                let progress = Console.Progress()
+                let report = try await tutela.importRecords(into: collection, data: data, format: format) { phase, done, total in
+                    if phase != .parsing { progress.report(phase.rawValue, done, total) }
+                }
+                progress.finish()
+                if options.json { return try Console.printJSON(report) }
+                print("Imported \(report.records) records of \(report.subjects) subjects into \(report.collection).")
+            }
+        }
+
+        private func parseFormat(_ text: String) throws -> RecordFileFormat {
+            guard let format = RecordFileFormat(rawValue: text) else {
+                throw TutelaError(.invalidInput, "unknown format '\(text)' (csv or jsonl)")
+            }
+            return format
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print one record as JSON.")
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var output: RecordOutput
+        @Argument(help: "The collection.") var collection: String
+        @Argument(help: "The record id.") var id: String
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let record = try await tutela.record(collection: collection, id: id)
+                print(output.render(record, try tutela.schema.collection(collection)))
+            }
+        }
+    }
+
+    struct Find: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Find records by exact value of an indexed field (such as email or phone) through its blind index."
+        )
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var output: RecordOutput
+        @Argument(help: "The collection.") var collection: String
+        @Argument(help: "The indexed field.") var field: String
+        @Argument(help: "The value to look for.") var value: String
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let definition = try tutela.schema.collection(collection)
+                for record in try await tutela.find(collection: collection, field: field, value: value) {
+                    print(output.render(record, definition))
+                }
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export a collection as JSONL, one record per line.")
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var output: RecordOutput
+        @Argument(help: "The collection.") var collection: String
+        @Option(help: "Write to this file (created with mode 0600) instead of standard output.") var out: String?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let definition = try tutela.schema.collection(collection)
+                let sink = try ExportSink(path: out)
+                let total = try await tutela.recordCount(collection: collection)
+                let progress = Console.Progress()
+                var done = 0
+                do {
+                    try await tutela.exportRecords(collection: collection) { page in
+                        var text = ""
+                        for record in page { text += output.render(record, definition) + "\n" }
+                        try sink.write(text)
+                        done += page.count
+                        if out != nil { progress.report("export", done, total) }
+                    }
+                    try sink.finish()
+                } catch {
+                    sink.abandon()
+                    throw error
+                }
+                progress.finish()
+                if let out { Console.printError("Exported \(done) records to \(out).") }
+            }
+        }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase a customer for good: destroy their data key (crypto-shredding) and remove their records."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The subject (customer id).") var subject: String
+        @Flag(name: .customLong("irreversibly-erase"), help: "Confirm that this cannot be undone.") var confirmed = false
+
+        func run() async throws {
+            try await Console.run {
+                guard confirmed else {
+                    throw TutelaError(.invalidInput, "erasing a customer cannot be undone; add --irreversibly-erase")
+                }
+                let report = try await Tutela.open(options.configuration).erase(subject: subject, now: Console.now)
+                if options.json { return try Console.printJSON(report) }
+                guard report.dataKeyDestroyed || report.recordsRemoved > 0 else {
+                    print("Subject \(subject) had no data; it is recorded as erased.")
+                    return
+                }
+                print("Erased \(subject): data key destroyed, \(report.recordsRemoved) records and \(report.lookupsRemoved) index entries removed.")
+            }
+        }
+    }
+
+    struct Sample: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a synthetic marketing data set (customers, interactions, conversations, consents)."
+        )
+        @Option(help: "The directory to write to.") var out = "sample-data"
+        @Option(help: "Number of customers.") var customers = 1000
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+
+        func run() async throws {
+            try await Console.run {
+                let dataset = SampleDataset.generate(customers: customers, seed: seed)
+                do {
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                    for (_, name, content) in dataset.files {
+                        try Data(content.utf8).write(to: URL(fileURLWithPath: out + "/" + name))
+                    }
+                } catch {
+                    throw TutelaError(.io, "cannot write the sample data to \(out)")
+                }
+                for (collection, name, _) in dataset.files { print("\(collection)\t\(out)/\(name)") }
+            }
+        }
+    }
+}
+
+/// Where an export goes: stdout, or a file written under a temporary name and renamed at the end,
+/// so a failed export never leaves a partial file.
+final class ExportSink {
+    private let path: String?
+    private let temporaryPath: String?
+    private let handle: FileHandle
+
+    init(path: String?) throws {
+        self.path = path
+        guard let path else {
+            temporaryPath = nil
+            handle = FileHandle.standardOutput
+            return
+        }
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else {
+            throw TutelaError(.io, "cannot create \(temporary)")
+        }
+        temporaryPath = temporary
+        self.handle = handle
+    }
+
+    func write(_ text: String) throws {
+        try handle.write(contentsOf: Data(text.utf8))
+    }
+
+    func finish() throws {
+        guard let path, let temporaryPath else { return }
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporaryPath, path) == 0 else { throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)") }
+    }
+
+    func abandon() {
+        guard let temporaryPath else { return }
+        try? handle.close()
+        unlink(temporaryPath)
+    }
+}
