@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Governance
+import TutelaCore
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run the benchmarks in a temporary directory and print a table (or --json).",
+        discussion: """
+            Each comparison runs ours and a baseline in the same process, on the same rows, and
+            reports 'ratio' as our time divided by the baseline's. Build with -c release for
+            figures worth quoting.
+            """
+    )
+
+    @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
+    @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
+    @Option(help: "Records per write transaction.") var batch = 1000
+    @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
+    var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
+
+    func run() async throws {
+        try await Console.run {
+            let report = BenchReport()
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-bench-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            Console.printError("crypto …")
+            try CryptoBenchmark.run(into: report)
+            Console.printError("store (\(rows) rows) …")
+            try await StoreBenchmark(rows: max(100, rows), batch: max(1, batch), directory: scratch, policies: policiesDirectory)
+                .run(into: report)
+            if json {
+                print(report.json())
+            } else {
+                print(report.table())
+            }
+        }
+    }
+}
+
+/// Figures grouped by area, in insertion order.
+final class BenchReport: @unchecked Sendable {
+    // Filled by one benchmark at a time from the command's task.
+    private(set) var areas: [(name: String, figures: [(key: String, value: Double)])] = []
+
+    func record(_ area: String, _ key: String, _ value: Double) {
+        if let index = areas.firstIndex(where: { $0.name == area }) {
+            areas[index].figures.append((key, value))
+        } else {
+            areas.append((area, [(key, value)]))
+        }
+    }
+
+    func json() -> String {
+        var text = "{\n"
+        for (areaIndex, area) in areas.enumerated() {
+            text += "  \"\(area.name)\": {\n"
+            for (index, figure) in area.figures.enumerated() {
+                text += "    \"\(figure.key)\": \(Self.format(figure.value))" + (index < area.figures.count - 1 ? ",\n" : "\n")
+            }
+            text += "  }" + (areaIndex < areas.count - 1 ? ",\n" : "\n")
+        }
+        return text + "}"
+    }
+
+    func table() -> String {
+        var lines = ["AREA    FIGURE                               VALUE"]
+        for area in areas {
+            for figure in area.figures {
+                let name = area.name.padding(toLength: 8, withPad: " ", startingAt: 0)
+                lines.append(name + figure.key.padding(toLength: 37, withPad: " ", startingAt: 0) + Self.format(figure.value))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(format: value < 10 ? "%.3f" : "%.1f", value)
+    }
+}
+
+/// Measures a closure's wall time in seconds.
+func measure(_ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try body()
+    return seconds(clock.now - start)
+}
+
+/// Measures an async closure's wall time in seconds.
+func measureAsync(_ body: () async throws -> Void) async rethrows -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try await body()
+    return seconds(clock.now - start)
+}
+
+private func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}

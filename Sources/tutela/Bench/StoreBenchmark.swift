@@ -1,0 +1,141 @@
+import Foundation
+import GRDB
+import Governance
+import KeyManagement
+import Policy
+import Store
+import TutelaCore
+
+/// Encrypted store against a plaintext SQLite table, same rows, same batches, same run.
+///
+/// The baseline is what a team without Tutela would write: one table with a column per field,
+/// in a GRDB database pool with the same settings, rows inserted with prepared statements in
+/// transactions of the same size, and read back one at a time by id into the same record type.
+struct StoreBenchmark {
+    let rows: Int
+    let batch: Int
+    let directory: String
+    let policies: String
+
+    func run(into report: BenchReport) async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let schema = try SchemaLoader.load(file: policies + "/schema.yaml")
+        let definition = try schema.collection("customers")
+        let dataset = SampleDataset.generate(customers: rows, interactionsPerCustomer: 0)
+        let raw = try RecordFileReader.read(Data(dataset.customersCSV.utf8), format: .csv)
+        let records = try raw.map { try definition.makeRecord(from: $0.values) }
+        let batches = stride(from: 0, to: records.count, by: batch).map { Array(records[$0..<min($0 + batch, records.count)]) }
+
+        let store = EncryptedStore(
+            backend: try SQLiteRecordStore(path: directory + "/encrypted.sqlite"),
+            schema: schema,
+            keyring: Keyring.generate(now: 0),
+            tenant: "bench"
+        )
+        let baseline = try PlaintextTable(path: directory + "/plaintext.sqlite", definition: definition)
+
+        let plainInsert = try await measureAsync {
+            for chunk in batches { try await baseline.insert(chunk) }
+        }
+        let encryptedInsert = try await measureAsync {
+            for chunk in batches { try await store.put(chunk) }
+        }
+        report.record("store", "rows", Double(records.count))
+        report.record("store", "insert_plaintext_per_s", Double(records.count) / plainInsert)
+        report.record("store", "insert_encrypted_per_s", Double(records.count) / encryptedInsert)
+        report.record("store", "insert_ratio", encryptedInsert / plainInsert)
+
+        var random = SplitMix64(seed: 7)
+        let reads = min(records.count, 20_000)
+        let ids = (0..<reads).map { _ in records[random.next(below: records.count)].id }
+        let plainRead = try await measureAsync {
+            for id in ids { _ = try await baseline.get(id) }
+        }
+        let encryptedRead = try await measureAsync {
+            for id in ids { _ = try await store.get(collection: "customers", id: id) }
+        }
+        report.record("store", "read_plaintext_per_s", Double(reads) / plainRead)
+        report.record("store", "read_encrypted_per_s", Double(reads) / encryptedRead)
+        report.record("store", "read_ratio", encryptedRead / plainRead)
+
+        let lookups = min(records.count, 5000)
+        let emails: [String] = (0..<lookups).compactMap {
+            if case .string(let email)? = records[$0 * records.count / lookups].fields["email"] { return email }
+            return nil
+        }
+        let lookupSeconds = try await measureAsync {
+            for email in emails { _ = try await store.find(collection: "customers", field: "email", value: email) }
+        }
+        report.record("store", "blind_index_lookup_per_s", Double(emails.count) / lookupSeconds)
+    }
+}
+
+/// The baseline: customers in a plain SQLite table, one column per field.
+private struct PlaintextTable {
+    let pool: DatabasePool
+    let definition: CollectionDefinition
+    let insertSQL: String
+    let selectSQL: String
+
+    init(path: String, definition: CollectionDefinition) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        self.definition = definition
+        let columns = definition.fields.map(\.name)
+        try pool.write { db in
+            try db.execute(
+                sql: "CREATE TABLE customers (\(columns.map { $0 == definition.keyField ? "\($0) TEXT PRIMARY KEY" : $0 }.joined(separator: ", "))) WITHOUT ROWID"
+            )
+        }
+        insertSQL = "INSERT OR REPLACE INTO customers (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+        selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM customers WHERE \(definition.keyField) = ?"
+    }
+
+    func insert(_ records: [TutelaCore.Record]) async throws {
+        let definition = definition
+        let insertSQL = insertSQL
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: insertSQL)
+            for record in records {
+                let values: [(any DatabaseValueConvertible)?] = definition.fields.map { Self.databaseValue(record.fields[$0.name]) }
+                try statement.execute(arguments: StatementArguments(values))
+            }
+        }
+    }
+
+    func get(_ id: String) async throws -> TutelaCore.Record? {
+        let definition = definition
+        let selectSQL = selectSQL
+        return try await pool.read { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: selectSQL), arguments: [id]) else { return nil }
+            var fields: [String: FieldValue] = [:]
+            for (index, field) in definition.fields.enumerated() {
+                let value: DatabaseValue = row[index]
+                switch (value.storage, field.type) {
+                case (.null, _): continue
+                case (.string(let text), _): fields[field.name] = .string(text)
+                case (.int64(let number), .date): fields[field.name] = .date(days: Int32(truncatingIfNeeded: number))
+                case (.int64(let number), .timestamp): fields[field.name] = .timestamp(milliseconds: number)
+                case (.int64(let number), .bool): fields[field.name] = .bool(number != 0)
+                case (.int64(let number), _): fields[field.name] = .int(number)
+                case (.double(let number), _): fields[field.name] = .double(number)
+                case (.blob, _): continue
+                }
+            }
+            return TutelaCore.Record(collection: definition.name, id: id, subject: id, fields: fields)
+        }
+    }
+
+    private static func databaseValue(_ value: FieldValue?) -> (any DatabaseValueConvertible)? {
+        switch value {
+        case .none, .null?: return nil
+        case .string(let text)?: return text
+        case .int(let number)?: return number
+        case .double(let number)?: return number
+        case .bool(let flag)?: return flag
+        case .date(let days)?: return Int64(days)
+        case .timestamp(let milliseconds)?: return milliseconds
+        }
+    }
+}

@@ -1,4 +1,0 @@
-import ArgumentParser
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Run the benchmarks.")
-}
