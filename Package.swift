@@ -70,7 +70,14 @@ let package = Package(
         ),
         .target(
             name: "TutelaTestSupport",
-            dependencies: ["TutelaCore", "KeyManagement", "Policy", "Store", "Governance"],
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                "Policy",
+                "Store",
+                "Governance",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/TutelaTestSupport"
         ),
         .testTarget(
@@ -85,7 +92,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            resources: [.copy("Vectors")]
+            exclude: ["Vectors"]
         ),
     ]
 )

@@ -45,7 +45,10 @@ public final class AESSIV: Sendable {
     ///   - plaintext: the bytes to protect.
     ///   - associatedData: the associated data components, each authenticated separately.
     /// - Returns: the synthetic IV followed by the ciphertext.
+    /// - Throws: `TutelaError` with `.invalidInput` for an empty plaintext, which OpenSSL's SIV
+    ///   cannot process (callers such as the tokenizer prefix a type byte).
     public func seal(_ plaintext: [UInt8], authenticating associatedData: [[UInt8]] = []) throws -> [UInt8] {
+        guard !plaintext.isEmpty else { throw TutelaError(.invalidInput, "AES-SIV needs a non-empty plaintext") }
         guard let context = EVP_CIPHER_CTX_new() else { throw TutelaError(.crypto, "out of memory") }
         defer { EVP_CIPHER_CTX_free(context) }
         guard EVP_EncryptInit_ex(context, cipher, nil, key.baseAddress, nil) == 1 else {
@@ -61,14 +64,11 @@ public final class AESSIV: Sendable {
         var output = [UInt8](repeating: 0, count: Self.tagLength + plaintext.count)
         let status = output.withUnsafeMutableBufferPointer { out in
             plaintext.withUnsafeBufferPointer { input in
-                // OpenSSL needs a non-null input pointer even for an empty plaintext.
-                var empty: UInt8 = 0
-                let source = input.baseAddress ?? withUnsafePointer(to: &empty) { $0 }
-                return EVP_EncryptUpdate(
+                EVP_EncryptUpdate(
                     context,
                     out.baseAddress.map { $0 + Self.tagLength },
                     &outLength,
-                    source,
+                    input.baseAddress,
                     Int32(input.count)
                 )
             }
@@ -89,7 +89,7 @@ public final class AESSIV: Sendable {
     /// - Throws: `TutelaError` with code `.authenticationFailed` when the input was altered or the
     ///   key or associated data differ.
     public func open(_ sealed: [UInt8], authenticating associatedData: [[UInt8]] = []) throws -> [UInt8] {
-        guard sealed.count >= Self.tagLength else {
+        guard sealed.count > Self.tagLength else {
             throw TutelaError(.authenticationFailed, "an AES-SIV ciphertext is shorter than its tag")
         }
         guard let context = EVP_CIPHER_CTX_new() else { throw TutelaError(.crypto, "out of memory") }
@@ -113,11 +113,9 @@ public final class AESSIV: Sendable {
         var output = [UInt8](repeating: 0, count: ciphertextLength)
         let status = output.withUnsafeMutableBufferPointer { out in
             sealed.withUnsafeBufferPointer { input in
-                var empty: UInt8 = 0
-                let emptyPointer = withUnsafeMutablePointer(to: &empty) { $0 }
-                return EVP_DecryptUpdate(
+                EVP_DecryptUpdate(
                     context,
-                    out.baseAddress ?? emptyPointer,
+                    out.baseAddress,
                     &outLength,
                     input.baseAddress.map { $0 + Self.tagLength },
                     Int32(ciphertextLength)

@@ -58,7 +58,8 @@ public final class DeterministicTokenizer: Sendable {
 
     /// The token of a value in a domain (for example `customers.email`).
     public func token(for value: String, domain: String) throws -> String {
-        let sealed = try cipher(for: domain).seal(Array(value.utf8), authenticating: [Array(domain.utf8)])
+        // A leading format byte keeps the plaintext non-empty for the empty string.
+        let sealed = try cipher(for: domain).seal([1] + Array(value.utf8), authenticating: [Array(domain.utf8)])
         return Self.prefix + Base64URL.encode(sealed)
     }
 
@@ -71,7 +72,8 @@ public final class DeterministicTokenizer: Sendable {
             throw TutelaError(.invalidInput, "not a Tutela token")
         }
         let plaintext = try cipher(for: domain).open(sealed, authenticating: [Array(domain.utf8)])
-        return String(decoding: plaintext, as: UTF8.self)
+        guard plaintext.first == 1 else { throw TutelaError(.invalidInput, "unknown token format") }
+        return String(decoding: plaintext.dropFirst(), as: UTF8.self)
     }
 
     private func cipher(for domain: String) throws -> AESSIV {

@@ -1,0 +1,170 @@
+import Foundation
+import KeyManagement
+import Store
+import Testing
+import TutelaCore
+import Governance
+import TutelaTestSupport
+
+/// The behaviour every `RecordStore` backend must have, run against each backend.
+@Suite("RecordStore conformance")
+struct StoreConformanceTests {
+    /// The backends under test, each made fresh in a temporary directory.
+    static let backends = ["sqlite"]
+
+    private func makeStore(_ backend: String) throws -> (EncryptedStore, String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let recordStore: any RecordStore
+        switch backend {
+        default: recordStore = try SQLiteRecordStore(path: directory + "/store.sqlite")
+        }
+        let store = EncryptedStore(
+            backend: recordStore,
+            schema: try TestEnvironment.schema(),
+            keyring: Keyring.generate(now: 0),
+            tenant: "acme"
+        )
+        return (store, directory)
+    }
+
+    private func customer(_ id: String, email: String, phone: String = "+1 555 123 4567") -> Record {
+        Record(
+            collection: "customers",
+            id: id,
+            subject: id,
+            fields: [
+                "customer_id": .string(id), "email": .string(email), "phone": .string(phone),
+                "full_name": .string("Alice Example"), "birth_date": .date(days: 7000), "segment": .string("loyal"),
+            ]
+        )
+    }
+
+    @Test("records round-trip and pages come in id order", arguments: backends)
+    func roundTrip(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let records = (1...25).map { customer(String(format: "c%03d", $0), email: "user\($0)@example.com") }
+        try await store.put(records)
+        #expect(try await store.get(collection: "customers", id: "c007") == records[6])
+        let first = try await store.page(collection: "customers", after: nil, limit: 10)
+        let second = try await store.page(collection: "customers", after: first.last?.id, limit: 100)
+        #expect((first + second).map(\.id) == records.map(\.id))
+        #expect(try await store.backend.count(collection: "customers") == 25)
+        let missing = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "nope") }
+        #expect(missing?.code == .notFound)
+    }
+
+    @Test("a record is found by email or phone through its blind index", arguments: backends)
+    func blindIndex(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([
+            customer("c1", email: "Alice@Example.com", phone: "+1 (555) 123-4567"),
+            customer("c2", email: "bob@example.com", phone: "+1 555 999 0000"),
+        ])
+        #expect(try await store.find(collection: "customers", field: "email", value: " alice@EXAMPLE.com").map(\.id) == ["c1"])
+        #expect(try await store.find(collection: "customers", field: "phone", value: "+15559990000").map(\.id) == ["c2"])
+        #expect(try await store.find(collection: "customers", field: "email", value: "carol@example.com").isEmpty)
+        // Replacing a record replaces its index entries.
+        try await store.put([customer("c1", email: "alice.new@example.com")])
+        #expect(try await store.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
+        #expect(try await store.find(collection: "customers", field: "email", value: "alice.new@example.com").map(\.id) == ["c1"])
+        await #expect(throws: TutelaError.self) {
+            try await store.find(collection: "customers", field: "full_name", value: "Alice Example")
+        }
+    }
+
+    @Test("the raw database file holds no plaintext PII", arguments: backends)
+    func rawFileScan(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let dataset = SampleDataset.generateCustomers(count: 60)
+        try await store.put(dataset)
+        let needles = dataset.flatMap { record in
+            ["email", "phone", "full_name", "street_address", "birth_date"].compactMap { record.fields[$0]?.displayText }
+        }
+        #expect(needles.count == 60 * 5)
+        var bytes = Data()
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            bytes.append(FileManager.default.contents(atPath: directory + "/" + name) ?? Data())
+        }
+        // The scan must be able to fail: the clear segment label is stored and found.
+        #expect(bytes.range(of: Data("loyal".utf8)) != nil)
+        for needle in needles {
+            #expect(bytes.range(of: Data(needle.utf8)) == nil, "found a plaintext value in the database file")
+        }
+    }
+
+    @Test("a stored ciphertext edited in the database is reported with record and field", arguments: backends)
+    func tamperedPayload(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        let (stored, key) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        // Flip one bit inside the sealed email, leaving the payload's framing intact.
+        let entries = try RecordPayload.decode(stored.payload).map { name, entry in
+            guard name == "email", case .sealed(var ciphertext) = entry else { return (name: name, entry: entry) }
+            ciphertext[ciphertext.count - 20] ^= 0x01
+            return (name: name, entry: RecordPayload.Entry.sealed(ciphertext))
+        }
+        var altered = stored
+        altered.payload = RecordPayload.encode(entries)
+        #expect(altered.payload != stored.payload)
+        let error = #expect(throws: TutelaError.self) { try store.open(altered, key: key) }
+        #expect(error?.code == .ciphertextTampered)
+        #expect(error?.message.contains("customers/c1 field 'email'") == true)
+
+        // c1's payload copied onto c2 under c2's key: every sealed field is misplaced.
+        let (other, otherKey) = try #require(try await store.backend.record(collection: "customers", id: "c2"))
+        var moved = stored
+        moved.id = other.id
+        moved.subject = other.subject
+        let movedError = #expect(throws: TutelaError.self) { try store.open(moved, key: otherKey) }
+        #expect(movedError?.code == .ciphertextMisplaced)
+    }
+
+    @Test("erasing a subject destroys the data key: an old copy of their ciphertext no longer opens", arguments: backends)
+    func cryptoShredding(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        let (copy, keyBefore) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        #expect(try store.open(copy, key: keyBefore).fields["email"] == .string("alice@example.com"))
+
+        let report = try await store.erase(subject: "c1", at: 1)
+        #expect(report == ErasureReport(dataKeyDestroyed: true, recordsRemoved: 1, lookupsRemoved: 2))
+        #expect(try await store.backend.dataKeys(subjects: ["c1"]).isEmpty)
+        let erased = #expect(throws: TutelaError.self) { try store.open(copy, key: nil) }
+        #expect(erased?.code == .subjectErased)
+        #expect(try await store.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
+        #expect(try await store.get(collection: "customers", id: "c2").fields["email"] == .string("bob@example.com"))
+        // Nothing can be written for an erased subject again.
+        let rewrite = await #expect(throws: TutelaError.self) { try await store.put([customer("c1", email: "alice@example.com")]) }
+        #expect(rewrite?.code == .subjectErased)
+        #expect(try await store.backend.isErased(subject: "c1"))
+    }
+
+    @Test("a batch with one failing record writes nothing", arguments: backends)
+    func atomicBatch(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("c1", email: "alice@example.com")])
+        _ = try await store.erase(subject: "c1", at: 1)
+        let batch = [customer("c2", email: "bob@example.com"), customer("c1", email: "alice@example.com")]
+        await #expect(throws: TutelaError.self) { try await store.put(batch) }
+        #expect(try await store.backend.count(collection: "customers") == 0)
+        #expect(try await store.backend.dataKeys(subjects: ["c2"]).isEmpty)
+    }
+}
+
+extension SampleDataset {
+    /// Sample customers as records.
+    static func generateCustomers(count: Int) -> [Record] {
+        let dataset = generate(customers: count, interactionsPerCustomer: 0)
+        guard let schema = try? TestEnvironment.schema(), let definition = try? schema.collection("customers"),
+            let rows = try? RecordFileReader.read(Data(dataset.customersCSV.utf8), format: .csv)
+        else { return [] }
+        return rows.compactMap { try? definition.makeRecord(from: $0.values) }
+    }
+}
