@@ -1,0 +1,146 @@
+import Foundation
+import Governance
+import KeyManagement
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@Suite("Import, export and the sample data set")
+struct ImportTests {
+    @Test("the sample data set imports into every collection and reads back")
+    func sampleImport() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 30)
+        #expect(try await tutela.recordCount(collection: "customers") == 30)
+        #expect(try await tutela.recordCount(collection: "consents") == 30 * SampleDataset.purposes.count)
+        #expect(try await tutela.recordCount(collection: "interactions") > 0)
+        let customer = try await tutela.record(collection: "customers", id: "c000003")
+        guard case .string(let email)? = customer.fields["email"] else {
+            Issue.record("the customer has no email")
+            return
+        }
+        #expect(email.hasSuffix("3@example.com"))
+        #expect(try await tutela.find(collection: "customers", field: "email", value: email.uppercased()).map(\.id) == ["c000003"])
+        var exported: [String] = []
+        try await tutela.exportRecords(collection: "customers", pageSize: 7) { page in exported += page.map(\.id) }
+        #expect(exported.count == 30)
+        #expect(exported == exported.sorted())
+    }
+
+    @Test("CSV quoting: commas, doubled quotes and line breaks inside quoted fields")
+    func csvQuoting() throws {
+        let text = "a,b,c\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\nplain,,z\n"
+        let rows = try RecordFileReader.read(Data(text.utf8), format: .csv)
+        #expect(rows.count == 2)
+        #expect(rows[0].values == ["a": .text("x, y"), "b": .text("say \"hi\""), "c": .text("two\nlines")])
+        #expect(rows[1].line == 4)
+        #expect(rows[1].values == ["a": .text("plain"), "b": .null, "c": .text("z")])
+    }
+
+    struct BadFile: Sendable, CustomTestStringConvertible {
+        var name: String
+        var collection: String
+        var format: RecordFileFormat
+        var content: String
+        var expected: String
+        var testDescription: String { name }
+    }
+
+    static let badFiles = [
+        BadFile(
+            name: "bad date on the last line",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email,birth_date\nc1,secret.one@example.com,1990-01-01\nc2,secret.two@example.com,1990-02-30\n",
+            expected: "line 3: field 'birth_date': expected a date YYYY-MM-DD"
+        ),
+        BadFile(
+            name: "missing required field",
+            collection: "interactions",
+            format: .jsonl,
+            content: "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"view\"}\n",
+            expected: "line 1: field 'occurred_at' is required"
+        ),
+        BadFile(
+            name: "unknown column",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,emial\nc1,secret.one@example.com\n",
+            expected: "line 2: field 'emial' is not declared in collection 'customers'"
+        ),
+        BadFile(
+            name: "wrong column count",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\nc1,secret.one@example.com\nc2,secret.two@example.com,extra\n",
+            expected: "line 3: 3 columns, the header has 2"
+        ),
+        BadFile(
+            name: "not JSON",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"customer_id\":\"c1\"}\n{\"customer_id\": secret.two@example.com}\n",
+            expected: "line 2: not a JSON object"
+        ),
+        BadFile(
+            name: "number where text is expected in JSON",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"customer_id\":\"c1\",\"age\":\"thirty\"}\n",
+            expected: "line 1: field 'age': expected an integer"
+        ),
+        BadFile(
+            name: "duplicate record id",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\nc1,secret.one@example.com\nc1,secret.two@example.com\n",
+            expected: "line 3: record id repeats the one on line 2"
+        ),
+        BadFile(
+            name: "unclosed quote",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\nc1,\"secret.one@example.com\n",
+            expected: "line 2: a quoted field is never closed"
+        ),
+    ]
+
+    @Test("a bad row is reported with line and field, without its value, and nothing is stored", arguments: badFiles)
+    func badInput(_ file: BadFile) async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: file.collection, data: Data(file.content.utf8), format: file.format)
+        }
+        #expect(error?.message.contains(file.expected) == true, "\(error?.message ?? "no error")")
+        #expect(error?.message.contains("secret") == false)
+        #expect(try await tutela.recordCount(collection: file.collection) == 0)
+    }
+
+    @Test("an import naming an erased customer fails as a whole")
+    func erasedSubjectImport() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        _ = try await tutela.erase(subject: "c2", now: 1)
+        let content = "customer_id,email\nc1,one@example.com\nc2,two@example.com\n"
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: "customers", data: Data(content.utf8), format: .csv)
+        }
+        #expect(error?.code == .subjectErased)
+        #expect(try await tutela.recordCount(collection: "customers") == 0)
+    }
+
+    @Test("an unknown collection is refused with the known ones listed")
+    func unknownCollection() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: "customer", data: Data("customer_id\nc1\n".utf8), format: .csv)
+        }
+        #expect(error?.message.contains("customers") == true)
+    }
+}
