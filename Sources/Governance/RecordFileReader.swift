@@ -29,7 +29,9 @@ public struct RawRow: Sendable {
     public var values: [String: RawFieldValue]
 }
 
-/// Parses CSV and JSONL input into raw rows. Errors name the line, never a value.
+/// Parses CSV and JSONL input into raw rows.
+///
+/// Errors name the line, never a value.
 public enum RecordFileReader {
     /// The largest input accepted, so a mistaken path cannot exhaust memory.
     public static let maximumBytes = 1 << 30

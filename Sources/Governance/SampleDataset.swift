@@ -1,11 +1,14 @@
 import TutelaCore
 
-/// A synthetic marketing data set that the project generates itself: customers with realistic
-/// PII, their interactions, customer-service messages that mention PII in free text, and consent
-/// per purpose. The same seed always gives the same data.
+/// A synthetic marketing data set that the project generates itself.
+///
+/// Customers with realistic PII, their interactions, customer-service messages that mention PII
+/// in free text, and consent per purpose. The same seed always gives the same data.
 public struct SampleDataset: Sendable {
     /// The purposes consent is recorded for.
-    public static let purposes = ["support", "marketing_personalization", "analytics", "model_training", "partner_exchange"]
+    public static let purposes = [
+        "support", "marketing_personalization", "analytics", "model_training", "partner_exchange",
+    ]
 
     /// `customers.csv`.
     public var customersCSV: String
@@ -34,9 +37,13 @@ public struct SampleDataset: Sendable {
         "Almeida", "Bauer", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Hansen", "Ivanova", "Jansen",
         "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Schmidt", "Tanaka", "Weber",
     ]
-    private static let streets = ["Maple Street", "Harbour Road", "Linden Allee", "Rue des Fleurs", "Via Roma", "Oak Avenue"]
+    private static let streets = [
+        "Maple Street", "Harbour Road", "Linden Allee", "Rue des Fleurs", "Via Roma", "Oak Avenue",
+    ]
     private static let cities = ["Springfield", "Rivertown", "Lakeside", "Hillview", "Northport", "Eastbrook"]
-    private static let occupations = ["engineer", "teacher", "artist", "student", "nurse", "writer", "technician", "other"]
+    private static let occupations = [
+        "engineer", "teacher", "artist", "student", "nurse", "writer", "technician", "other",
+    ]
     private static let segments = ["new", "regular", "loyal", "lapsed"]
 
     /// Generates a data set.
@@ -45,11 +52,18 @@ public struct SampleDataset: Sendable {
     ///   - items: the size of the product catalogue.
     ///   - interactionsPerCustomer: average interactions per customer.
     ///   - seed: the random seed.
-    public static func generate(customers: Int, items: Int = 500, interactionsPerCustomer: Int = 20, seed: UInt64 = 42)
+    public static func generate(
+        customers: Int,
+        items: Int = 500,
+        interactionsPerCustomer: Int = 20,
+        seed: UInt64 = 42
+    )
         -> SampleDataset
     {
         var random = SplitMix64(seed: seed)
-        var customerRows = ["customer_id,email,phone,full_name,street_address,city,zip,birth_date,age,gender,occupation,segment,signup_at"]
+        var customerRows = [
+            "customer_id,email,phone,full_name,street_address,city,zip,birth_date,age,gender,occupation,segment,signup_at"
+        ]
         var interactions: [String] = []
         var conversations: [String] = []
         var consents = ["consent_id,customer_id,purpose,granted,recorded_at"]
@@ -82,8 +96,8 @@ public struct SampleDataset: Sendable {
                 let kind = ["view", "view", "purchase", "rating"][random.next(below: 4)]
                 var line = "{\"interaction_id\":\"i\(interactionNumber)\",\"customer_id\":\"\(id)\","
                 line += "\"item_id\":\"p\(1 + random.next(below: max(1, items)))\",\"kind\":\"\(kind)\","
-                if kind == "rating" { line += "\"rating\":\(1 + random.next(below: 5)),"}
-                if kind == "purchase" { line += "\"amount\":\(Double(500 + random.next(below: 20_000)) / 100),"}
+                if kind == "rating" { line += "\"rating\":\(1 + random.next(below: 5))," }
+                if kind == "purchase" { line += "\"amount\":\(Double(500 + random.next(below: 20_000)) / 100)," }
                 line += "\"occurred_at\":\(signup + Int64(random.next(below: 200 * 86_400)))}"
                 interactions.append(line)
             }

@@ -20,7 +20,9 @@ public enum ImportPhase: String, Sendable {
 }
 
 extension Tutela {
-    /// Imports a CSV or JSONL file into a collection. Every row is validated against the schema
+    /// Imports a CSV or JSONL file into a collection.
+    ///
+    /// Every row is validated against the schema
     /// before anything is written; then all rows are written in one transaction. A bad row is
     /// reported with its line and field, and nothing is stored.
     /// - Parameters:

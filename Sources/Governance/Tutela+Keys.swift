@@ -35,8 +35,11 @@ extension Tutela {
         }
     }
 
-    /// Adds a new active key version. Reads keep working: older versions become decrypt-only.
+    /// Adds a new active key version.
+    ///
+    /// Reads keep working: older versions become decrypt-only.
     /// - Returns: the new version.
+    @discardableResult
     public func rotateKey(now: Int64) throws -> Int {
         var version = 0
         try configuration.keyringFile.update { keyring in
@@ -68,7 +71,9 @@ extension Tutela {
         }
     }
 
-    /// Re-wraps every data key under the newest key version, in atomic batches. After a crash,
+    /// Re-wraps every data key under the newest key version, in atomic batches.
+    ///
+    /// After a crash,
     /// running it again continues where it stopped: each batch commits on its own and the next
     /// run selects only the keys not yet under the newest version.
     /// - Parameters:

@@ -4,8 +4,9 @@ import Policy
 import Store
 import TutelaCore
 
-/// Tutela's use cases over one data directory: the single place where the keyring, the schema
-/// and the store come together. The command line and the gateway are thin shells over it.
+/// Tutela's use cases over one data directory.
+///
+/// This is the single place where the keyring, the schema and the store come together. The command line and the gateway are thin shells over it.
 public final class Tutela: Sendable {
     /// The configuration it was opened with.
     public let configuration: TutelaConfiguration
@@ -62,7 +63,9 @@ public final class Tutela: Sendable {
     }
 
     /// Creates the data directory, the master key (unless it comes from the environment), the
-    /// keyring and the database. Refuses to overwrite anything.
+    /// keyring and the database.
+    ///
+    /// Refuses to overwrite anything.
     public static func initialize(_ configuration: TutelaConfiguration, now: Int64) async throws -> InitReport {
         _ = try SchemaLoader.load(file: configuration.schemaPath)
         let files = FileManager.default

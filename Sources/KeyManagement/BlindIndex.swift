@@ -40,8 +40,10 @@ public final class BlindIndexer: Sendable {
     }
 }
 
-/// Deterministic tokens: AES-256-SIV under a key derived per domain, for values that must join
-/// or be looked up while staying encrypted. The same value in the same domain always gives the
+/// Deterministic tokens.
+///
+/// AES-256-SIV under a key derived per domain, for values that must join or be looked up while
+/// staying encrypted. The same value in the same domain always gives the
 /// same token; different domains give unrelated tokens.
 public final class DeterministicTokenizer: Sendable {
     /// The prefix that marks a token.
@@ -63,7 +65,9 @@ public final class DeterministicTokenizer: Sendable {
         return Self.prefix + Base64URL.encode(sealed)
     }
 
-    /// Turns a token back into its value. This is re-identification: callers must be authorized
+    /// Turns a token back into its value.
+    ///
+    /// This is re-identification: callers must be authorized
     /// for it and must audit it.
     /// - Throws: `TutelaError` with `.invalidInput` for a malformed token and
     ///   `.authenticationFailed` for a token of another domain or key.

@@ -99,7 +99,10 @@ public struct EnvelopeCipher: Sendable {
 
     /// Creates a fresh data key for a subject and wraps it under the active version.
     public func makeDataKey(forSubject subject: String) throws -> (DataKey, WrappedDataKey) {
-        let dataKey = DataKey(id: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }, key: SymmetricKey(size: .bits256))
+        let dataKey = DataKey(
+            id: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) },
+            key: SymmetricKey(size: .bits256)
+        )
         return (dataKey, try wrap(dataKey, subject: subject, version: keyring.activeVersion))
     }
 
@@ -110,7 +113,11 @@ public struct EnvelopeCipher: Sendable {
         let kek = try keyring.key(version: wrapped.kekVersion)
         do {
             let box = try AES.GCM.SealedBox(combined: wrapped.sealed)
-            let bytes = try AES.GCM.open(box, using: kek, authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion))
+            let bytes = try AES.GCM.open(
+                box,
+                using: kek,
+                authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
+            )
             return DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
         } catch {
             throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
@@ -166,7 +173,9 @@ public struct EnvelopeCipher: Sendable {
 
     /// Reads the data key id from a ciphertext header without decrypting.
     public static func dataKeyID(of ciphertext: [UInt8]) -> [UInt8]? {
-        guard ciphertext.count >= overhead, ciphertext[0] == formatVersion, ciphertext[1] == aes256GCM else { return nil }
+        guard ciphertext.count >= overhead, ciphertext[0] == formatVersion, ciphertext[1] == aes256GCM else {
+            return nil
+        }
         return Array(ciphertext[2..<18])
     }
 
@@ -188,7 +197,10 @@ public struct EnvelopeCipher: Sendable {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) names an unknown data key version")
         }
         guard header[2..<18].elementsEqual(dataKey.id) else {
-            throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) was made under another subject's data key")
+            throw TutelaError(
+                .ciphertextMisplaced,
+                "the ciphertext of \(place) was made under another subject's data key"
+            )
         }
         guard header[22..<30].elementsEqual(SHA256.hash(data: contextBytes).prefix(8)) else {
             throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
@@ -200,7 +212,9 @@ public struct EnvelopeCipher: Sendable {
                 ciphertext: ciphertext[nonceEnd..<(ciphertext.count - 16)],
                 tag: ciphertext[(ciphertext.count - 16)...]
             )
-            var plaintext = Array(try AES.GCM.open(box, using: dataKey.key, authenticating: Array(header) + contextBytes))
+            var plaintext = Array(
+                try AES.GCM.open(box, using: dataKey.key, authenticating: Array(header) + contextBytes)
+            )
             defer { Self.zero(&plaintext) }
             var offset = 0
             let value = try FieldValue.decode(from: plaintext, at: &offset)

@@ -93,11 +93,15 @@ public struct Keyring: Sendable {
         if let index = versions.firstIndex(where: { $0.state == .active }) {
             try versions[index].state.apply(.supersede, version: versions[index].version)
         }
-        versions.append(KeyVersion(version: next, state: .active, createdAt: now, material: SymmetricKey(size: .bits256)))
+        versions.append(
+            KeyVersion(version: next, state: .active, createdAt: now, material: SymmetricKey(size: .bits256))
+        )
         return next
     }
 
-    /// Applies an administrative event to a version. `destroy` drops the key material for good;
+    /// Applies an administrative event to a version.
+    ///
+    /// `destroy` drops the key material for good;
     /// the caller must first make sure that nothing is wrapped under that version.
     public mutating func apply(_ event: KeyVersionState.Event, toVersion version: Int) throws {
         guard let index = versions.firstIndex(where: { $0.version == version }) else {

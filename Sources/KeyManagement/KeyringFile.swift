@@ -43,11 +43,18 @@ public struct KeyringFile: Sendable {
             throw TutelaError(.keyringCorrupted, "the keyring \(path) is not valid keyring JSON")
         }
         guard stored.format == Self.format else {
-            throw TutelaError(.keyringCorrupted, "the keyring \(path) has format \(stored.format), expected \(Self.format)")
+            throw TutelaError(
+                .keyringCorrupted,
+                "the keyring \(path) has format \(stored.format), expected \(Self.format)"
+            )
         }
         let keys = DerivedKeys(master: master, keyringID: stored.id)
         guard let check = Data(base64Encoded: stored.check),
-            HMAC<SHA256>.isValidAuthenticationCode(check, authenticating: Data("tutela.master-check".utf8), using: keys.check)
+            HMAC<SHA256>.isValidAuthenticationCode(
+                check,
+                authenticating: Data("tutela.master-check".utf8),
+                using: keys.check
+            )
         else {
             throw TutelaError(
                 .masterKeyWrong,
@@ -98,7 +105,8 @@ public struct KeyringFile: Sendable {
         let master = try masterKeyProvider.masterKey()
         let keys = DerivedKeys(master: master, keyringID: keyring.id)
         var stored = try StoredKeyring(keyring, keys: keys)
-        stored.mac = Data(HMAC<SHA256>.authenticationCode(for: stored.canonicalBytes, using: keys.mac)).base64EncodedString()
+        stored.mac = Data(HMAC<SHA256>.authenticationCode(for: stored.canonicalBytes, using: keys.mac))
+            .base64EncodedString()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(stored)
@@ -162,7 +170,12 @@ private struct StoredKeyring: Codable {
         secrets = try KeyPurpose.allCases.map { purpose in
             Secret(
                 purpose: purpose,
-                material: try Self.seal(keyring.secret(purpose), label: purpose.rawValue, keyringID: keyring.id, keys: keys)
+                material: try Self.seal(
+                    keyring.secret(purpose),
+                    label: purpose.rawValue,
+                    keyringID: keyring.id,
+                    keys: keys
+                )
             )
         }
         mac = ""
@@ -202,14 +215,21 @@ private struct StoredKeyring: Codable {
                 }
                 material = try Self.open(sealed, label: "kek.\(entry.version)", keyringID: id, keys: keys)
             }
-            opened.append(KeyVersion(version: entry.version, state: entry.state, createdAt: entry.createdAt, material: material))
+            opened.append(
+                KeyVersion(version: entry.version, state: entry.state, createdAt: entry.createdAt, material: material)
+            )
         }
         guard opened.filter({ $0.state == .active }).count == 1 else {
             throw TutelaError(.keyringCorrupted, "the keyring must have exactly one active key version")
         }
         var openedSecrets: [KeyPurpose: SymmetricKey] = [:]
         for secret in secrets {
-            openedSecrets[secret.purpose] = try Self.open(secret.material, label: secret.purpose.rawValue, keyringID: id, keys: keys)
+            openedSecrets[secret.purpose] = try Self.open(
+                secret.material,
+                label: secret.purpose.rawValue,
+                keyringID: id,
+                keys: keys
+            )
         }
         for purpose in KeyPurpose.allCases where openedSecrets[purpose]?.bitCount != purpose.byteCount * 8 {
             throw TutelaError(.keyringCorrupted, "the keyring lacks its \(purpose.rawValue) secret")
@@ -217,7 +237,8 @@ private struct StoredKeyring: Codable {
         return Keyring(id: id, versions: opened, secrets: openedSecrets)
     }
 
-    private static func seal(_ key: SymmetricKey, label: String, keyringID: String, keys: DerivedKeys) throws -> String {
+    private static func seal(_ key: SymmetricKey, label: String, keyringID: String, keys: DerivedKeys) throws -> String
+    {
         let box = try key.withUnsafeBytes {
             try AES.GCM.seal(Data($0), using: keys.wrap, authenticating: Data("\(keyringID)|\(label)".utf8))
         }
@@ -225,7 +246,8 @@ private struct StoredKeyring: Codable {
         return combined.base64EncodedString()
     }
 
-    private static func open(_ text: String, label: String, keyringID: String, keys: DerivedKeys) throws -> SymmetricKey {
+    private static func open(_ text: String, label: String, keyringID: String, keys: DerivedKeys) throws -> SymmetricKey
+    {
         guard let combined = Data(base64Encoded: text) else {
             throw TutelaError(.keyringCorrupted, "the keyring entry \(label) is not base64")
         }

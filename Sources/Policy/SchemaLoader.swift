@@ -32,10 +32,16 @@ public enum SchemaLoader {
             if !encrypted, name.hasPrefix("pii.") || name.hasPrefix("sensitive") {
                 throw encryptedNode.error("class '\(name)' holds personal data and must be encrypted")
             }
-            classes[name] = FieldClass(name: name, encrypted: encrypted, summary: try entry["summary"]?.string("summary") ?? "")
+            classes[name] = FieldClass(
+                name: name,
+                encrypted: encrypted,
+                summary: try entry["summary"]?.string("summary") ?? ""
+            )
         }
 
-        guard let collectionsNode = top["collections"] else { throw root.error("the schema needs a 'collections' section") }
+        guard let collectionsNode = top["collections"] else {
+            throw root.error("the schema needs a 'collections' section")
+        }
         var collections: [String: CollectionDefinition] = [:]
         for (name, node) in try collectionsNode.mapping("collections") {
             guard Self.isIdentifier(name) else {
@@ -47,7 +53,11 @@ public enum SchemaLoader {
         return Schema(version: version, classes: classes, collections: collections, digest: digest)
     }
 
-    private static func collection(_ name: String, _ node: YAMLNode, classes: [String: FieldClass]) throws
+    private static func collection(
+        _ name: String,
+        _ node: YAMLNode,
+        classes: [String: FieldClass]
+    ) throws
         -> CollectionDefinition
     {
         let entry = try node.fields("collection '\(name)'", allowed: ["key", "subject", "fields", "summary"])
@@ -100,7 +110,9 @@ public enum SchemaLoader {
             subjectField: try subjectNode.string("subject"),
             fields: fields
         )
-        for (role, node, fieldName) in [("key", keyNode, definition.keyField), ("subject", subjectNode, definition.subjectField)] {
+        for (role, node, fieldName) in [
+            ("key", keyNode, definition.keyField), ("subject", subjectNode, definition.subjectField),
+        ] {
             guard let field = definition.field(fieldName) else {
                 throw node.error("the \(role) field '\(fieldName)' is not a field of '\(name)'")
             }
@@ -108,7 +120,9 @@ public enum SchemaLoader {
                 throw node.error("the \(role) field '\(fieldName)' must be a required string")
             }
             guard !field.isEncrypted else {
-                throw node.error("the \(role) field '\(fieldName)' is stored in the clear, so its class must not be encrypted")
+                throw node.error(
+                    "the \(role) field '\(fieldName)' is stored in the clear, so its class must not be encrypted"
+                )
             }
         }
         return definition

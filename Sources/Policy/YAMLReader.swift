@@ -71,7 +71,9 @@ package struct YAMLNode {
         var result: [String: YAMLNode] = [:]
         for (key, value) in try mapping(what) {
             guard allowed.contains(key) else {
-                throw value.error("unknown key '\(key)' in \(what) (allowed: \(allowed.sorted().joined(separator: ", ")))")
+                throw value.error(
+                    "unknown key '\(key)' in \(what) (allowed: \(allowed.sorted().joined(separator: ", ")))"
+                )
             }
             result[key] = value
         }

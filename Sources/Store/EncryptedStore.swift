@@ -82,7 +82,11 @@ public final class EncryptedStore: Sendable {
                 entries.append((field.name, .clear(value)))
             }
             if let normalization = field.lookup, case .string(let text) = value {
-                let digest = indexer.digest(of: normalization.normalize(text), collection: collection.name, field: field.name)
+                let digest = indexer.digest(
+                    of: normalization.normalize(text),
+                    collection: collection.name,
+                    field: field.name
+                )
                 lookups.append(Lookup(field: field.name, digest: digest))
             }
         }
@@ -128,7 +132,9 @@ public final class EncryptedStore: Sendable {
     /// A page of records in id order.
     public func page(collection: String, after afterID: String?, limit: Int) async throws -> [Record] {
         _ = try schema.collection(collection)
-        return try await backend.records(collection: collection, after: afterID, limit: limit).map { try open($0, key: $1) }
+        return try await backend.records(collection: collection, after: afterID, limit: limit).map {
+            try open($0, key: $1)
+        }
     }
 
     /// Decrypts a stored record.
@@ -146,7 +152,10 @@ public final class EncryptedStore: Sendable {
             case .sealed(let ciphertext):
                 if dataKey == nil {
                     guard let wrapped else {
-                        throw TutelaError(.subjectErased, "the data key of \(collection.name)/\(stored.id) was destroyed")
+                        throw TutelaError(
+                            .subjectErased,
+                            "the data key of \(collection.name)/\(stored.id) was destroyed"
+                        )
                     }
                     dataKey = try cipher.unwrap(wrapped, subject: stored.subject)
                 }

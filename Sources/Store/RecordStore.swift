@@ -53,7 +53,9 @@ public struct StoredDataKey: Sendable, Hashable {
     }
 }
 
-/// Everything one atomic write changes. A backend applies a batch in one transaction: all of it
+/// Everything one atomic write changes.
+///
+/// A backend applies a batch in one transaction: all of it
 /// or none of it.
 public struct WriteBatch: Sendable {
     /// Data keys to create; a backend refuses one whose subject already has a key.
@@ -86,7 +88,9 @@ public struct ErasureReport: Sendable, Hashable, Codable {
     }
 }
 
-/// A storage backend for sealed records and wrapped data keys. It never sees a clear value of a
+/// A storage backend for sealed records and wrapped data keys.
+///
+/// It never sees a clear value of a
 /// classified field nor a clear data key; `EncryptedStore` does the cryptography on top of it.
 ///
 /// SQLite (`SQLiteRecordStore`) is the embedded default; every backend passes the same
@@ -101,7 +105,11 @@ public protocol RecordStore: Sendable {
     func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)?
 
     /// A page of records in id order, starting after `afterID`.
-    func records(collection: String, after afterID: String?, limit: Int) async throws
+    func records(
+        collection: String,
+        after afterID: String?,
+        limit: Int
+    ) async throws
         -> [(StoredRecord, WrappedDataKey?)]
 
     /// Ids of records whose blind index for `field` equals `digest`.

@@ -78,10 +78,16 @@ public final class SQLiteRecordStore: RecordStore {
                 }
             }
             for key in batch.newDataKeys {
-                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?"), arguments: [key.subject])
+                if try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?"),
+                    arguments: [key.subject]
+                )
                     == true
                 {
-                    throw TutelaError(.subjectErased, "subject \(key.subject) was erased; its data cannot be written again")
+                    throw TutelaError(
+                        .subjectErased,
+                        "subject \(key.subject) was erased; its data cannot be written again"
+                    )
                 }
                 let inserted = try db.cachedStatement(
                     sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
@@ -93,12 +99,15 @@ public final class SQLiteRecordStore: RecordStore {
                     throw TutelaError(.conflict, "another writer created the same subject's data key")
                 }
             }
-            let deleteLookups = try db.cachedStatement(sql: "DELETE FROM lookups WHERE collection = ? AND record_id = ?")
+            let deleteLookups = try db.cachedStatement(
+                sql: "DELETE FROM lookups WHERE collection = ? AND record_id = ?"
+            )
             let upsert = try db.cachedStatement(
                 sql: "INSERT OR REPLACE INTO records (collection, id, subject, payload) VALUES (?, ?, ?, ?)"
             )
             let insertLookup = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id, subject) VALUES (?, ?, ?, ?, ?)"
+                sql:
+                    "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id, subject) VALUES (?, ?, ?, ?, ?)"
             )
             for record in batch.records {
                 try deleteLookups.execute(arguments: [record.collection, record.id])
@@ -110,7 +119,8 @@ public final class SQLiteRecordStore: RecordStore {
                 }
             }
             let update = try db.cachedStatement(
-                sql: "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
+                sql:
+                    "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
             )
             for (key, previous) in batch.rewrapped {
                 try update.execute(arguments: [
@@ -130,12 +140,18 @@ public final class SQLiteRecordStore: RecordStore {
         }
     }
 
-    public func records(collection: String, after afterID: String?, limit: Int) async throws
+    public func records(
+        collection: String,
+        after afterID: String?,
+        limit: Int
+    ) async throws
         -> [(StoredRecord, WrappedDataKey?)]
     {
         try await read { db in
             let rows = try Row.fetchAll(
-                db.cachedStatement(sql: Self.selectRecords + " WHERE r.collection = ? AND r.id > ? ORDER BY r.id LIMIT ?"),
+                db.cachedStatement(
+                    sql: Self.selectRecords + " WHERE r.collection = ? AND r.id > ? ORDER BY r.id LIMIT ?"
+                ),
                 arguments: [collection, afterID ?? "", limit]
             )
             return try rows.map { try Self.decodeRecord($0, db: db) }
@@ -166,7 +182,8 @@ public final class SQLiteRecordStore: RecordStore {
         try await read { db in
             try String.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id"
+                    sql:
+                        "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id"
                 ),
                 arguments: [collection, field, Data(digest)]
             )
@@ -177,7 +194,9 @@ public final class SQLiteRecordStore: RecordStore {
         guard !subjects.isEmpty else { return [:] }
         return try await read { db in
             var result: [String: WrappedDataKey] = [:]
-            let statement = try db.cachedStatement(sql: "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?")
+            let statement = try db.cachedStatement(
+                sql: "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?"
+            )
             for subject in subjects {
                 if let row = try Row.fetchOne(statement, arguments: [subject]) {
                     result[subject] = WrappedDataKey(
@@ -200,7 +219,11 @@ public final class SQLiteRecordStore: RecordStore {
             ).map { row in
                 StoredDataKey(
                     subject: row[0],
-                    wrapped: WrappedDataKey(id: Array(row[1] as Data), kekVersion: row[2], sealed: Array(row[3] as Data))
+                    wrapped: WrappedDataKey(
+                        id: Array(row[1] as Data),
+                        kekVersion: row[2],
+                        sealed: Array(row[3] as Data)
+                    )
                 )
             }
         }

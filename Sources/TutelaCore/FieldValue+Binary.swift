@@ -44,7 +44,8 @@ extension FieldValue {
 
     /// Reads one value at `offset` and advances it.
     /// - Throws: `TutelaError` with code `.invalidInput` when the bytes are not a value.
-    public static func decode(from bytes: some RandomAccessCollection<UInt8>, at offset: inout Int) throws -> FieldValue {
+    public static func decode(from bytes: some RandomAccessCollection<UInt8>, at offset: inout Int) throws -> FieldValue
+    {
         var reader = ByteReader(bytes: bytes, offset: offset)
         defer { offset = reader.offset }
         guard let tag = Tag(rawValue: try reader.byte()) else {

@@ -41,14 +41,20 @@ struct DataCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 guard let format = try format.map(parseFormat) ?? RecordFileFormat(fileName: file) else {
-                    throw TutelaError(.invalidInput, "cannot tell the format of \(file); pass --format csv or --format jsonl")
+                    throw TutelaError(
+                        .invalidInput,
+                        "cannot tell the format of \(file); pass --format csv or --format jsonl"
+                    )
                 }
                 guard let data = FileManager.default.contents(atPath: file) else {
                     throw TutelaError(.io, "cannot read \(file)")
                 }
                 let tutela = try await Tutela.open(options.configuration)
                 let progress = Console.Progress()
-                let report = try await tutela.importRecords(into: collection, data: data, format: format) { phase, done, total in
+                let report = try await tutela.importRecords(into: collection, data: data, format: format) {
+                    phase,
+                    done,
+                    total in
                     if phase != .parsing { progress.report(phase.rawValue, done, total) }
                 }
                 progress.finish()
@@ -83,7 +89,8 @@ struct DataCommand: AsyncParsableCommand {
 
     struct Find: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Find records by exact value of an indexed field (such as email or phone) through its blind index."
+            abstract:
+                "Find records by exact value of an indexed field (such as email or phone) through its blind index."
         )
         @OptionGroup var options: GlobalOptions
         @OptionGroup var output: RecordOutput
@@ -142,7 +149,8 @@ struct DataCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The subject (customer id).") var subject: String
-        @Flag(name: .customLong("irreversibly-erase"), help: "Confirm that this cannot be undone.") var confirmed = false
+        @Flag(name: .customLong("irreversibly-erase"), help: "Confirm that this cannot be undone.") var confirmed =
+            false
 
         func run() async throws {
             try await Console.run {
@@ -155,7 +163,9 @@ struct DataCommand: AsyncParsableCommand {
                     print("Subject \(subject) had no data; it is recorded as erased.")
                     return
                 }
-                print("Erased \(subject): data key destroyed, \(report.recordsRemoved) records and \(report.lookupsRemoved) index entries removed.")
+                print(
+                    "Erased \(subject): data key destroyed, \(report.recordsRemoved) records and \(report.lookupsRemoved) index entries removed."
+                )
             }
         }
     }
@@ -217,7 +227,9 @@ final class ExportSink {
         guard let path, let temporaryPath else { return }
         try handle.synchronize()
         try handle.close()
-        guard rename(temporaryPath, path) == 0 else { throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)") }
+        guard rename(temporaryPath, path) == 0 else {
+            throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)")
+        }
     }
 
     func abandon() {

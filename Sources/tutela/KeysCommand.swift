@@ -22,7 +22,9 @@ struct KeysCommand: AsyncParsableCommand {
                 for entry in status {
                     let state = entry.state.padding(toLength: 12, withPad: " ", startingAt: 0)
                     let count = String(entry.dataKeys).padding(toLength: 9, withPad: " ", startingAt: 0)
-                    print("\(String(entry.version).padding(toLength: 7, withPad: " ", startingAt: 0))  \(state)  \(count)  \(entry.createdAt)")
+                    print(
+                        "\(String(entry.version).padding(toLength: 7, withPad: " ", startingAt: 0))  \(state)  \(count)  \(entry.createdAt)"
+                    )
                 }
             }
         }
@@ -53,7 +55,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let progress = Console.Progress()
-                let count = try await Tutela.open(options.configuration).rewrapAll(batchSize: batchSize) { done, total in
+                let count = try await Tutela.open(options.configuration).rewrapAll(batchSize: batchSize) {
+                    done,
+                    total in
                     progress.report("rewrap", done, total)
                 }
                 progress.finish()
@@ -103,7 +107,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 guard confirmed else {
-                    Console.printError("error: destroying a key version cannot be undone; add --irreversibly-destroy-key-material")
+                    Console.printError(
+                        "error: destroying a key version cannot be undone; add --irreversibly-destroy-key-material"
+                    )
                     throw ExitCode(1)
                 }
                 try await Tutela.open(options.configuration).destroyKeyVersion(version)

@@ -21,7 +21,10 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("keys-dir"), help: "The keys directory (env TUTELA_KEYS_DIR, default ./Keys).")
     var keysDirectory: String?
 
-    @Option(name: .customLong("policies-dir"), help: "The policies directory (env TUTELA_POLICIES_DIR, default ./Policies).")
+    @Option(
+        name: .customLong("policies-dir"),
+        help: "The policies directory (env TUTELA_POLICIES_DIR, default ./Policies)."
+    )
     var policiesDirectory: String?
 
     @Flag(name: .long, help: "Print machine-readable JSON on standard output.")

@@ -52,7 +52,9 @@ struct EnvelopeTests {
             #expect(error?.code == .ciphertextTampered)
             #expect(error?.message.contains("customers/c1 field 'email'") == true)
         }
-        let error = #expect(throws: TutelaError.self) { try cipher.open(Array(sealed.prefix(40)), with: key, context: context) }
+        let error = #expect(throws: TutelaError.self) {
+            try cipher.open(Array(sealed.prefix(40)), with: key, context: context)
+        }
         #expect(error?.code == .ciphertextTampered)
     }
 
@@ -80,8 +82,11 @@ struct EnvelopeTests {
         let a = indexer.digest(of: "alice@example.com", collection: "customers", field: "email")
         #expect(a == indexer.digest(of: "alice@example.com", collection: "customers", field: "email"))
         #expect(a != indexer.digest(of: "alice@example.com", collection: "customers", field: "phone"))
-        #expect(a != BlindIndexer(keyring: Keyring.generate(now: 0), tenant: "acme")
-            .digest(of: "alice@example.com", collection: "customers", field: "email"))
+        #expect(
+            a
+                != BlindIndexer(keyring: Keyring.generate(now: 0), tenant: "acme")
+                .digest(of: "alice@example.com", collection: "customers", field: "email")
+        )
 
         let tokenizer = DeterministicTokenizer(keyring: keyring, tenant: "acme")
         let token = try tokenizer.token(for: "alice@example.com", domain: "customers.email")

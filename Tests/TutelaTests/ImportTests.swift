@@ -21,7 +21,11 @@ struct ImportTests {
             return
         }
         #expect(email.hasSuffix("3@example.com"))
-        #expect(try await tutela.find(collection: "customers", field: "email", value: email.uppercased()).map(\.id) == ["c000003"])
+        #expect(
+            try await tutela.find(collection: "customers", field: "email", value: email.uppercased()).map(\.id) == [
+                "c000003"
+            ]
+        )
         var exported: [String] = []
         try await tutela.exportRecords(collection: "customers", pageSize: 7) { page in exported += page.map(\.id) }
         #expect(exported.count == 30)
@@ -52,7 +56,8 @@ struct ImportTests {
             name: "bad date on the last line",
             collection: "customers",
             format: .csv,
-            content: "customer_id,email,birth_date\nc1,secret.one@example.com,1990-01-01\nc2,secret.two@example.com,1990-02-30\n",
+            content:
+                "customer_id,email,birth_date\nc1,secret.one@example.com,1990-01-01\nc2,secret.two@example.com,1990-02-30\n",
             expected: "line 3: field 'birth_date': expected a date YYYY-MM-DD"
         ),
         BadFile(

@@ -41,7 +41,9 @@ struct KeyRotationTests {
         let status = try await reopened.keyStatus()
         #expect(status.map(\.dataKeys) == [0, 120])
         #expect(status.map(\.state) == ["decrypt-only", "active"])
-        #expect(try await Tutela.open(environment.configuration).record(collection: "customers", id: "c000042") == expected)
+        #expect(
+            try await Tutela.open(environment.configuration).record(collection: "customers", id: "c000042") == expected
+        )
     }
 
     struct SimulatedCrash: Error {}
@@ -100,7 +102,9 @@ struct OpeningTests {
     func openErrors() async throws {
         let environment = try TestEnvironment()
         defer { environment.remove() }
-        let notInitialized = await #expect(throws: TutelaError.self) { try await Tutela.open(environment.configuration) }
+        let notInitialized = await #expect(throws: TutelaError.self) {
+            try await Tutela.open(environment.configuration)
+        }
         #expect(notInitialized?.message.contains("tutela init") == true)
         _ = try await environment.start()
         let again = await #expect(throws: TutelaError.self) {
@@ -132,7 +136,10 @@ struct OpeningTests {
         configuration.policiesDirectory = policies
         let cases: [(String, String)] = [
             ("version: 1\nclasses: [unclosed\n", "schema.yaml: line"),
-            ("version: 1\nclasses:\n  pii.email: { encrypted: false }\ncollections: {}\n", "schema.yaml:3: class 'pii.email' holds personal data"),
+            (
+                "version: 1\nclasses:\n  pii.email: { encrypted: false }\ncollections: {}\n",
+                "schema.yaml:3: class 'pii.email' holds personal data"
+            ),
             (
                 "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: strng, class: public, required: true }\n",
                 "schema.yaml:9: unknown type 'strng'"

@@ -8,7 +8,8 @@ import TutelaTestSupport
 @Suite("Keyring and master key")
 struct KeyringTests {
     private func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-keys-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-keys-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
@@ -46,12 +47,20 @@ struct KeyringTests {
         let wrong = EnvironmentMasterKeyProvider(
             environment: ["TUTELA_MASTER_KEY": TestEnvironment.encodedMasterKey(SymmetricKey(size: .bits256))]
         )
-        let wrongError = #expect(throws: TutelaError.self) { try KeyringFile(path: path, masterKeyProvider: wrong).load() }
+        let wrongError = #expect(throws: TutelaError.self) {
+            try KeyringFile(path: path, masterKeyProvider: wrong).load()
+        }
         #expect(wrongError?.code == .masterKeyWrong)
 
         let original = try String(contentsOfFile: path, encoding: .utf8)
-        try original.replacingOccurrences(of: "\"active\"", with: "\"disabled\"").write(toFile: path, atomically: true, encoding: .utf8)
-        let tampered = #expect(throws: TutelaError.self) { try KeyringFile(path: path, masterKeyProvider: right).load() }
+        try original.replacingOccurrences(of: "\"active\"", with: "\"disabled\"").write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        let tampered = #expect(throws: TutelaError.self) {
+            try KeyringFile(path: path, masterKeyProvider: right).load()
+        }
         #expect(tampered?.code == .keyringCorrupted)
 
         try "{ not json".write(toFile: path, atomically: true, encoding: .utf8)

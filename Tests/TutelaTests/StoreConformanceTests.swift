@@ -1,9 +1,9 @@
 import Foundation
+import Governance
 import KeyManagement
 import Store
 import Testing
 import TutelaCore
-import Governance
 import TutelaTestSupport
 
 /// The behaviour every `RecordStore` backend must have, run against each backend.
@@ -13,7 +13,9 @@ struct StoreConformanceTests {
     static let backends = ["sqlite"]
 
     private func makeStore(_ backend: String) throws -> (EncryptedStore, String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-store-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tutela-store-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let recordStore: any RecordStore
         switch backend {
@@ -51,7 +53,9 @@ struct StoreConformanceTests {
         let second = try await store.page(collection: "customers", after: first.last?.id, limit: 100)
         #expect((first + second).map(\.id) == records.map(\.id))
         #expect(try await store.backend.count(collection: "customers") == 25)
-        let missing = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "nope") }
+        let missing = await #expect(throws: TutelaError.self) {
+            try await store.get(collection: "customers", id: "nope")
+        }
         #expect(missing?.code == .notFound)
     }
 
@@ -63,13 +67,23 @@ struct StoreConformanceTests {
             customer("c1", email: "Alice@Example.com", phone: "+1 (555) 123-4567"),
             customer("c2", email: "bob@example.com", phone: "+1 555 999 0000"),
         ])
-        #expect(try await store.find(collection: "customers", field: "email", value: " alice@EXAMPLE.com").map(\.id) == ["c1"])
-        #expect(try await store.find(collection: "customers", field: "phone", value: "+15559990000").map(\.id) == ["c2"])
+        #expect(
+            try await store.find(collection: "customers", field: "email", value: " alice@EXAMPLE.com").map(\.id) == [
+                "c1"
+            ]
+        )
+        #expect(
+            try await store.find(collection: "customers", field: "phone", value: "+15559990000").map(\.id) == ["c2"]
+        )
         #expect(try await store.find(collection: "customers", field: "email", value: "carol@example.com").isEmpty)
         // Replacing a record replaces its index entries.
         try await store.put([customer("c1", email: "alice.new@example.com")])
         #expect(try await store.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
-        #expect(try await store.find(collection: "customers", field: "email", value: "alice.new@example.com").map(\.id) == ["c1"])
+        #expect(
+            try await store.find(collection: "customers", field: "email", value: "alice.new@example.com").map(\.id) == [
+                "c1"
+            ]
+        )
         await #expect(throws: TutelaError.self) {
             try await store.find(collection: "customers", field: "full_name", value: "Alice Example")
         }
@@ -82,7 +96,9 @@ struct StoreConformanceTests {
         let dataset = SampleDataset.generateCustomers(count: 60)
         try await store.put(dataset)
         let needles = dataset.flatMap { record in
-            ["email", "phone", "full_name", "street_address", "birth_date"].compactMap { record.fields[$0]?.displayText }
+            ["email", "phone", "full_name", "street_address", "birth_date"].compactMap {
+                record.fields[$0]?.displayText
+            }
         }
         #expect(needles.count == 60 * 5)
         var bytes = Data()
@@ -124,7 +140,10 @@ struct StoreConformanceTests {
         #expect(movedError?.code == .ciphertextMisplaced)
     }
 
-    @Test("erasing a subject destroys the data key: an old copy of their ciphertext no longer opens", arguments: backends)
+    @Test(
+        "erasing a subject destroys the data key: an old copy of their ciphertext no longer opens",
+        arguments: backends
+    )
     func cryptoShredding(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -140,7 +159,9 @@ struct StoreConformanceTests {
         #expect(try await store.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
         #expect(try await store.get(collection: "customers", id: "c2").fields["email"] == .string("bob@example.com"))
         // Nothing can be written for an erased subject again.
-        let rewrite = await #expect(throws: TutelaError.self) { try await store.put([customer("c1", email: "alice@example.com")]) }
+        let rewrite = await #expect(throws: TutelaError.self) {
+            try await store.put([customer("c1", email: "alice@example.com")])
+        }
         #expect(rewrite?.code == .subjectErased)
         #expect(try await store.backend.isErased(subject: "c1"))
     }

@@ -23,13 +23,20 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         try await Console.run {
             let report = BenchReport()
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-bench-\(UUID().uuidString)").path
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tutela-bench-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             Console.printError("crypto …")
             try CryptoBenchmark.run(into: report)
             Console.printError("store (\(rows) rows) …")
-            try await StoreBenchmark(rows: max(100, rows), batch: max(1, batch), directory: scratch, policies: policiesDirectory)
-                .run(into: report)
+            try await StoreBenchmark(
+                rows: max(100, rows),
+                batch: max(1, batch),
+                directory: scratch,
+                policies: policiesDirectory
+            )
+            .run(into: report)
             if json {
                 print(report.json())
             } else {
@@ -57,7 +64,9 @@ final class BenchReport: @unchecked Sendable {
         for (areaIndex, area) in areas.enumerated() {
             text += "  \"\(area.name)\": {\n"
             for (index, figure) in area.figures.enumerated() {
-                text += "    \"\(figure.key)\": \(Self.format(figure.value))" + (index < area.figures.count - 1 ? ",\n" : "\n")
+                text +=
+                    "    \"\(figure.key)\": \(Self.format(figure.value))"
+                    + (index < area.figures.count - 1 ? ",\n" : "\n")
             }
             text += "  }" + (areaIndex < areas.count - 1 ? ",\n" : "\n")
         }
@@ -69,7 +78,9 @@ final class BenchReport: @unchecked Sendable {
         for area in areas {
             for figure in area.figures {
                 let name = area.name.padding(toLength: 8, withPad: " ", startingAt: 0)
-                lines.append(name + figure.key.padding(toLength: 37, withPad: " ", startingAt: 0) + Self.format(figure.value))
+                lines.append(
+                    name + figure.key.padding(toLength: 37, withPad: " ", startingAt: 0) + Self.format(figure.value)
+                )
             }
         }
         return lines.joined(separator: "\n")

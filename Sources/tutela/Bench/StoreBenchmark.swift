@@ -24,7 +24,9 @@ struct StoreBenchmark {
         let dataset = SampleDataset.generate(customers: rows, interactionsPerCustomer: 0)
         let raw = try RecordFileReader.read(Data(dataset.customersCSV.utf8), format: .csv)
         let records = try raw.map { try definition.makeRecord(from: $0.values) }
-        let batches = stride(from: 0, to: records.count, by: batch).map { Array(records[$0..<min($0 + batch, records.count)]) }
+        let batches = stride(from: 0, to: records.count, by: batch).map {
+            Array(records[$0..<min($0 + batch, records.count)])
+        }
 
         let store = EncryptedStore(
             backend: try SQLiteRecordStore(path: directory + "/encrypted.sqlite"),
@@ -85,10 +87,12 @@ private struct PlaintextTable {
         let columns = definition.fields.map(\.name)
         try pool.write { db in
             try db.execute(
-                sql: "CREATE TABLE customers (\(columns.map { $0 == definition.keyField ? "\($0) TEXT PRIMARY KEY" : $0 }.joined(separator: ", "))) WITHOUT ROWID"
+                sql:
+                    "CREATE TABLE customers (\(columns.map { $0 == definition.keyField ? "\($0) TEXT PRIMARY KEY" : $0 }.joined(separator: ", "))) WITHOUT ROWID"
             )
         }
-        insertSQL = "INSERT OR REPLACE INTO customers (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+        insertSQL =
+            "INSERT OR REPLACE INTO customers (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
         selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM customers WHERE \(definition.keyField) = ?"
     }
 
@@ -98,7 +102,9 @@ private struct PlaintextTable {
         try await pool.write { db in
             let statement = try db.cachedStatement(sql: insertSQL)
             for record in records {
-                let values: [(any DatabaseValueConvertible)?] = definition.fields.map { Self.databaseValue(record.fields[$0.name]) }
+                let values: [(any DatabaseValueConvertible)?] = definition.fields.map {
+                    Self.databaseValue(record.fields[$0.name])
+                }
                 try statement.execute(arguments: StatementArguments(values))
             }
         }
