@@ -292,6 +292,8 @@ public final class SQLiteRecordStore: RecordStore {
             return try await pool.write(body)
         } catch let error as TutelaError {
             throw error
+        } catch let error as CancellationError {
+            throw error
         } catch {
             throw TutelaError(.storage, "the database write failed: \(Self.describe(error))", cause: error)
         }
@@ -301,6 +303,8 @@ public final class SQLiteRecordStore: RecordStore {
         do {
             return try await pool.read(body)
         } catch let error as TutelaError {
+            throw error
+        } catch let error as CancellationError {
             throw error
         } catch {
             throw TutelaError(.storage, "the database read failed: \(Self.describe(error))", cause: error)

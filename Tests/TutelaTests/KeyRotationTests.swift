@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Governance
 import KeyManagement
+import Synchronization
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -21,18 +22,20 @@ struct KeyRotationTests {
         let reopened = try await Tutela.open(environment.configuration)
         #expect(try await reopened.record(collection: "customers", id: "c000042") == expected)
 
+        let stop = Mutex(false)
         let readers = Task {
             var reads = 0
-            while !Task.isCancelled {
+            while !stop.withLock({ $0 }) {
                 let id = "c" + String(format: "%06d", 1 + reads % 120)
-                _ = try await reopened.record(collection: "customers", id: id)
+                let record = try await reopened.record(collection: "customers", id: id)
+                #expect(record.id == id)
                 reads += 1
             }
             return reads
         }
         var reports: [(Int, Int)] = []
         let count = try await reopened.rewrapAll(batchSize: 16) { done, total in reports.append((done, total)) }
-        readers.cancel()
+        stop.withLock { $0 = true }
         let reads = try await readers.value
         #expect(reads > 0)
         #expect(count == 120)
