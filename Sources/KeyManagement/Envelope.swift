@@ -8,6 +8,14 @@ public struct DataKey: Sendable {
     public let id: [UInt8]
     /// The AES-256 key.
     let key: SymmetricKey
+    /// The key set up for AES-256-GCM.
+    let cipher: AES256GCM
+
+    init(id: [UInt8], key: SymmetricKey) throws {
+        self.id = id
+        self.key = key
+        self.cipher = try key.withUnsafeBytes { try AES256GCM(key: $0) }
+    }
 }
 
 /// A data key as it is stored: sealed under one key-encryption-key version.
@@ -99,7 +107,7 @@ public struct EnvelopeCipher: Sendable {
 
     /// Creates a fresh data key for a subject and wraps it under the active version.
     public func makeDataKey(forSubject subject: String) throws -> (DataKey, WrappedDataKey) {
-        let dataKey = DataKey(
+        let dataKey = try DataKey(
             id: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) },
             key: SymmetricKey(size: .bits256)
         )
@@ -118,7 +126,7 @@ public struct EnvelopeCipher: Sendable {
                 using: kek,
                 authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
             )
-            return DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
+            return try DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
         } catch {
             throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
         }
@@ -159,16 +167,13 @@ public struct EnvelopeCipher: Sendable {
         value.encode(into: &plaintext)
         defer { Self.zero(&plaintext) }
         let contextBytes = context.encoded
-        var header: [UInt8] = [Self.formatVersion, Self.aes256GCM]
-        header.reserveCapacity(Self.overhead + plaintext.count)
-        header.append(contentsOf: dataKey.id)
-        FieldValue.append(UInt32(1), to: &header)
-        header.append(contentsOf: SHA256.hash(data: contextBytes).prefix(8))
-        let box = try AES.GCM.seal(plaintext, using: dataKey.key, authenticating: header + contextBytes)
-        header.append(contentsOf: box.nonce)
-        header.append(contentsOf: box.ciphertext)
-        header.append(contentsOf: box.tag)
-        return header
+        var output: [UInt8] = [Self.formatVersion, Self.aes256GCM]
+        output.reserveCapacity(Self.overhead + plaintext.count)
+        output.append(contentsOf: dataKey.id)
+        FieldValue.append(UInt32(1), to: &output)
+        output.append(contentsOf: SHA256.hash(data: contextBytes).prefix(8))
+        try dataKey.cipher.seal(plaintext, authenticating: output + contextBytes, appendingTo: &output)
+        return output
     }
 
     /// Reads the data key id from a ciphertext header without decrypting.
@@ -206,14 +211,9 @@ public struct EnvelopeCipher: Sendable {
             throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
         }
         do {
-            let nonceEnd = Self.headerLength + 12
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: ciphertext[Self.headerLength..<nonceEnd]),
-                ciphertext: ciphertext[nonceEnd..<(ciphertext.count - 16)],
-                tag: ciphertext[(ciphertext.count - 16)...]
-            )
-            var plaintext = Array(
-                try AES.GCM.open(box, using: dataKey.key, authenticating: Array(header) + contextBytes)
+            var plaintext = try dataKey.cipher.open(
+                ciphertext[Self.headerLength...],
+                authenticating: Array(header) + contextBytes
             )
             defer { Self.zero(&plaintext) }
             var offset = 0

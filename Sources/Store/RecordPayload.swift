@@ -47,10 +47,7 @@ public enum RecordPayload {
             let name = String(decoding: try reader.bytes(Int(try reader.byte())), as: UTF8.self)
             switch try reader.byte() {
             case 0:
-                var offset = reader.offset
-                let value = try FieldValue.decode(from: bytes, at: &offset)
-                reader.offset = offset
-                entries.append((name, .clear(value)))
+                entries.append((name, .clear(try FieldValue.decode(from: &reader))))
             case 1:
                 let length = Int(try reader.uint32())
                 entries.append((name, .sealed(Array(try reader.bytes(length)))))

@@ -44,10 +44,15 @@ extension FieldValue {
 
     /// Reads one value at `offset` and advances it.
     /// - Throws: `TutelaError` with code `.invalidInput` when the bytes are not a value.
-    public static func decode(from bytes: some RandomAccessCollection<UInt8>, at offset: inout Int) throws -> FieldValue
-    {
+    public static func decode(from bytes: [UInt8], at offset: inout Int) throws -> FieldValue {
         var reader = ByteReader(bytes: bytes, offset: offset)
         defer { offset = reader.offset }
+        return try decode(from: &reader)
+    }
+
+    /// Reads one value from a reader.
+    /// - Throws: `TutelaError` with code `.invalidInput` when the bytes are not a value.
+    public static func decode(from reader: inout ByteReader) throws -> FieldValue {
         guard let tag = Tag(rawValue: try reader.byte()) else {
             throw TutelaError(.invalidInput, "unknown value tag")
         }
@@ -71,14 +76,14 @@ extension FieldValue {
 }
 
 /// Reads big-endian integers and byte runs from a buffer, with bounds checks.
-public struct ByteReader<Bytes: RandomAccessCollection<UInt8>> {
+public struct ByteReader {
     /// The buffer.
-    public let bytes: Bytes
-    /// The distance from the buffer's start of the next byte to read.
+    public let bytes: [UInt8]
+    /// The index of the next byte to read.
     public var offset: Int
 
     /// Creates a reader at an offset from the buffer's start.
-    public init(bytes: Bytes, offset: Int = 0) {
+    public init(bytes: [UInt8], offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
     }
@@ -90,15 +95,14 @@ public struct ByteReader<Bytes: RandomAccessCollection<UInt8>> {
     public mutating func byte() throws -> UInt8 {
         guard offset < bytes.count else { throw TutelaError(.invalidInput, "truncated data") }
         defer { offset += 1 }
-        return bytes[bytes.index(bytes.startIndex, offsetBy: offset)]
+        return bytes[offset]
     }
 
     /// Reads `count` bytes.
-    public mutating func bytes(_ count: Int) throws -> Bytes.SubSequence {
-        guard count >= 0, offset + count <= bytes.count else { throw TutelaError(.invalidInput, "truncated data") }
-        let start = bytes.index(bytes.startIndex, offsetBy: offset)
-        offset += count
-        return bytes[start..<bytes.index(start, offsetBy: count)]
+    public mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, count <= bytes.count - offset else { throw TutelaError(.invalidInput, "truncated data") }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
     }
 
     /// Reads a big-endian `UInt32`.

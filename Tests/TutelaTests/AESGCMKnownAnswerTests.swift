@@ -1,10 +1,12 @@
 import Crypto
 import Foundation
+import KeyManagement
 import Testing
 import TutelaCore
 
 /// The AES-256-GCM cases of the GCM specification (McGrew and Viega, test cases 13, 14 and 16),
-/// run through the same library calls the envelope cipher makes.
+/// run through swift-crypto (used for key wrapping) and through the OpenSSL-backed `AES256GCM`
+/// (used for field values).
 @Suite("AES-256-GCM known answers")
 struct AESGCMKnownAnswerTests {
     struct Case: Sendable, CustomTestStringConvertible {
@@ -63,5 +65,42 @@ struct AESGCMKnownAnswerTests {
         #expect(Hex.encode(box.tag) == vector.tag)
         let opened = try AES.GCM.open(box, using: key, authenticating: hex(vector.aad))
         #expect(Hex.encode(opened) == vector.plaintext)
+    }
+
+    @Test("OpenSSL-backed AES256GCM gives the specification's answers", arguments: cases)
+    func openSSLKnownAnswer(_ vector: Case) throws {
+        let cipher = try hex(vector.key).withUnsafeBytes { try AES256GCM(key: $0) }
+        var sealed: [UInt8] = []
+        try cipher.seal(
+            hex(vector.plaintext),
+            authenticating: hex(vector.aad),
+            nonce: hex(vector.nonce),
+            appendingTo: &sealed
+        )
+        #expect(Hex.encode(sealed) == vector.nonce + vector.ciphertext + vector.tag)
+        #expect(Hex.encode(try cipher.open(sealed[...], authenticating: hex(vector.aad))) == vector.plaintext)
+    }
+
+    @Test("AES256GCM and swift-crypto open each other's output; any altered byte fails")
+    func crossCheck() throws {
+        let key = SymmetricKey(size: .bits256)
+        let cipher = try key.withUnsafeBytes { try AES256GCM(key: $0) }
+        let aad = Array("tutela.field.v1|acme|customers|c1|email".utf8)
+        for length in [0, 1, 15, 16, 17, 100] {
+            let plaintext = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            var ours: [UInt8] = [0xAA]
+            try cipher.seal(plaintext, authenticating: aad, appendingTo: &ours)
+            #expect(ours.first == 0xAA)
+            let box = try AES.GCM.SealedBox(combined: ours.dropFirst())
+            #expect(Array(try AES.GCM.open(box, using: key, authenticating: aad)) == plaintext)
+            let theirs = try AES.GCM.seal(plaintext, using: key, authenticating: aad)
+            #expect(try cipher.open(Array(try #require(theirs.combined))[...], authenticating: aad) == plaintext)
+            for index in [1, 12, ours.count - 1] {
+                var altered = ours
+                altered[index] ^= 0x04
+                #expect(throws: TutelaError.self) { try cipher.open(altered.dropFirst(), authenticating: aad) }
+            }
+            #expect(throws: TutelaError.self) { try cipher.open(ours.dropFirst(), authenticating: aad + [0]) }
+        }
     }
 }

@@ -17,6 +17,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
+    @Option(help: "Comma-separated areas to run: crypto, store (default: all).")
+    var areas = "crypto,store"
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
@@ -27,16 +29,25 @@ struct BenchCommand: AsyncParsableCommand {
                 "tutela-bench-\(UUID().uuidString)"
             ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
-            Console.printError("crypto …")
-            try CryptoBenchmark.run(into: report)
-            Console.printError("store (\(rows) rows) …")
-            try await StoreBenchmark(
-                rows: max(100, rows),
-                batch: max(1, batch),
-                directory: scratch,
-                policies: policiesDirectory
-            )
-            .run(into: report)
+            let selected = Set(areas.split(separator: ",").map { String($0.trimmingWhitespace) })
+            let known: Set = ["crypto", "store"]
+            guard selected.isSubset(of: known), !selected.isEmpty else {
+                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store)")
+            }
+            if selected.contains("crypto") {
+                Console.printError("crypto …")
+                try CryptoBenchmark.run(into: report)
+            }
+            if selected.contains("store") {
+                Console.printError("store (\(rows) rows) …")
+                let benchmark = StoreBenchmark(
+                    rows: max(100, rows),
+                    batch: max(1, batch),
+                    directory: scratch,
+                    policies: policiesDirectory
+                )
+                try await benchmark.run(into: report)
+            }
             if json {
                 print(report.json())
             } else {

@@ -20,6 +20,18 @@ enum CryptoBenchmark {
         }
         report.record("crypto", "aes_siv_4k_mb_per_s", Double(blocks * block.count) / sivSeconds / 1e6)
 
+        let small = [UInt8](repeating: 0x41, count: 32)
+        let aad = [UInt8](repeating: 0x42, count: 90)
+        let smallCount = 50_000
+        let smallSeconds = try measure {
+            for _ in 0..<smallCount { _ = try AES.GCM.seal(small, using: key, authenticating: aad) }
+        }
+        report.record("crypto", "aes_gcm_32b_ns", smallSeconds / Double(smallCount) * 1e9)
+        let hashSeconds = measure {
+            for _ in 0..<smallCount { _ = SHA256.hash(data: aad) }
+        }
+        report.record("crypto", "sha256_90b_ns", hashSeconds / Double(smallCount) * 1e9)
+
         let keyring = Keyring.generate(now: 0)
         let cipher = EnvelopeCipher(keyring: keyring, tenant: "bench")
         let (dataKey, _) = try cipher.makeDataKey(forSubject: "s")
