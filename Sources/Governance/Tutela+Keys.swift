@@ -88,11 +88,19 @@ extension Tutela {
         let total = counts.filter { $0.key != active }.values.reduce(0, +)
         var done = 0
         try progress(done, total)
-        while true {
-            let count = try await fresh.store.rewrapBatch(limit: max(1, batchSize))
-            if count == 0 { break }
-            done += count
-            try progress(done, max(total, done))
+        // One pass in subject order; a second pass catches keys that a writer holding an older
+        // keyring wrapped behind the cursor meanwhile.
+        for _ in 0..<2 {
+            var cursor: String?
+            while true {
+                let (count, next) = try await fresh.store.rewrapBatch(after: cursor, limit: max(1, batchSize))
+                if count == 0 { break }
+                done += count
+                cursor = next
+                try progress(done, max(total, done))
+            }
+            let left = try await fresh.store.backend.dataKeyCountsByVersion().filter { $0.key != active }
+            if left.isEmpty { break }
         }
         return done
     }

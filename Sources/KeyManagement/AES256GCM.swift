@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 import Synchronization
 import TutelaCore
 
@@ -27,9 +28,19 @@ public final class AES256GCM: Sendable {
     // A keyed context that is only ever copied, never used or changed after init; OpenSSL's
     // context duplication reads its source only, so concurrent copies are safe.
     private nonisolated(unsafe) let template: OpaquePointer
+    // Keyed contexts ready for reuse; each is used by one caller at a time, between a take and
+    // a give back, and a new nonce resets it.
+    private let idle = Mutex<[ContextHandle]>([])
+    private static let idleLimit = 4
 
     /// Creates a cipher for a 32-byte key.
-    public init(key: UnsafeRawBufferPointer) throws {
+    /// - Parameters:
+    ///   - key: the key bytes.
+    ///   - nonceBase: 12 random bytes for the nonce sequence; nil draws them.
+    public init(key: UnsafeRawBufferPointer, nonceBase: [UInt8]? = nil) throws {
+        guard nonceBase.map({ $0.count == Self.nonceLength }) ?? true else {
+            throw TutelaError(.invalidInput, "a nonce base has 12 bytes")
+        }
         guard key.count == 32 else { throw TutelaError(.invalidInput, "an AES-256 key has 32 bytes") }
         guard let cipher = Self.cipher, let template = EVP_CIPHER_CTX_new() else {
             throw TutelaError(.crypto, "OpenSSL does not provide AES-256-GCM")
@@ -38,18 +49,35 @@ public final class AES256GCM: Sendable {
             EVP_CIPHER_CTX_free(template)
             throw TutelaError(.crypto, "AES-256-GCM key setup failed")
         }
-        var base = [UInt8](repeating: 0, count: Self.nonceLength)
-        guard RAND_bytes(&base, Int32(Self.nonceLength)) == 1 else {
-            EVP_CIPHER_CTX_free(template)
-            throw TutelaError(.crypto, "the random generator failed")
-        }
-        self.nonceBase = base
         self.template = template
+        self.nonceBase = try nonceBase ?? Self.randomBytes(Self.nonceLength)
     }
 
     deinit {
         // Freeing a context cleanses its key schedule.
         EVP_CIPHER_CTX_free(template)
+        idle.withLock { contexts in
+            for context in contexts { EVP_CIPHER_CTX_free(context.pointer) }
+            contexts.removeAll()
+        }
+    }
+
+    /// Random bytes from the kernel's CSPRNG (`getrandom(2)`), which costs a fraction of a call
+    /// into OpenSSL's shared DRBG here (0.3 µs against 1.5 µs for a key's worth).
+    public static func randomBytes(_ count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let result = bytes.withUnsafeMutableBytes { buffer in
+                getrandom(buffer.baseAddress.map { $0 + filled }, count - filled, 0)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw TutelaError(.crypto, "the random generator failed")
+            }
+            filled += result
+        }
+        return bytes
     }
 
     /// Encrypts, appending `nonce ‖ ciphertext ‖ tag` to `output`.
@@ -66,8 +94,9 @@ public final class AES256GCM: Sendable {
     ) throws {
         let iv = nonce ?? nextNonce()
         guard iv.count == Self.nonceLength else { throw TutelaError(.invalidInput, "an AES-GCM nonce has 12 bytes") }
-        let context = try copyTemplate()
-        defer { EVP_CIPHER_CTX_free(context) }
+        let context = try takeContext()
+        var succeeded = false
+        defer { giveBack(context, reusable: succeeded) }
         guard EVP_EncryptInit_ex(context, nil, nil, nil, iv) == 1 else {
             throw TutelaError(.crypto, "AES-GCM nonce setup failed")
         }
@@ -97,6 +126,7 @@ public final class AES256GCM: Sendable {
             output.removeSubrange(start...)
             throw TutelaError(.crypto, "AES-GCM encryption failed")
         }
+        succeeded = true
     }
 
     /// Decrypts `nonce ‖ ciphertext ‖ tag`.
@@ -105,8 +135,9 @@ public final class AES256GCM: Sendable {
         guard sealed.count >= Self.nonceLength + Self.tagLength else {
             throw TutelaError(.authenticationFailed, "an AES-GCM ciphertext is shorter than nonce and tag")
         }
-        let context = try copyTemplate()
-        defer { EVP_CIPHER_CTX_free(context) }
+        let context = try takeContext()
+        var succeeded = false
+        defer { giveBack(context, reusable: succeeded) }
         let bodyLength = sealed.count - Self.nonceLength - Self.tagLength
         var plaintext = [UInt8](repeating: 0, count: bodyLength)
         let status = sealed.withUnsafeBufferPointer { input -> Bool in
@@ -139,6 +170,7 @@ public final class AES256GCM: Sendable {
             plaintext.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
             throw TutelaError(.authenticationFailed, "AES-GCM authentication failed")
         }
+        succeeded = true
         return plaintext
     }
 
@@ -152,6 +184,22 @@ public final class AES256GCM: Sendable {
         return nonce
     }
 
+    private func takeContext() throws -> OpaquePointer {
+        if let context = idle.withLock({ $0.popLast() }) { return context.pointer }
+        return try copyTemplate()
+    }
+
+    private func giveBack(_ context: OpaquePointer, reusable: Bool) {
+        let kept =
+            reusable
+            && idle.withLock { contexts in
+                guard contexts.count < Self.idleLimit else { return false }
+                contexts.append(ContextHandle(pointer: context))
+                return true
+            }
+        if !kept { EVP_CIPHER_CTX_free(context) }
+    }
+
     private func copyTemplate() throws -> OpaquePointer {
         guard let context = EVP_CIPHER_CTX_new() else { throw TutelaError(.crypto, "out of memory") }
         guard EVP_CIPHER_CTX_copy(context, template) == 1 else {
@@ -160,4 +208,11 @@ public final class AES256GCM: Sendable {
         }
         return context
     }
+}
+
+/// An OpenSSL cipher context kept for reuse.
+// The pointer moves between threads only through the pool's lock, and one caller at a time
+// uses the context between taking it and giving it back.
+private struct ContextHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
 }

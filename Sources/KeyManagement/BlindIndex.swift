@@ -9,7 +9,8 @@ import TutelaCore
 public final class BlindIndexer: Sendable {
     private let root: SymmetricKey
     private let tenant: String
-    private let fieldKeys = Mutex<[String: SymmetricKey]>([:])
+    // Keyed HMAC states per "collection.field": copying a keyed state skips the key setup.
+    private let fieldStates = Mutex<[String: HMAC<SHA256>]>([:])
 
     /// Creates an indexer from the keyring's blind-index secret.
     public init(keyring: Keyring, tenant: String) {
@@ -23,20 +24,23 @@ public final class BlindIndexer: Sendable {
     ///   - collection: the collection name.
     ///   - field: the field name.
     public func digest(of value: String, collection: String, field: String) -> [UInt8] {
-        let key = fieldKey(collection: collection, field: field)
-        return Array(HMAC<SHA256>.authenticationCode(for: Data(value.utf8), using: key))
+        var state = keyedState(collection: collection, field: field)
+        var utf8 = value
+        utf8.withUTF8 { state.update(data: UnsafeRawBufferPointer($0)) }
+        return Array(state.finalize())
     }
 
-    private func fieldKey(collection: String, field: String) -> SymmetricKey {
-        let name = collection + "\u{0}" + field
-        if let key = fieldKeys.withLock({ $0[name] }) { return key }
+    private func keyedState(collection: String, field: String) -> HMAC<SHA256> {
+        let name = collection + "." + field
+        if let state = fieldStates.withLock({ $0[name] }) { return state }
         let key = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: root,
             info: Data("tutela.blind-index.v1|\(tenant)|\(collection)|\(field)".utf8),
             outputByteCount: 32
         )
-        fieldKeys.withLock { $0[name] = key }
-        return key
+        let state = HMAC<SHA256>(key: key)
+        fieldStates.withLock { $0[name] = state }
+        return state
     }
 }
 

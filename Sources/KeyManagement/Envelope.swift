@@ -11,10 +11,10 @@ public struct DataKey: Sendable {
     /// The key set up for AES-256-GCM.
     let cipher: AES256GCM
 
-    init(id: [UInt8], key: SymmetricKey) throws {
+    init(id: [UInt8], key: SymmetricKey, nonceBase: [UInt8]? = nil) throws {
         self.id = id
         self.key = key
-        self.cipher = try key.withUnsafeBytes { try AES256GCM(key: $0) }
+        self.cipher = try key.withUnsafeBytes { try AES256GCM(key: $0, nonceBase: nonceBase) }
     }
 }
 
@@ -38,13 +38,15 @@ public struct WrappedDataKey: Sendable, Hashable {
 /// Where a field value lives; bound into its ciphertext as authenticated data.
 public struct FieldContext: Sendable {
     /// The tenant.
-    public var tenant: String
+    public let tenant: String
     /// The collection.
-    public var collection: String
+    public let collection: String
     /// The record id.
-    public var recordID: String
+    public let recordID: String
     /// The field name.
     public var field: String
+    // The encoding of everything but the field, computed once per record.
+    private let prefix: [UInt8]
 
     /// Creates a context.
     public init(tenant: String, collection: String, recordID: String, field: String) {
@@ -52,17 +54,32 @@ public struct FieldContext: Sendable {
         self.collection = collection
         self.recordID = recordID
         self.field = field
+        var prefix: [UInt8] = []
+        prefix.reserveCapacity(48 + tenant.utf8.count + collection.utf8.count + recordID.utf8.count)
+        for part in ["tutela.field.v1", tenant, collection, recordID] { Self.append(part, to: &prefix) }
+        self.prefix = prefix
+    }
+
+    /// The same place in another tenant, collection or record (for tests and diagnostics).
+    public func moved(tenant: String? = nil, collection: String? = nil, recordID: String? = nil) -> FieldContext {
+        FieldContext(
+            tenant: tenant ?? self.tenant,
+            collection: collection ?? self.collection,
+            recordID: recordID ?? self.recordID,
+            field: field
+        )
     }
 
     /// The length-prefixed encoding authenticated with the ciphertext.
     var encoded: [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
-        for part in ["tutela.field.v1", tenant, collection, recordID, field] {
-            FieldValue.append(UInt32(part.utf8.count), to: &bytes)
-            bytes.append(contentsOf: part.utf8)
-        }
+        var bytes = prefix
+        Self.append(field, to: &bytes)
         return bytes
+    }
+
+    private static func append(_ part: String, to bytes: inout [UInt8]) {
+        FieldValue.append(UInt32(part.utf8.count), to: &bytes)
+        bytes.append(contentsOf: part.utf8)
     }
 }
 
@@ -76,7 +93,7 @@ public struct FieldContext: Sendable {
 /// | 1 | algorithm (1 = AES-256-GCM) |
 /// | 16 | data key id |
 /// | 4 | data key version, big-endian |
-/// | 8 | context fingerprint: first 8 bytes of SHA-256 of the field context |
+/// | 8 | context fingerprint: FNV-1a 64 of the field context, big-endian |
 /// | 12 | nonce |
 /// | n | ciphertext |
 /// | 16 | tag |
@@ -96,20 +113,40 @@ public struct EnvelopeCipher: Sendable {
     public let keyring: Keyring
     /// The tenant bound into every context.
     public let tenant: String
+    // The key-encryption keys that can unwrap, set up once.
+    private let keyEncryptionKeys: [Int: AES256GCM]
 
     /// Creates a cipher over a keyring for one tenant.
     public init(keyring: Keyring, tenant: String) {
         self.keyring = keyring
         self.tenant = tenant
+        var ciphers: [Int: AES256GCM] = [:]
+        for entry in keyring.versions where entry.state.canUnwrap {
+            ciphers[entry.version] = try? keyring.key(version: entry.version).withUnsafeBytes { try AES256GCM(key: $0) }
+        }
+        self.keyEncryptionKeys = ciphers
+    }
+
+    private func keyEncryptionKey(version: Int) throws -> AES256GCM {
+        // Ask the keyring first so that a disabled or destroyed version gives its own error.
+        _ = try keyring.key(version: version)
+        guard let cipher = keyEncryptionKeys[version] else {
+            throw TutelaError(.crypto, "key version \(version) could not be set up")
+        }
+        return cipher
     }
 
     // MARK: Data keys
 
     /// Creates a fresh data key for a subject and wraps it under the active version.
     public func makeDataKey(forSubject subject: String) throws -> (DataKey, WrappedDataKey) {
+        // One draw for id, key and nonce base: each draw from the DRBG has a fixed cost.
+        var random = try AES256GCM.randomBytes(16 + 32 + AES256GCM.nonceLength)
+        defer { Self.zero(&random) }
         let dataKey = try DataKey(
-            id: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) },
-            key: SymmetricKey(size: .bits256)
+            id: Array(random[0..<16]),
+            key: SymmetricKey(data: random[16..<48]),
+            nonceBase: Array(random[48...])
         )
         return (dataKey, try wrap(dataKey, subject: subject, version: keyring.activeVersion))
     }
@@ -118,14 +155,13 @@ public struct EnvelopeCipher: Sendable {
     /// - Throws: `.keyDisabled`, `.keyDestroyed`, or `.authenticationFailed` when it was altered or
     ///   belongs to another subject.
     public func unwrap(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
-        let kek = try keyring.key(version: wrapped.kekVersion)
+        let kek = try keyEncryptionKey(version: wrapped.kekVersion)
         do {
-            let box = try AES.GCM.SealedBox(combined: wrapped.sealed)
-            let bytes = try AES.GCM.open(
-                box,
-                using: kek,
+            var bytes = try kek.open(
+                wrapped.sealed[...],
                 authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
             )
+            defer { Self.zero(&bytes) }
             return try DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
         } catch {
             throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
@@ -139,15 +175,16 @@ public struct EnvelopeCipher: Sendable {
     }
 
     private func wrap(_ dataKey: DataKey, subject: String, version: Int) throws -> WrappedDataKey {
-        let kek = try keyring.key(version: version)
-        let box = try dataKey.key.withUnsafeBytes {
-            try AES.GCM.seal(Data($0), using: kek, authenticating: wrapContext(subject, dataKey.id, version))
-        }
-        guard let combined = box.combined else { throw TutelaError(.crypto, "AES-GCM produced no output") }
-        return WrappedDataKey(id: dataKey.id, kekVersion: version, sealed: Array(combined))
+        let kek = try keyEncryptionKey(version: version)
+        var sealed: [UInt8] = []
+        sealed.reserveCapacity(AES256GCM.nonceLength + 32 + AES256GCM.tagLength)
+        var bytes = dataKey.key.withUnsafeBytes { Array($0) }
+        defer { Self.zero(&bytes) }
+        try kek.seal(bytes, authenticating: wrapContext(subject, dataKey.id, version), appendingTo: &sealed)
+        return WrappedDataKey(id: dataKey.id, kekVersion: version, sealed: sealed)
     }
 
-    private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> Data {
+    private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> [UInt8] {
         var bytes: [UInt8] = []
         for part in ["tutela.datakey.v1", keyring.id, tenant, subject] {
             FieldValue.append(UInt32(part.utf8.count), to: &bytes)
@@ -155,7 +192,7 @@ public struct EnvelopeCipher: Sendable {
         }
         bytes.append(contentsOf: id)
         FieldValue.append(UInt32(version), to: &bytes)
-        return Data(bytes)
+        return bytes
     }
 
     // MARK: Field values
@@ -171,7 +208,7 @@ public struct EnvelopeCipher: Sendable {
         output.reserveCapacity(Self.overhead + plaintext.count)
         output.append(contentsOf: dataKey.id)
         FieldValue.append(UInt32(1), to: &output)
-        output.append(contentsOf: SHA256.hash(data: contextBytes).prefix(8))
+        FieldValue.append(Self.fingerprint(contextBytes), to: &output)
         try dataKey.cipher.seal(plaintext, authenticating: output + contextBytes, appendingTo: &output)
         return output
     }
@@ -207,7 +244,9 @@ public struct EnvelopeCipher: Sendable {
                 "the ciphertext of \(place) was made under another subject's data key"
             )
         }
-        guard header[22..<30].elementsEqual(SHA256.hash(data: contextBytes).prefix(8)) else {
+        var expected: [UInt8] = []
+        FieldValue.append(Self.fingerprint(contextBytes), to: &expected)
+        guard header[22..<30].elementsEqual(expected) else {
             throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
         }
         do {
@@ -223,6 +262,17 @@ public struct EnvelopeCipher: Sendable {
         } catch {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) failed authentication: it was altered")
         }
+    }
+
+    /// FNV-1a 64 of the context. It only tells "moved" from "altered" in error messages; the
+    /// context itself is authenticated by AES-GCM, so a forged fingerprint gains nothing.
+    static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
     }
 
     static func zero(_ bytes: inout [UInt8]) {

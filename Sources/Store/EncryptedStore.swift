@@ -44,27 +44,54 @@ public final class EncryptedStore: Sendable {
     }
 
     private func seal(_ records: [Record]) async throws -> WriteBatch {
-        let subjects = Set(records.map(\.subject))
-        let existing = try await backend.dataKeys(subjects: subjects)
+        let subjects = Array(Set(records.map(\.subject)))
+        let existing = try await backend.dataKeys(subjects: Set(subjects))
+        // Unwrapping, key creation and field sealing are independent per subject and record:
+        // spread them over the cores in chunks, keeping the input order.
+        let resolved = try await Self.concurrentMap(subjects) { subject -> (String, DataKey, WrappedDataKey, Bool) in
+            if let wrapped = existing[subject] {
+                return (subject, try self.cipher.unwrap(wrapped, subject: subject), wrapped, false)
+            }
+            let (key, wrapped) = try self.cipher.makeDataKey(forSubject: subject)
+            return (subject, key, wrapped, true)
+        }
         var batch = WriteBatch()
         var keys: [String: DataKey] = [:]
         keys.reserveCapacity(subjects.count)
-        for subject in subjects {
-            if let wrapped = existing[subject] {
-                keys[subject] = try cipher.unwrap(wrapped, subject: subject)
-                batch.expectedKeyIDs[subject] = wrapped.id
-            } else {
-                let (key, wrapped) = try cipher.makeDataKey(forSubject: subject)
-                keys[subject] = key
+        for (subject, key, wrapped, isNew) in resolved {
+            keys[subject] = key
+            if isNew {
                 batch.newDataKeys.append(StoredDataKey(subject: subject, wrapped: wrapped))
+            } else {
+                batch.expectedKeyIDs[subject] = wrapped.id
             }
         }
-        batch.records.reserveCapacity(records.count)
-        for record in records {
-            guard let key = keys[record.subject] else { continue }
-            batch.records.append(try seal(record, with: key))
+        let sealingKeys = keys
+        batch.records = try await Self.concurrentMap(records) { record in
+            guard let key = sealingKeys[record.subject] else {
+                throw TutelaError(.invalidState, "no data key for a record's subject")
+            }
+            return try self.seal(record, with: key)
         }
         return batch
+    }
+
+    /// Maps `items` in order, in chunks that run concurrently when there are enough of them.
+    private static func concurrentMap<Item: Sendable, Result: Sendable>(
+        _ items: [Item],
+        _ transform: @escaping @Sendable (Item) throws -> Result
+    ) async throws -> [Result] {
+        let chunkSize = 128
+        guard items.count > chunkSize else { return try items.map(transform) }
+        return try await withThrowingTaskGroup(of: (Int, [Result]).self) { group in
+            for start in stride(from: 0, to: items.count, by: chunkSize) {
+                let chunk = items[start..<min(start + chunkSize, items.count)]
+                group.addTask { (start, try chunk.map(transform)) }
+            }
+            var parts: [(Int, [Result])] = []
+            for try await part in group { parts.append(part) }
+            return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        }
     }
 
     private func seal(_ record: Record, with key: DataKey) throws -> StoredRecord {
@@ -175,18 +202,20 @@ public final class EncryptedStore: Sendable {
         try await backend.erase(subject: subject, at: time)
     }
 
-    /// Re-wraps up to `limit` data keys under the active key version in one atomic batch.
-    /// - Returns: how many keys were re-wrapped; 0 when none is left.
-    public func rewrapBatch(limit: Int) async throws -> Int {
+    /// Re-wraps up to `limit` data keys under the active key version in one atomic batch,
+    /// taking subjects in order after `afterSubject`.
+    /// - Returns: how many keys were re-wrapped (0 when none is left after the cursor) and the
+    ///   cursor for the next batch.
+    public func rewrapBatch(after afterSubject: String?, limit: Int) async throws -> (count: Int, cursor: String?) {
         let active = keyring.activeVersion
-        let keys = try await backend.dataKeys(notWrappedUnder: active, limit: limit)
-        guard !keys.isEmpty else { return 0 }
+        let keys = try await backend.dataKeys(notWrappedUnder: active, after: afterSubject, limit: limit)
+        guard let last = keys.last else { return (0, afterSubject) }
         var batch = WriteBatch()
         batch.rewrapped = try keys.map { stored in
             let rewrapped = try cipher.rewrap(stored.wrapped, subject: stored.subject)
             return (StoredDataKey(subject: stored.subject, wrapped: rewrapped), stored.wrapped.kekVersion)
         }
         try await backend.apply(batch)
-        return keys.count
+        return (keys.count, last.subject)
     }
 }

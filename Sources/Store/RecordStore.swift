@@ -118,8 +118,14 @@ public protocol RecordStore: Sendable {
     /// The wrapped data keys of some subjects.
     func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey]
 
-    /// Up to `limit` data keys wrapped under a version other than `version`.
-    func dataKeys(notWrappedUnder version: Int, limit: Int) async throws -> [StoredDataKey]
+    /// Up to `limit` data keys wrapped under a version other than `version`, in subject order,
+    /// starting after `afterSubject`.
+    func dataKeys(
+        notWrappedUnder version: Int,
+        after afterSubject: String?,
+        limit: Int
+    ) async throws
+        -> [StoredDataKey]
 
     /// How many data keys each key-encryption-key version wraps.
     func dataKeyCountsByVersion() async throws -> [Int: Int]

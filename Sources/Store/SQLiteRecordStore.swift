@@ -31,6 +31,9 @@ public final class SQLiteRecordStore: RecordStore {
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
+            // Few secondary indexes on purpose: every index is another B-tree write per record.
+            // Re-wrapping walks data_keys in subject order instead of indexing key versions, and
+            // a record's own row lists its blind-index entries for replacement and erasure.
             try db.execute(
                 sql: """
                     CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
@@ -40,25 +43,22 @@ public final class SQLiteRecordStore: RecordStore {
                         kek_version INTEGER NOT NULL,
                         wrapped BLOB NOT NULL
                     ) WITHOUT ROWID;
-                    CREATE INDEX data_keys_by_version ON data_keys(kek_version);
                     CREATE TABLE records (
                         collection TEXT NOT NULL,
                         id TEXT NOT NULL,
                         subject TEXT NOT NULL,
                         payload BLOB NOT NULL,
-                        PRIMARY KEY (collection, id)
-                    ) WITHOUT ROWID;
+                        lookups BLOB,
+                        UNIQUE (collection, id)
+                    );
                     CREATE INDEX records_by_subject ON records(subject);
                     CREATE TABLE lookups (
                         collection TEXT NOT NULL,
                         field TEXT NOT NULL,
                         digest BLOB NOT NULL,
                         record_id TEXT NOT NULL,
-                        subject TEXT NOT NULL,
                         PRIMARY KEY (collection, field, digest, record_id)
                     ) WITHOUT ROWID;
-                    CREATE INDEX lookups_by_record ON lookups(collection, record_id);
-                    CREATE INDEX lookups_by_subject ON lookups(subject);
                     CREATE TABLE erasures (subject TEXT PRIMARY KEY NOT NULL, erased_at INTEGER NOT NULL) WITHOUT ROWID;
                     """
             )
@@ -68,66 +68,89 @@ public final class SQLiteRecordStore: RecordStore {
 
     public func apply(_ batch: WriteBatch) async throws {
         try await write { db in
+            let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
             for (subject, keyID) in batch.expectedKeyIDs {
-                let current = try Data.fetchOne(
-                    db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?"),
-                    arguments: [subject]
-                )
-                guard let current, current.elementsEqual(keyID) else {
+                guard let current = try Data.fetchOne(currentKey, arguments: [subject]), current.elementsEqual(keyID)
+                else {
                     throw TutelaError(.conflict, "a data key changed during the write")
                 }
             }
+            let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
+            let insertKey = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
+            )
             for key in batch.newDataKeys {
-                if try Bool.fetchOne(
-                    db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?"),
-                    arguments: [key.subject]
-                )
-                    == true
-                {
+                if try Bool.fetchOne(erased, arguments: [key.subject]) == true {
                     throw TutelaError(
                         .subjectErased,
                         "subject \(key.subject) was erased; its data cannot be written again"
                     )
                 }
-                let inserted = try db.cachedStatement(
-                    sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
-                )
-                try inserted.execute(arguments: [
+                try insertKey.execute(arguments: [
                     key.subject, Data(key.wrapped.id), key.wrapped.kekVersion, Data(key.wrapped.sealed),
                 ])
                 guard db.changesCount == 1 else {
                     throw TutelaError(.conflict, "another writer created the same subject's data key")
                 }
             }
-            let deleteLookups = try db.cachedStatement(
-                sql: "DELETE FROM lookups WHERE collection = ? AND record_id = ?"
+            let insertRecord = try db.cachedStatement(
+                sql: """
+                    INSERT INTO records (collection, id, subject, payload, lookups) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (collection, id) DO NOTHING
+                    """
             )
-            let upsert = try db.cachedStatement(
-                sql: "INSERT OR REPLACE INTO records (collection, id, subject, payload) VALUES (?, ?, ?, ?)"
+            let replaceRecord = try db.cachedStatement(
+                sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
             )
             let insertLookup = try db.cachedStatement(
-                sql:
-                    "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id, subject) VALUES (?, ?, ?, ?, ?)"
+                sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
             )
             for record in batch.records {
-                try deleteLookups.execute(arguments: [record.collection, record.id])
-                try upsert.execute(arguments: [record.collection, record.id, record.subject, Data(record.payload)])
+                let lookups = LookupList.encode(record.lookups)
+                let payload = Data(record.payload)
+                try insertRecord.execute(arguments: [record.collection, record.id, record.subject, payload, lookups])
+                if db.changesCount == 0 {
+                    // A replacement: drop the old record's index entries, then overwrite it.
+                    try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
+                    try replaceRecord.execute(arguments: [
+                        record.subject, payload, lookups, record.collection, record.id,
+                    ])
+                }
                 for lookup in record.lookups {
                     try insertLookup.execute(arguments: [
-                        record.collection, lookup.field, Data(lookup.digest), record.id, record.subject,
+                        record.collection, lookup.field, Data(lookup.digest), record.id,
                     ])
                 }
             }
-            let update = try db.cachedStatement(
+            let rewrap = try db.cachedStatement(
                 sql:
                     "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
             )
             for (key, previous) in batch.rewrapped {
-                try update.execute(arguments: [
+                try rewrap.execute(arguments: [
                     key.wrapped.kekVersion, Data(key.wrapped.sealed), key.subject, Data(key.wrapped.id), previous,
                 ])
             }
         }
+    }
+
+    /// Deletes the index entries listed in a record's row.
+    /// - Returns: how many were deleted.
+    @discardableResult
+    private static func deleteLookups(collection: String, id: String, db: Database) throws -> Int {
+        let listed = try Data.fetchOne(
+            db.cachedStatement(sql: "SELECT lookups FROM records WHERE collection = ? AND id = ?"),
+            arguments: [collection, id]
+        )
+        let delete = try db.cachedStatement(
+            sql: "DELETE FROM lookups WHERE collection = ? AND field = ? AND digest = ? AND record_id = ?"
+        )
+        var count = 0
+        for lookup in try LookupList.decode(listed) {
+            try delete.execute(arguments: [collection, lookup.field, Data(lookup.digest), id])
+            count += db.changesCount
+        }
+        return count
     }
 
     public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
@@ -210,12 +233,21 @@ public final class SQLiteRecordStore: RecordStore {
         }
     }
 
-    public func dataKeys(notWrappedUnder version: Int, limit: Int) async throws -> [StoredDataKey] {
+    public func dataKeys(
+        notWrappedUnder version: Int,
+        after afterSubject: String?,
+        limit: Int
+    ) async throws
+        -> [StoredDataKey]
+    {
         try await read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT subject, key_id, kek_version, wrapped FROM data_keys WHERE kek_version <> ? LIMIT ?",
-                arguments: [version, limit]
+                sql: """
+                    SELECT subject, key_id, kek_version, wrapped FROM data_keys
+                    WHERE subject > ? AND kek_version <> ? ORDER BY subject LIMIT ?
+                    """,
+                arguments: [afterSubject ?? "", version, limit]
             ).map { row in
                 StoredDataKey(
                     subject: row[0],
@@ -255,8 +287,15 @@ public final class SQLiteRecordStore: RecordStore {
         let report = try await write { db in
             try db.execute(sql: "DELETE FROM data_keys WHERE subject = ?", arguments: [subject])
             let keyDestroyed = db.changesCount > 0
-            try db.execute(sql: "DELETE FROM lookups WHERE subject = ?", arguments: [subject])
-            let lookups = db.changesCount
+            var lookups = 0
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT collection, id FROM records WHERE subject = ?",
+                arguments: [subject]
+            )
+            for row in rows {
+                lookups += try Self.deleteLookups(collection: row[0], id: row[1], db: db)
+            }
             try db.execute(sql: "DELETE FROM records WHERE subject = ?", arguments: [subject])
             let records = db.changesCount
             try db.execute(
@@ -317,5 +356,33 @@ public final class SQLiteRecordStore: RecordStore {
             return "SQLite error \(error.resultCode.primaryResultCode.rawValue): \(error.message ?? "unknown")"
         }
         return String(describing: type(of: error))
+    }
+}
+
+/// The blind-index entries of a record, kept in its row so that replacing or erasing it removes
+/// exactly its entries: per entry a field-name length byte, the name, a digest length byte and
+/// the digest.
+enum LookupList {
+    static func encode(_ lookups: [Lookup]) -> Data? {
+        guard !lookups.isEmpty else { return nil }
+        var bytes: [UInt8] = []
+        for lookup in lookups {
+            bytes.append(UInt8(lookup.field.utf8.count))
+            bytes.append(contentsOf: lookup.field.utf8)
+            bytes.append(UInt8(lookup.digest.count))
+            bytes.append(contentsOf: lookup.digest)
+        }
+        return Data(bytes)
+    }
+
+    static func decode(_ data: Data?) throws -> [Lookup] {
+        guard let data else { return [] }
+        var reader = ByteReader(bytes: Array(data))
+        var lookups: [Lookup] = []
+        while !reader.isAtEnd {
+            let field = String(decoding: try reader.bytes(Int(try reader.byte())), as: UTF8.self)
+            lookups.append(Lookup(field: field, digest: Array(try reader.bytes(Int(try reader.byte())))))
+        }
+        return lookups
     }
 }

@@ -26,11 +26,12 @@ struct EnvelopeTests {
     func misplaced() throws {
         let (key, _) = try cipher.makeDataKey(forSubject: "c1")
         let sealed = try cipher.seal(.string("alice@example.com"), with: key, context: context)
-        var places = [context, context, context, context]
-        places[0].recordID = "c2"
-        places[1].field = "phone"
-        places[2].collection = "conversations"
-        places[3].tenant = "other"
+        var otherField = context
+        otherField.field = "phone"
+        let places = [
+            context.moved(recordID: "c2"), otherField, context.moved(collection: "conversations"),
+            context.moved(tenant: "other"),
+        ]
         for place in places {
             let error = #expect(throws: TutelaError.self) { try cipher.open(sealed, with: key, context: place) }
             #expect(error?.code == .ciphertextMisplaced)

@@ -48,6 +48,20 @@ enum CryptoBenchmark {
         }
         report.record("crypto", "field_open_ns", openSeconds / Double(fields) * 1e9)
 
+        let keyCount = 20_000
+        let keySeconds = try measure {
+            for _ in 0..<keyCount { _ = try cipher.makeDataKey(forSubject: "c000001") }
+        }
+        report.record("crypto", "data_key_create_ns", keySeconds / Double(keyCount) * 1e9)
+
+        let indexer = BlindIndexer(keyring: keyring, tenant: "bench")
+        let indexSeconds = measure {
+            for _ in 0..<fields {
+                _ = indexer.digest(of: "someone.somewhere@example.com", collection: "customers", field: "email")
+            }
+        }
+        report.record("crypto", "blind_index_ns", indexSeconds / Double(fields) * 1e9)
+
         let tokenizer = DeterministicTokenizer(keyring: keyring, tenant: "bench")
         let tokenSeconds = try measure {
             for _ in 0..<fields {
