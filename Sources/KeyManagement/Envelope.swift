@@ -264,7 +264,9 @@ public struct EnvelopeCipher: Sendable {
         }
     }
 
-    /// FNV-1a 64 of the context. It only tells "moved" from "altered" in error messages; the
+    /// FNV-1a 64 of the context.
+    ///
+    /// It only tells "moved" from "altered" in error messages; the
     /// context itself is authenticated by AES-GCM, so a forged fingerprint gains nothing.
     static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
