@@ -59,6 +59,9 @@ extension Tutela {
     /// Destroys a version's key material for good.
     /// - Throws: `.invalidState` while any data key is still wrapped under it.
     public func destroyKeyVersion(_ version: Int) async throws {
+        // The state machine's refusal (an active version, say) comes before counting data keys.
+        var trial = try configuration.keyringFile.load()
+        try trial.apply(.destroy, toVersion: version)
         let remaining = try await store.backend.dataKeyCountsByVersion()[version] ?? 0
         guard remaining == 0 else {
             throw TutelaError(

@@ -131,8 +131,11 @@ public final class EncryptedStore: Sendable {
     /// One record, decrypted.
     /// - Throws: `.notFound`; `.ciphertextTampered` or `.ciphertextMisplaced` naming the field.
     public func get(collection: String, id: String) async throws -> Record {
-        _ = try schema.collection(collection)
+        let definition = try schema.collection(collection)
         guard let (stored, key) = try await backend.record(collection: collection, id: id) else {
+            if definition.keyField == definition.subjectField, try await backend.isErased(subject: id) {
+                throw TutelaError(.subjectErased, "\(collection)/\(id) was erased")
+            }
             throw TutelaError(.notFound, "no record \(collection)/\(id)")
         }
         return try open(stored, key: key)

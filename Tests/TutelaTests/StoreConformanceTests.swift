@@ -164,6 +164,8 @@ struct StoreConformanceTests {
         }
         #expect(rewrite?.code == .subjectErased)
         #expect(try await store.backend.isErased(subject: "c1"))
+        let gone = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
+        #expect(gone?.code == .subjectErased)
     }
 
     @Test("a batch with one failing record writes nothing", arguments: backends)
