@@ -1,0 +1,217 @@
+import TutelaCore
+
+/// A role from `roles.yaml`.
+public struct RoleDefinition: Sendable {
+    /// The role name.
+    public let name: String
+    /// A sentence for administrators.
+    public let summary: String
+    /// Roles whose permissions this role also has.
+    public let inherits: [String]
+}
+
+/// A separation-of-duty constraint: no principal may hold all of these roles at once.
+public struct SeparationOfDuty: Sendable {
+    /// The conflicting roles.
+    public let roles: Set<String>
+    /// Why they conflict.
+    public let reason: String
+}
+
+/// A purpose of use from `purposes.yaml`.
+public struct PurposeDefinition: Sendable {
+    /// The purpose name.
+    public let name: String
+    /// A sentence for administrators.
+    public let summary: String
+    /// Whether only customers who consented to it may be processed for it.
+    public let requiresConsent: Bool
+}
+
+/// One compiled `permit` or `forbid` rule.
+public struct PolicyRule: Sendable {
+    /// Permit or forbid.
+    public enum Effect: String, Sendable {
+        case permit
+        case forbid
+    }
+
+    /// The rule's id, unique across files.
+    public let id: String
+    /// Permit or forbid.
+    public let effect: Effect
+    /// The roles it applies to (a principal matches when one of its effective roles is here).
+    public let roles: Set<String>
+    /// The actions it covers.
+    public let actions: Set<Action>
+    /// The collections it covers.
+    public let collections: Set<String>
+    /// The purposes it covers.
+    public let purposes: Set<String>
+    /// Masks per field class (permits only); `*` stands for every other class.
+    public let masks: [String: MaskOperator]
+    /// Whether it demands consent for the purpose (permits only).
+    public let requiresConsent: Bool
+    /// The source text of its condition, if any.
+    public let conditionText: String?
+    let condition: Expression?
+    /// Where it was written: "file:line".
+    public let location: String
+}
+
+/// A loaded, validated and compiled set of policies: immutable and safe to share.
+///
+/// `evaluate(_:)` answers with a `Decision`: default deny, `forbid` beats `permit`, rule order
+/// never matters, and an allowed decision carries the masks and row filter to apply.
+public struct PolicySet: Sendable {
+    /// The schema the policies refer to.
+    public let schema: Schema
+    /// Roles by name.
+    public let roles: [String: RoleDefinition]
+    /// Separation-of-duty constraints.
+    public let separationOfDuties: [SeparationOfDuty]
+    /// Purposes by name.
+    public let purposes: [String: PurposeDefinition]
+    /// All rules.
+    public let rules: [PolicyRule]
+    /// Declared principal attribute types.
+    public let principalAttributes: [String: ValueType]
+    /// Declared context attribute types.
+    public let contextAttributes: [String: ValueType]
+    /// SHA-256 of every policy file's content, hex: names the policy set in decisions and audit.
+    public let digest: String
+
+    /// Each role with every role it inherits, itself included.
+    let effectiveRoles: [String: Set<String>]
+    /// Rule indices by action and role.
+    let index: [Action: [String: [Int]]]
+
+    init(
+        schema: Schema,
+        roles: [String: RoleDefinition],
+        separationOfDuties: [SeparationOfDuty],
+        purposes: [String: PurposeDefinition],
+        rules: [PolicyRule],
+        principalAttributes: [String: ValueType],
+        contextAttributes: [String: ValueType],
+        digest: String,
+        effectiveRoles: [String: Set<String>]
+    ) {
+        self.schema = schema
+        self.roles = roles
+        self.separationOfDuties = separationOfDuties
+        self.purposes = purposes
+        self.rules = rules
+        self.principalAttributes = principalAttributes
+        self.contextAttributes = contextAttributes
+        self.digest = digest
+        self.effectiveRoles = effectiveRoles
+        var index: [Action: [String: [Int]]] = [:]
+        for (position, rule) in rules.enumerated() {
+            for action in rule.actions {
+                for role in rule.roles { index[action, default: [:]][role, default: []].append(position) }
+            }
+        }
+        self.index = index
+    }
+
+    /// A principal's roles with everything they inherit.
+    public func effectiveRoles(of principal: Principal) -> Set<String> {
+        var result: Set<String> = []
+        for role in principal.roles { result.formUnion(effectiveRoles[role] ?? []) }
+        return result
+    }
+
+    /// The separation-of-duty constraints a set of directly granted roles would break.
+    public func violations(ofRoles granted: Set<String>) -> [SeparationOfDuty] {
+        var effective: Set<String> = []
+        for role in granted { effective.formUnion(effectiveRoles[role] ?? [role]) }
+        return separationOfDuties.filter { $0.roles.isSubset(of: effective) }
+    }
+
+    /// Decides a request.
+    public func evaluate(_ request: AccessRequest) -> Decision {
+        guard let principal = request.principal else {
+            return deny(.unknownPrincipal, [], "principal '\(request.principalName)' is unknown")
+        }
+        guard !principal.disabled else {
+            return deny(.principalDisabled, [], "principal '\(principal.name)' is disabled")
+        }
+        guard let purpose = purposes[request.purpose] else {
+            return deny(.unknownPurpose, [], "purpose '\(request.purpose)' is not declared in purposes.yaml")
+        }
+        if request.action != .infer, request.action != .train, schema.collections[request.collection] == nil {
+            return deny(.unknownCollection, [], "collection '\(request.collection)' is not in the schema")
+        }
+        let effective = effectiveRoles(of: principal)
+        var candidates: [Int] = []
+        if let byRole = index[request.action] {
+            for role in effective {
+                if let positions = byRole[role] { candidates.append(contentsOf: positions) }
+            }
+        }
+        var permits: [Int] = []
+        var forbids: [Int] = []
+        var seen = Set<Int>()
+        for position in candidates where seen.insert(position).inserted {
+            let rule = rules[position]
+            guard rule.collections.contains(request.collection), rule.purposes.contains(request.purpose) else {
+                continue
+            }
+            switch rule.effect {
+            case .forbid:
+                // Fail closed: a forbid whose condition cannot be decided (a missing attribute) applies.
+                if let condition = rule.condition, case .bool(false)? = condition.evaluate(request) { continue }
+                forbids.append(position)
+            case .permit:
+                if let condition = rule.condition, condition.evaluate(request) != .bool(true) { continue }
+                permits.append(position)
+            }
+        }
+        if !forbids.isEmpty {
+            let ids = forbids.map { rules[$0].id }.sorted()
+            return deny(.forbidden, ids, "forbidden by \(ids.joined(separator: ", "))")
+        }
+        guard !permits.isEmpty else {
+            let roleList = effective.sorted().joined(separator: ", ")
+            return deny(
+                .notPermitted,
+                [],
+                "no permit lets roles [\(roleList)] \(request.action.rawValue) \(request.collection) for \(request.purpose)"
+            )
+        }
+        var obligations = Obligations(requiresConsent: purpose.requiresConsent)
+        for position in permits {
+            let rule = rules[position]
+            obligations.requiresConsent = obligations.requiresConsent || rule.requiresConsent
+            for (fieldClass, mask) in rule.masks {
+                if let current = obligations.masks[fieldClass], current.revealingRank >= mask.revealingRank { continue }
+                obligations.masks[fieldClass] = mask
+            }
+        }
+        // Resolve the wildcard into every class of the schema that no permit names.
+        if let wildcard = obligations.masks.removeValue(forKey: "*") {
+            for name in schema.classes.keys where obligations.masks[name] == nil {
+                obligations.masks[name] = wildcard
+            }
+        }
+        let ids = permits.map { rules[$0].id }.sorted()
+        return Decision(
+            denial: nil,
+            policyIDs: ids,
+            obligations: obligations,
+            policySetDigest: digest,
+            explanation: "permitted by \(ids.joined(separator: ", "))"
+        )
+    }
+
+    private func deny(_ denial: Decision.Denial, _ ids: [String], _ explanation: String) -> Decision {
+        Decision(
+            denial: denial,
+            policyIDs: ids,
+            obligations: Obligations(),
+            policySetDigest: digest,
+            explanation: explanation
+        )
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@testable import Policy
+
+@Suite("Policy set: the shipped policies and their tests")
+struct ShippedPolicyTests {
+    static let directory = TestEnvironment.policiesDirectory
+    static let policies = Result { try PolicyLoader.load(directory: directory) }
+    static let cases: [PolicyTestCase] = {
+        guard case .success(let policies) = policies else { return [] }
+        return (try? PolicyTestSuite.load(directory: directory, policies: policies)) ?? []
+    }()
+
+    @Test("the shipped policy set loads and has tests")
+    func loads() throws {
+        let policies = try Self.policies.get()
+        #expect(policies.rules.count >= 10)
+        #expect(Self.cases.count >= 15)
+        #expect(policies.digest.count == 64)
+    }
+
+    @Test("each case of Policies/tests passes", arguments: cases)
+    func policyCase(_ testCase: PolicyTestCase) throws {
+        let problems = testCase.check(against: try Self.policies.get())
+        #expect(problems.isEmpty, "\(testCase.location): \(problems.joined(separator: "; "))")
+    }
+
+    @Test("a case that expects the wrong answer fails")
+    func failingCaseIsReported() throws {
+        let policies = try Self.policies.get()
+        let wrong = try #require(Self.cases.first { $0.expectedDenial == nil })
+        let flipped = PolicyTestCase(
+            name: wrong.name,
+            location: wrong.location,
+            request: wrong.request,
+            expectedDenial: .forbidden,
+            expectedPolicies: nil,
+            expectedConsent: nil,
+            expectedMasks: [:]
+        )
+        #expect(!flipped.check(against: policies).isEmpty)
+    }
+
+    @Test("granting conflicting roles breaks separation of duties, also through inheritance")
+    func separationOfDuties() throws {
+        let policies = try Self.policies.get()
+        #expect(policies.violations(ofRoles: ["model_trainer", "data_protection_officer"]).count == 1)
+        #expect(policies.violations(ofRoles: ["support_agent", "senior_support_agent"]).isEmpty)
+        #expect(
+            policies.effectiveRoles(of: Principal(name: "p", roles: ["senior_support_agent"])) == [
+                "senior_support_agent", "support_agent",
+            ]
+        )
+    }
+}
+
+@Suite("Policy validation names file, line and the problem")
+struct PolicyValidationTests {
+    struct Breakage: Sendable, CustomTestStringConvertible {
+        var name: String
+        var file: String
+        var find: String
+        var replace: String
+        var expected: String
+        var testDescription: String { name }
+    }
+
+    static let breakages = [
+        Breakage(
+            name: "unknown role",
+            file: "policies/support.yaml",
+            find: "roles: [support_agent]\n    actions: [read, lookup]",
+            replace: "roles: [suport_agent]\n    actions: [read, lookup]",
+            expected: "support.yaml:5: policy 'support-reads-customers' names unknown role 'suport_agent'"
+        ),
+        Breakage(
+            name: "unknown action",
+            file: "policies/support.yaml",
+            find: "actions: [read, lookup]",
+            replace: "actions: [read, peek]",
+            expected: "names unknown action 'peek'"
+        ),
+        Breakage(
+            name: "unknown purpose",
+            file: "policies/support.yaml",
+            find:
+                "purposes: [support]\n    masks:\n      id.customer: clear\n      id.record: clear\n      pii.name: clear\n      pii.email: clear\n      pii.phone",
+            replace:
+                "purposes: [helping]\n    masks:\n      id.customer: clear\n      id.record: clear\n      pii.name: clear\n      pii.email: clear\n      pii.phone",
+            expected: "names unknown purpose 'helping'"
+        ),
+        Breakage(
+            name: "unknown collection",
+            file: "policies/marketing.yaml",
+            find: "collections: [customers, interactions]\n    purposes: [analytics",
+            replace: "collections: [customer, interactions]\n    purposes: [analytics",
+            expected: "names unknown collection 'customer'"
+        ),
+        Breakage(
+            name: "unknown field class",
+            file: "policies/marketing.yaml",
+            find: "quasi.zip: \"generalize(prefix: 2)\"",
+            replace: "quasi.postcode: \"generalize(prefix: 2)\"",
+            expected: "masks unknown field class 'quasi.postcode'"
+        ),
+        Breakage(
+            name: "unknown attribute",
+            file: "policies/support.yaml",
+            find: "principal.clearance < 2",
+            replace: "principal.seniority < 2",
+            expected:
+                "support.yaml:56: policy 'support-export-needs-clearance': condition: unknown attribute 'principal.seniority'"
+        ),
+        Breakage(
+            name: "type error in a condition",
+            file: "policies/support.yaml",
+            find: "principal.clearance < 2",
+            replace: "principal.clearance < \\\"two\\\"",
+            expected: "'<' compares a int with a string"
+        ),
+        Breakage(
+            name: "unknown mask",
+            file: "policies/support.yaml",
+            find: "pii.dob: class_token",
+            replace: "pii.dob: blur",
+            expected: "unknown mask 'blur'"
+        ),
+        Breakage(
+            name: "role cycle",
+            file: "roles.yaml",
+            find: "summary: Helps customers who contact support",
+            replace: "summary: Helps customers who contact support\n    inherits: [senior_support_agent]",
+            expected: "roles inherit in a cycle: senior_support_agent -> support_agent -> senior_support_agent"
+        ),
+        Breakage(
+            name: "a permit that can never fire",
+            file: "policies/compliance.yaml",
+            find:
+                "    purposes: [support, marketing_personalization, analytics, model_training, partner_exchange, compliance, data_management]",
+            replace:
+                "    purposes: [support, marketing_personalization, analytics, model_training, partner_exchange, compliance, data_management]\n  - id: shadow\n    effect: forbid\n    roles: [data_protection_officer]\n    actions: [erase, reidentify]\n    collections: [customers, interactions, conversations, consents]\n    purposes: [compliance]",
+            expected: "permit 'dpo-erases-and-reidentifies' can never take effect"
+        ),
+        Breakage(
+            name: "a duplicate policy id",
+            file: "policies/support.yaml",
+            find: "id: senior-support-exports",
+            replace: "id: support-reads-customers",
+            expected: "policy id 'support-reads-customers' is used twice"
+        ),
+        Breakage(
+            name: "YAML that does not parse",
+            file: "purposes.yaml",
+            find: "  support:\n",
+            replace: "  support: [\n",
+            expected: "purposes.yaml: line"
+        ),
+    ]
+
+    @Test(arguments: breakages)
+    func breakage(_ breakage: Breakage) throws {
+        let directory = try PolicyFixture.copy()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/" + breakage.file
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        try #require(original.contains(breakage.find), "the fixture text to replace is missing")
+        let replacement = breakage.replace.replacingOccurrences(of: "\\\"", with: "\\\"")
+        try original.replacingOccurrences(of: breakage.find, with: replacement).write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        let error = #expect(throws: TutelaError.self) { try PolicyLoader.load(directory: directory) }
+        #expect(error?.code == .configurationInvalid)
+        #expect(error?.message.contains(breakage.expected) == true, "\(error?.message ?? "no error")")
+    }
+}
+
+/// A private copy of the shipped `Policies/` folder to break on purpose.
+enum PolicyFixture {
+    static func copy() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tutela-policies-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.copyItem(atPath: TestEnvironment.policiesDirectory, toPath: directory)
+        return directory
+    }
+}
