@@ -38,6 +38,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Masking",
+            dependencies: [
+                "TutelaCore",
+                "KeyManagement",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "Store",
             dependencies: [
                 "TutelaCore",
@@ -51,6 +59,7 @@ let package = Package(
                 "TutelaCore",
                 "KeyManagement",
                 "Policy",
+                "Masking",
                 "Store",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +72,7 @@ let package = Package(
                 "Policy",
                 "Store",
                 "Governance",
+                "Masking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -86,6 +96,7 @@ let package = Package(
                 "TutelaCore",
                 "KeyManagement",
                 "Policy",
+                "Masking",
                 "Store",
                 "Governance",
                 "TutelaTestSupport",

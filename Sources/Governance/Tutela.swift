@@ -1,5 +1,6 @@
 import Foundation
 import KeyManagement
+import Masking
 import Policy
 import Store
 import TutelaCore
@@ -12,15 +13,30 @@ public final class Tutela: Sendable {
     public let configuration: TutelaConfiguration
     /// The encrypted store.
     public let store: EncryptedStore
+    /// The compiled policies.
+    public let policies: PolicySet
+    /// Principals and their roles.
+    let principalStore: any PrincipalStore
+    /// Applies decisions' masks.
+    let masker: Masker
     /// The schema.
     public var schema: Schema { store.schema }
 
     static let keyringMetadataKey = "keyring_id"
     static let tenantMetadataKey = "tenant"
 
-    init(configuration: TutelaConfiguration, store: EncryptedStore) {
+    init(
+        configuration: TutelaConfiguration,
+        store: EncryptedStore,
+        policies: PolicySet,
+        principalStore: any PrincipalStore,
+        masker: Masker
+    ) {
         self.configuration = configuration
         self.store = store
+        self.policies = policies
+        self.principalStore = principalStore
+        self.masker = masker
     }
 
     /// Opens an initialized data directory.
@@ -34,7 +50,7 @@ public final class Tutela: Sendable {
             )
         }
         let keyring = try configuration.keyringFile.load()
-        let schema = try SchemaLoader.load(file: configuration.schemaPath)
+        let policies = try PolicyLoader.load(directory: configuration.policiesDirectory)
         let backend = try SQLiteRecordStore(path: configuration.databasePath)
         let boundKeyring = try await backend.metadata(keyringMetadataKey)
         guard boundKeyring == keyring.id else {
@@ -46,7 +62,10 @@ public final class Tutela: Sendable {
         let tenant = try await backend.metadata(tenantMetadataKey) ?? configuration.tenant
         return Tutela(
             configuration: configuration,
-            store: EncryptedStore(backend: backend, schema: schema, keyring: keyring, tenant: tenant)
+            store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
+            policies: policies,
+            principalStore: backend,
+            masker: Masker(keyring: keyring, tenant: tenant)
         )
     }
 
@@ -67,7 +86,7 @@ public final class Tutela: Sendable {
     ///
     /// Refuses to overwrite anything.
     public static func initialize(_ configuration: TutelaConfiguration, now: Int64) async throws -> InitReport {
-        _ = try SchemaLoader.load(file: configuration.schemaPath)
+        _ = try PolicyLoader.load(directory: configuration.policiesDirectory)
         let files = FileManager.default
         if files.fileExists(atPath: configuration.databasePath) {
             throw TutelaError(.alreadyExists, "\(configuration.dataDirectory) is already initialized")

@@ -63,6 +63,18 @@ public final class SQLiteRecordStore: RecordStore {
                     """
             )
         }
+        migrator.registerMigration("v2-principals") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE principals (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        roles TEXT NOT NULL,
+                        attributes TEXT NOT NULL,
+                        disabled INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -325,6 +337,14 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     // MARK: Error mapping
+
+    func writeDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await write(body)
+    }
+
+    func readDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await read(body)
+    }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {

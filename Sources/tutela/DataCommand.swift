@@ -13,14 +13,32 @@ struct DataCommand: AsyncParsableCommand {
 
     /// Output options shared by the commands that print records.
     struct RecordOutput: ParsableArguments {
+        @Option(name: .customLong("as"), help: "Read as this principal: the policies decide and mask.")
+        var principal: String?
+        @Option(help: "The purpose of use (with --as).") var purpose: String?
+        @Option(name: .customLong("context"), help: "NAME=VALUE of the request context (with --as, repeatable).")
+        var context: [String] = []
         @Flag(
             name: .customLong("insecure-plaintext"),
             help: "Print classified fields in the clear instead of their class (for local administration only)."
         )
         var plaintext = false
 
+        /// The caller when reading through the policies, nil for local administration.
+        func caller() throws -> Caller? {
+            guard let principal else {
+                guard purpose == nil, context.isEmpty else {
+                    throw TutelaError(.invalidInput, "--purpose and --context go with --as PRINCIPAL")
+                }
+                return nil
+            }
+            guard !plaintext else { throw TutelaError(.invalidInput, "--insecure-plaintext does not go with --as") }
+            guard let purpose else { throw TutelaError(.invalidInput, "--as needs --purpose") }
+            return Caller(principal: principal, purpose: purpose, context: try keyValuePairs(context, what: "context"))
+        }
+
         func render(_ record: Record, _ definition: CollectionDefinition) -> String {
-            guard !plaintext else { return RecordJSON.encode(record, definition: definition) }
+            guard !plaintext, principal == nil else { return RecordJSON.encode(record, definition: definition) }
             var redacted = record
             for field in definition.fields where field.isEncrypted && redacted.fields[field.name] != nil {
                 redacted.fields[field.name] = .string("[\(field.fieldClass.name)]")
@@ -81,7 +99,12 @@ struct DataCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
-                let record = try await tutela.record(collection: collection, id: id)
+                let record: Record
+                if let caller = try output.caller() {
+                    record = try await tutela.governedRecord(caller, collection: collection, id: id)
+                } else {
+                    record = try await tutela.record(collection: collection, id: id)
+                }
                 print(output.render(record, try tutela.schema.collection(collection)))
             }
         }
@@ -102,9 +125,13 @@ struct DataCommand: AsyncParsableCommand {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
                 let definition = try tutela.schema.collection(collection)
-                for record in try await tutela.find(collection: collection, field: field, value: value) {
-                    print(output.render(record, definition))
+                let records: [Record]
+                if let caller = try output.caller() {
+                    records = try await tutela.governedFind(caller, collection: collection, field: field, value: value)
+                } else {
+                    records = try await tutela.find(collection: collection, field: field, value: value)
                 }
+                for record in records { print(output.render(record, definition)) }
             }
         }
     }
@@ -124,13 +151,19 @@ struct DataCommand: AsyncParsableCommand {
                 let total = try await tutela.recordCount(collection: collection)
                 let progress = Console.Progress()
                 var done = 0
+                let caller = try output.caller()
                 do {
-                    try await tutela.exportRecords(collection: collection) { page in
+                    let emit: ([Record]) throws -> Void = { page in
                         var text = ""
                         for record in page { text += output.render(record, definition) + "\n" }
                         try sink.write(text)
                         done += page.count
                         if out != nil { progress.report("export", done, total) }
+                    }
+                    if let caller {
+                        try await tutela.governedExport(caller, collection: collection, emit: emit)
+                    } else {
+                        try await tutela.exportRecords(collection: collection, emit: emit)
                     }
                     try sink.finish()
                 } catch {

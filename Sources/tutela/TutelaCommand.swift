@@ -9,7 +9,10 @@ struct TutelaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tutela",
         abstract: "Privacy-focused customer data governance: encrypted store, keys, policies, audit.",
-        subcommands: [InitCommand.self, KeysCommand.self, DataCommand.self, BenchCommand.self]
+        subcommands: [
+            InitCommand.self, KeysCommand.self, DataCommand.self, PrincipalsCommand.self, RolesCommand.self,
+            PolicyCommand.self, BenchCommand.self,
+        ]
     )
 }
 

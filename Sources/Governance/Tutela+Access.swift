@@ -1,0 +1,152 @@
+import Masking
+import Policy
+import Store
+import TutelaCore
+
+/// Who asks, for what purpose, in what context: the caller side of every governed operation.
+public struct Caller: Sendable {
+    /// The principal's name.
+    public var principal: String
+    /// The declared purpose.
+    public var purpose: String
+    /// Context attributes (raw text, typed against attributes.yaml).
+    public var context: [String: String]
+
+    /// Creates a caller.
+    public init(principal: String, purpose: String, context: [String: String] = [:]) {
+        self.principal = principal
+        self.purpose = purpose
+        self.context = context
+    }
+}
+
+extension TutelaError.Code {
+    /// A policy decision denied the request.
+    public static let denied = Self("access_denied")
+}
+
+/// The one place where governed reads happen: authorize, fetch, filter by consent, mask.
+extension Tutela {
+    /// The decision for a caller's request, with the reasons; changes nothing.
+    public func explain(_ caller: Caller, action: Action, collection: String) async throws -> Decision {
+        policies.evaluate(try await accessRequest(caller, action: action, collection: collection))
+    }
+
+    /// One record, masked as the decision says.
+    /// - Throws: `.denied` with the decision's explanation; `.notFound` when the record does not
+    ///   exist or its customer has not consented to a purpose that needs consent.
+    public func governedRecord(_ caller: Caller, collection: String, id: String) async throws -> Record {
+        let decision = try await authorize(caller, action: .read, collection: collection)
+        let record = try await store.get(collection: collection, id: id)
+        guard try await passesRowFilter(record, decision: decision, purpose: caller.purpose) else {
+            throw TutelaError(.notFound, "no record \(collection)/\(id) for purpose \(caller.purpose)")
+        }
+        return try masker.mask(
+            record,
+            definition: try schema.collection(collection),
+            obligations: decision.obligations,
+            purpose: caller.purpose
+        )
+    }
+
+    /// Records found through a blind index, masked as the decision says.
+    public func governedFind(
+        _ caller: Caller,
+        collection: String,
+        field: String,
+        value: String
+    ) async throws -> [Record] {
+        let decision = try await authorize(caller, action: .lookup, collection: collection)
+        let definition = try schema.collection(collection)
+        var results: [Record] = []
+        for record in try await store.find(collection: collection, field: field, value: value)
+        where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
+            results.append(
+                try masker.mask(
+                    record,
+                    definition: definition,
+                    obligations: decision.obligations,
+                    purpose: caller.purpose
+                )
+            )
+        }
+        return results
+    }
+
+    /// A whole collection, a page at a time, masked and filtered as the decision says.
+    /// - Returns: how many records were emitted.
+    @discardableResult
+    public func governedExport(
+        _ caller: Caller,
+        collection: String,
+        pageSize: Int = 1000,
+        emit: ([Record]) throws -> Void
+    ) async throws -> Int {
+        let decision = try await authorize(caller, action: .export, collection: collection)
+        let definition = try schema.collection(collection)
+        var after: String?
+        var total = 0
+        while true {
+            let page = try await store.page(collection: collection, after: after, limit: pageSize)
+            guard let last = page.last else { break }
+            after = last.id
+            var masked: [Record] = []
+            masked.reserveCapacity(page.count)
+            for record in page where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
+                masked.append(
+                    try masker.mask(
+                        record,
+                        definition: definition,
+                        obligations: decision.obligations,
+                        purpose: caller.purpose
+                    )
+                )
+            }
+            try emit(masked)
+            total += masked.count
+        }
+        return total
+    }
+
+    /// Decides, and throws unless allowed.
+    func authorize(_ caller: Caller, action: Action, collection: String) async throws -> Decision {
+        let decision = policies.evaluate(try await accessRequest(caller, action: action, collection: collection))
+        guard decision.isAllowed else {
+            let code = decision.denial?.rawValue ?? "denied"
+            throw TutelaError(.denied, "denied (\(code)): \(decision.explanation)")
+        }
+        return decision
+    }
+
+    private func accessRequest(_ caller: Caller, action: Action, collection: String) async throws -> AccessRequest {
+        var context: [String: AttributeValue] = [:]
+        for (name, text) in caller.context {
+            guard let type = policies.contextAttributes[name] else {
+                throw TutelaError(.invalidInput, "context attribute '\(name)' is not declared in attributes.yaml")
+            }
+            switch type {
+            case .string: context[name] = .string(text)
+            case .int: context[name] = Int64(text).map(AttributeValue.int)
+            case .bool: context[name] = Bool(text).map(AttributeValue.bool)
+            }
+        }
+        return AccessRequest(
+            principal: try await principalStore.principal(named: caller.principal),
+            principalName: caller.principal,
+            action: action,
+            collection: collection,
+            purpose: caller.purpose,
+            context: context
+        )
+    }
+
+    /// Whether a record may be returned under the decision's row filter: with consent required,
+    /// only when its customer's consent record for the purpose says granted.
+    private func passesRowFilter(_ record: Record, decision: Decision, purpose: String) async throws -> Bool {
+        guard decision.obligations.requiresConsent else { return true }
+        guard let consent = try? await store.get(collection: "consents", id: "\(record.subject):\(purpose)") else {
+            return false
+        }
+        return consent.fields["granted"] == .bool(true)
+    }
+}

@@ -1,0 +1,147 @@
+import Crypto
+import Foundation
+import KeyManagement
+import Synchronization
+import TutelaCore
+
+/// Applies a decision's masks to records as they leave the store.
+///
+/// Every field is masked by its class's operator; a class the decision does not name is
+/// suppressed, so a field nobody granted never leaves. An operator that does not fit a value's
+/// type (a year of a name, say) redacts it rather than guess.
+public final class Masker: Sendable {
+    private let tokenizer: DeterministicTokenizer
+    private let pseudonymRoot: SymmetricKey
+    private let tenant: String
+    private let purposeKeys = Mutex<[String: HMAC<SHA256>]>([:])
+
+    /// Creates a masker from the keyring's token and pseudonym secrets.
+    public init(keyring: Keyring, tenant: String) {
+        self.tokenizer = DeterministicTokenizer(keyring: keyring, tenant: tenant)
+        self.pseudonymRoot = keyring.secret(.pseudonyms)
+        self.tenant = tenant
+    }
+
+    /// The masked copy of a record.
+    /// - Parameters:
+    ///   - record: the record in the clear.
+    ///   - definition: its collection.
+    ///   - obligations: the decision's obligations.
+    ///   - purpose: the request's purpose, which keys pseudonyms and date shifts.
+    public func mask(
+        _ record: Record,
+        definition: CollectionDefinition,
+        obligations: Obligations,
+        purpose: String
+    ) throws -> Record {
+        var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(record.fields.count)
+        for field in definition.fields {
+            guard let value = record.fields[field.name] else { continue }
+            let maskOperator = obligations.mask(forClass: field.fieldClass.name)
+            if let masked = try mask(
+                value,
+                with: maskOperator,
+                fieldClass: field.fieldClass.name,
+                domain: "\(definition.name).\(field.name)",
+                subject: record.subject,
+                purpose: purpose
+            ) {
+                fields[field.name] = masked
+            }
+        }
+        let id = fields[definition.keyField].map(\.displayText) ?? ""
+        return Record(collection: record.collection, id: id, subject: "", fields: fields)
+    }
+
+    /// One masked value, or nil when suppressed.
+    public func mask(
+        _ value: FieldValue,
+        with maskOperator: MaskOperator,
+        fieldClass: String,
+        domain: String,
+        subject: String,
+        purpose: String
+    ) throws -> FieldValue? {
+        if value.isNull { return value }
+        switch maskOperator {
+        case .clear:
+            return value
+        case .suppress:
+            return nil
+        case .redact:
+            return .string("[REDACTED]")
+        case .classToken:
+            return .string("[\(fieldClass)]")
+        case .reversibleToken:
+            return .string(try tokenizer.token(for: value.displayText, domain: domain))
+        case .pseudonym:
+            // Keyed by purpose and class, not field: the same customer id gives the same pseudonym
+            // in every collection (joins work) but differs from one purpose to another.
+            let bytes = digest(purpose: purpose, "\(fieldClass)|\(value.displayText)")
+            return .string("ps_" + Base64URL.encode(Array(bytes.prefix(16))))
+        case .partial(let first, let last):
+            return .string(Self.partial(value.displayText, keepFirst: first, keepLast: last))
+        case .generalize(let rule):
+            return Self.generalize(value, rule)
+        case .dateShift(let maxDays):
+            let bytes = digest(purpose: purpose, "date-shift|\(subject)")
+            let raw = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let offset = Int64(raw % UInt64(2 * maxDays + 1)) - Int64(maxDays)
+            switch value {
+            case .date(let days): return .date(days: days + Int32(offset))
+            case .timestamp(let milliseconds): return .timestamp(milliseconds: milliseconds + offset * 86_400_000)
+            default: return .string("[REDACTED]")
+            }
+        }
+    }
+
+    /// Keeps the first and last characters and stars the rest; a value too short to hide
+    /// anything is starred entirely.
+    static func partial(_ text: String, keepFirst: Int, keepLast: Int) -> String {
+        let characters = Array(text)
+        guard characters.count > keepFirst + keepLast else { return String(repeating: "*", count: characters.count) }
+        let middle = String(repeating: "*", count: characters.count - keepFirst - keepLast)
+        return String(characters.prefix(keepFirst)) + middle + String(characters.suffix(keepLast))
+    }
+
+    static func generalize(_ value: FieldValue, _ rule: Generalization) -> FieldValue {
+        switch (rule, value) {
+        case (.band(let width), .int(let number)):
+            let low =
+                number >= 0
+                ? number / Int64(width) * Int64(width) : (number - Int64(width) + 1) / Int64(width) * Int64(width)
+            return .string("\(low)-\(low + Int64(width) - 1)")
+        case (.band(let width), .double(let number)) where number.isFinite:
+            let low = (number / Double(width)).rounded(.down) * Double(width)
+            return .string("\(Int64(low))-\(Int64(low) + Int64(width) - 1)")
+        case (.prefix(let length), _):
+            let text = value.displayText
+            return .string(String(text.prefix(length)) + (text.count > length ? "*" : ""))
+        case (.month, .date), (.month, .timestamp):
+            return .string(String(value.displayText.prefix(7)))
+        case (.year, .date), (.year, .timestamp):
+            return .string(String(value.displayText.prefix(4)))
+        default:
+            return .string("[REDACTED]")
+        }
+    }
+
+    private func digest(purpose: String, _ message: String) -> [UInt8] {
+        var state = purposeState(purpose)
+        state.update(data: Data(message.utf8))
+        return Array(state.finalize())
+    }
+
+    private func purposeState(_ purpose: String) -> HMAC<SHA256> {
+        if let state = purposeKeys.withLock({ $0[purpose] }) { return state }
+        let key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: pseudonymRoot,
+            info: Data("tutela.pseudonym.v1|\(tenant)|\(purpose)".utf8),
+            outputByteCount: 32
+        )
+        let state = HMAC<SHA256>(key: key)
+        purposeKeys.withLock { $0[purpose] = state }
+        return state
+    }
+}

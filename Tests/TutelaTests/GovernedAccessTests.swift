@@ -1,0 +1,125 @@
+import Foundation
+import Governance
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@Suite("Governed reads: authorize, fetch, filter by consent, mask")
+struct GovernedAccessTests {
+    @Test("the same customer reads differently by role and purpose, exactly as the decision says")
+    func masksByRole() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 30)
+        _ = try await tutela.createPrincipal(name: "alice", roles: ["support_agent"], attributes: [:])
+        _ = try await tutela.createPrincipal(name: "dora", roles: ["data_protection_officer"], attributes: [:])
+        let clear = try await tutela.record(collection: "customers", id: "c000005")
+
+        let support = try await tutela.governedRecord(
+            Caller(principal: "alice", purpose: "support"),
+            collection: "customers",
+            id: "c000005"
+        )
+        #expect(support.fields["email"] == clear.fields["email"])
+        #expect(support.fields["full_name"] == clear.fields["full_name"])
+        #expect(support.fields["birth_date"] == .string("[pii.dob]"))
+        #expect(support.fields["occupation"] == nil)
+        guard case .string(let phone)? = support.fields["phone"], case .string(let clearPhone)? = clear.fields["phone"]
+        else {
+            Issue.record("phone missing")
+            return
+        }
+        #expect(phone.hasSuffix(String(clearPhone.suffix(4))))
+        #expect(phone.hasPrefix("****"))
+
+        let officer = try await tutela.governedRecord(
+            Caller(principal: "dora", purpose: "compliance"),
+            collection: "customers",
+            id: "c000005"
+        )
+        #expect(officer.fields == clear.fields)
+
+        let denied = await #expect(throws: TutelaError.self) {
+            try await tutela.governedRecord(
+                Caller(principal: "alice", purpose: "analytics"),
+                collection: "customers",
+                id: "c000005"
+            )
+        }
+        #expect(denied?.code == .denied)
+        #expect(denied?.message.contains("not_permitted") == true)
+        #expect(denied?.message.contains("@") == false)
+
+        let unknown = await #expect(throws: TutelaError.self) {
+            try await tutela.governedRecord(
+                Caller(principal: "mallory", purpose: "support"),
+                collection: "customers",
+                id: "c000005"
+            )
+        }
+        #expect(unknown?.message.contains("unknown_principal") == true)
+
+        _ = try await tutela.setDisabled(true, principal: "alice")
+        let disabled = await #expect(throws: TutelaError.self) {
+            try await tutela.governedRecord(
+                Caller(principal: "alice", purpose: "support"),
+                collection: "customers",
+                id: "c000005"
+            )
+        }
+        #expect(disabled?.message.contains("principal_disabled") == true)
+    }
+
+    @Test("exports for a purpose that needs consent hold only consenting customers, pseudonymized")
+    func consentFilter() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 40)
+        _ = try await tutela.createPrincipal(name: "partner", roles: ["partner_service"], attributes: [:])
+        var consenting: Set<String> = []
+        try await tutela.exportRecords(collection: "consents") { page in
+            for consent in page
+            where consent.fields["purpose"] == .string("partner_exchange") && consent.fields["granted"] == .bool(true) {
+                consenting.insert(consent.subject)
+            }
+        }
+        try #require(!consenting.isEmpty && consenting.count < 40)
+        var exported: [Record] = []
+        let count = try await tutela.governedExport(
+            Caller(principal: "partner", purpose: "partner_exchange"),
+            collection: "customers"
+        ) {
+            exported += $0
+        }
+        #expect(count == consenting.count)
+        for record in exported {
+            #expect(record.fields["email"] == nil)
+            #expect(record.fields["phone"] == nil)
+            #expect(record.fields["customer_id"]?.displayText.hasPrefix("ps_") == true)
+        }
+    }
+
+    @Test("granting roles checks separation of duties and known roles and attributes")
+    func principalAdministration() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        _ = try await tutela.createPrincipal(name: "trainer", roles: ["model_trainer"], attributes: ["clearance": "1"])
+        let conflict = await #expect(throws: TutelaError.self) {
+            try await tutela.grant(role: "data_protection_officer", to: "trainer")
+        }
+        #expect(conflict?.message.contains("may not be held together") == true)
+        #expect(try await tutela.principal(named: "trainer").roles == ["model_trainer"])
+        await #expect(throws: TutelaError.self) {
+            try await tutela.createPrincipal(name: "x", roles: ["wizard"], attributes: [:])
+        }
+        await #expect(throws: TutelaError.self) {
+            try await tutela.createPrincipal(name: "y", roles: ["support_agent"], attributes: ["clearance": "high"])
+        }
+        await #expect(throws: TutelaError.self) {
+            try await tutela.createPrincipal(name: "trainer", roles: [], attributes: [:])
+        }
+        let revoked = try await tutela.revoke(role: "model_trainer", from: "trainer")
+        #expect(revoked.roles.isEmpty)
+    }
+}

@@ -1,0 +1,126 @@
+import KeyManagement
+import Masking
+import Testing
+import TutelaCore
+
+@Suite("Masking operators")
+struct MaskingTests {
+    let masker = Masker(keyring: Keyring.generate(now: 0), tenant: "acme")
+
+    private func mask(
+        _ value: FieldValue,
+        _ maskOperator: MaskOperator,
+        purpose: String = "analytics",
+        subject: String = "c1"
+    )
+        throws -> FieldValue?
+    {
+        try masker.mask(
+            value,
+            with: maskOperator,
+            fieldClass: "pii.email",
+            domain: "customers.email",
+            subject: subject,
+            purpose: purpose
+        )
+    }
+
+    struct Vector: Sendable, CustomTestStringConvertible {
+        var value: FieldValue
+        var maskOperator: MaskOperator
+        var expected: FieldValue?
+        var testDescription: String { "\(maskOperator) of \(value)" }
+    }
+
+    static let vectors: [Vector] = [
+        Vector(value: .string("alice@example.com"), maskOperator: .clear, expected: .string("alice@example.com")),
+        Vector(value: .string("alice@example.com"), maskOperator: .redact, expected: .string("[REDACTED]")),
+        Vector(value: .string("alice@example.com"), maskOperator: .classToken, expected: .string("[pii.email]")),
+        Vector(value: .string("alice@example.com"), maskOperator: .suppress, expected: nil),
+        Vector(
+            value: .string("+1 555 350 2373"),
+            maskOperator: .partial(keepFirst: 0, keepLast: 4),
+            expected: .string("***********2373")
+        ),
+        Vector(value: .string("Alice"), maskOperator: .partial(keepFirst: 1, keepLast: 0), expected: .string("A****")),
+        Vector(value: .string("abc"), maskOperator: .partial(keepFirst: 2, keepLast: 2), expected: .string("***")),
+        Vector(value: .int(34), maskOperator: .generalize(.band(width: 10)), expected: .string("30-39")),
+        Vector(value: .int(40), maskOperator: .generalize(.band(width: 20)), expected: .string("40-59")),
+        Vector(value: .string("18196"), maskOperator: .generalize(.prefix(length: 2)), expected: .string("18*")),
+        Vector(
+            value: .date(days: CalendarDate.days(year: 1991, month: 8, day: 18) ?? 0),
+            maskOperator: .generalize(.month),
+            expected: .string("1991-08")
+        ),
+        Vector(
+            value: .date(days: CalendarDate.days(year: 1991, month: 8, day: 18) ?? 0),
+            maskOperator: .generalize(.year),
+            expected: .string("1991")
+        ),
+        Vector(value: .string("Alice"), maskOperator: .generalize(.year), expected: .string("[REDACTED]")),
+        Vector(value: .string("Alice"), maskOperator: .dateShift(maxDays: 10), expected: .string("[REDACTED]")),
+    ]
+
+    @Test("fixed vectors", arguments: vectors)
+    func vector(_ vector: Vector) throws {
+        #expect(try mask(vector.value, vector.maskOperator) == vector.expected)
+    }
+
+    @Test("pseudonyms are stable within a purpose, differ across purposes and do not contain the value")
+    func pseudonyms() throws {
+        let value = FieldValue.string("c000042")
+        let first = try #require(try mask(value, .pseudonym))
+        #expect(try mask(value, .pseudonym) == first)
+        #expect(try mask(value, .pseudonym, purpose: "partner_exchange") != first)
+        #expect(try mask(.string("c000043"), .pseudonym) != first)
+        #expect(!first.displayText.contains("42"))
+        #expect(first.displayText.hasPrefix("ps_"))
+    }
+
+    @Test("a reversible token turns back only through the tokenizer of the same keyring")
+    func reversibleToken() throws {
+        let keyring = Keyring.generate(now: 0)
+        let masker = Masker(keyring: keyring, tenant: "acme")
+        let token = try #require(
+            try masker.mask(
+                .string("alice@example.com"),
+                with: .reversibleToken,
+                fieldClass: "pii.email",
+                domain: "customers.email",
+                subject: "c1",
+                purpose: "support"
+            )
+        )
+        let tokenizer = DeterministicTokenizer(keyring: keyring, tenant: "acme")
+        #expect(try tokenizer.reidentify(token.displayText, domain: "customers.email") == "alice@example.com")
+        #expect(throws: TutelaError.self) {
+            try DeterministicTokenizer(keyring: Keyring.generate(now: 0), tenant: "acme").reidentify(
+                token.displayText,
+                domain: "customers.email"
+            )
+        }
+    }
+
+    @Test("date shifts are consistent per customer and bounded")
+    func dateShift() throws {
+        let date = FieldValue.date(days: 10_000)
+        let shifted = try #require(try mask(date, .dateShift(maxDays: 30), subject: "c1"))
+        #expect(
+            try mask(.date(days: 10_010), .dateShift(maxDays: 30), subject: "c1")
+                == {
+                    if case .date(let days) = shifted { return .date(days: days + 10) }
+                    return nil
+                }()
+        )
+        var offsets: Set<Int32> = []
+        for number in 0..<50 {
+            guard case .date(let days)? = try mask(date, .dateShift(maxDays: 30), subject: "c\(number)") else {
+                Issue.record("not a date")
+                return
+            }
+            #expect(abs(days - 10_000) <= 30)
+            offsets.insert(days)
+        }
+        #expect(offsets.count > 10)
+    }
+}
