@@ -85,6 +85,17 @@ public struct PolicySet: Sendable {
     let effectiveRoles: [String: Set<String>]
     /// Rule indices by action and role.
     let index: [Action: [String: [Int]]]
+    /// Each permit's masks with `*` expanded over the schema's classes, by rule index.
+    let resolvedMasks: [[String: MaskOperator]]
+    /// Collections and purposes interned as bits, so that matching a rule costs two bit tests
+    /// instead of two string hashes.
+    ///
+    /// Bit 63 stands for every name past the 63rd, which then
+    /// falls back to the rule's sets.
+    let collectionBits: [String: UInt64]
+    let purposeBits: [String: UInt64]
+    let ruleCollectionBits: [UInt64]
+    let rulePurposeBits: [UInt64]
 
     init(
         schema: Schema,
@@ -113,6 +124,24 @@ public struct PolicySet: Sendable {
             }
         }
         self.index = index
+        func intern(_ names: Set<String>) -> [String: UInt64] {
+            var bits: [String: UInt64] = [:]
+            for (position, name) in names.sorted().enumerated() { bits[name] = 1 << UInt64(min(position, 63)) }
+            return bits
+        }
+        let collectionBits = intern(Set(rules.flatMap(\.collections)))
+        let purposeBits = intern(Set(rules.flatMap(\.purposes)))
+        self.collectionBits = collectionBits
+        self.purposeBits = purposeBits
+        self.ruleCollectionBits = rules.map { $0.collections.reduce(0) { $0 | (collectionBits[$1] ?? 0) } }
+        self.rulePurposeBits = rules.map { $0.purposes.reduce(0) { $0 | (purposeBits[$1] ?? 0) } }
+        self.resolvedMasks = rules.map { rule in
+            var masks = rule.masks
+            if let wildcard = masks.removeValue(forKey: "*") {
+                for name in schema.classes.keys where masks[name] == nil { masks[name] = wildcard }
+            }
+            return masks
+        }
     }
 
     /// A principal's roles with everything they inherit.
@@ -143,21 +172,29 @@ public struct PolicySet: Sendable {
         if request.action != .infer, request.action != .train, schema.collections[request.collection] == nil {
             return deny(.unknownCollection, [], "collection '\(request.collection)' is not in the schema")
         }
-        let effective = effectiveRoles(of: principal)
         var candidates: [Int] = []
         if let byRole = index[request.action] {
-            for role in effective {
-                if let positions = byRole[role] { candidates.append(contentsOf: positions) }
+            for granted in principal.roles {
+                for role in effectiveRoles[granted] ?? [] {
+                    if let positions = byRole[role] { candidates.append(contentsOf: positions) }
+                }
             }
         }
+        candidates.sort()
+        let collectionBit = collectionBits[request.collection] ?? 0
+        let purposeBit = purposeBits[request.purpose] ?? 0
+        let overflow: UInt64 = 1 << 63
         var permits: [Int] = []
         var forbids: [Int] = []
-        var seen = Set<Int>()
-        for position in candidates where seen.insert(position).inserted {
-            let rule = rules[position]
-            guard rule.collections.contains(request.collection), rule.purposes.contains(request.purpose) else {
+        var previous = -1
+        for position in candidates where position != previous {
+            previous = position
+            guard ruleCollectionBits[position] & collectionBit != 0, rulePurposeBits[position] & purposeBit != 0 else {
                 continue
             }
+            let rule = rules[position]
+            if collectionBit == overflow, !rule.collections.contains(request.collection) { continue }
+            if purposeBit == overflow, !rule.purposes.contains(request.purpose) { continue }
             switch rule.effect {
             case .forbid:
                 // Fail closed: a forbid whose condition cannot be decided (a missing attribute) applies.
@@ -169,33 +206,29 @@ public struct PolicySet: Sendable {
             }
         }
         if !forbids.isEmpty {
-            let ids = forbids.map { rules[$0].id }.sorted()
+            let ids = forbids.map { rules[$0].id }
             return deny(.forbidden, ids, "forbidden by \(ids.joined(separator: ", "))")
         }
-        guard !permits.isEmpty else {
-            let roleList = effective.sorted().joined(separator: ", ")
+        guard let first = permits.first else {
+            let roleList = effectiveRoles(of: principal).sorted().joined(separator: ", ")
             return deny(
                 .notPermitted,
                 [],
                 "no permit lets roles [\(roleList)] \(request.action.rawValue) \(request.collection) for \(request.purpose)"
             )
         }
-        var obligations = Obligations(requiresConsent: purpose.requiresConsent)
+        // One permit, the common case, hands over its resolved masks as they are; several merge,
+        // the most revealing operator per class winning.
+        var obligations = Obligations(masks: resolvedMasks[first], requiresConsent: purpose.requiresConsent)
         for position in permits {
-            let rule = rules[position]
-            obligations.requiresConsent = obligations.requiresConsent || rule.requiresConsent
-            for (fieldClass, mask) in rule.masks {
+            obligations.requiresConsent = obligations.requiresConsent || rules[position].requiresConsent
+            guard position != first else { continue }
+            for (fieldClass, mask) in resolvedMasks[position] {
                 if let current = obligations.masks[fieldClass], current.revealingRank >= mask.revealingRank { continue }
                 obligations.masks[fieldClass] = mask
             }
         }
-        // Resolve the wildcard into every class of the schema that no permit names.
-        if let wildcard = obligations.masks.removeValue(forKey: "*") {
-            for name in schema.classes.keys where obligations.masks[name] == nil {
-                obligations.masks[name] = wildcard
-            }
-        }
-        let ids = permits.map { rules[$0].id }.sorted()
+        let ids = permits.map { rules[$0].id }
         return Decision(
             denial: nil,
             policyIDs: ids,

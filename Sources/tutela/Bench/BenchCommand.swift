@@ -17,8 +17,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
-    @Option(help: "Comma-separated areas to run: crypto, store (default: all).")
-    var areas = "crypto,store"
+    @Option(help: "Comma-separated areas to run: crypto, store, policy (default: all).")
+    var areas = "crypto,store,policy"
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
@@ -30,9 +30,9 @@ struct BenchCommand: AsyncParsableCommand {
             ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let selected = Set(areas.split(separator: ",").map { String($0.trimmingWhitespace) })
-            let known: Set = ["crypto", "store"]
+            let known: Set = ["crypto", "store", "policy"]
             guard selected.isSubset(of: known), !selected.isEmpty else {
-                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store)")
+                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store, policy)")
             }
             if selected.contains("crypto") {
                 Console.printError("crypto …")
@@ -47,6 +47,10 @@ struct BenchCommand: AsyncParsableCommand {
                     policies: policiesDirectory
                 )
                 try await benchmark.run(into: report)
+            }
+            if selected.contains("policy") {
+                Console.printError("policy (1,000 rules, 100 roles) …")
+                try PolicyBenchmark(directory: scratch + "/policy", policies: policiesDirectory).run(into: report)
             }
             if json {
                 print(report.json())
