@@ -14,9 +14,11 @@ public final class Masker: Sendable {
     private let pseudonymRoot: SymmetricKey
     private let tenant: String
     private let purposeKeys = Mutex<[String: HMAC<SHA256>]>([:])
+    private let detector: PIIDetector
 
     /// Creates a masker from the keyring's token and pseudonym secrets.
-    public init(keyring: Keyring, tenant: String) {
+    public init(keyring: Keyring, tenant: String, detector: PIIDetector = PIIDetector()) {
+        self.detector = detector
         self.tokenizer = DeterministicTokenizer(keyring: keyring, tenant: tenant)
         self.pseudonymRoot = keyring.secret(.pseudonyms)
         self.tenant = tenant
@@ -73,6 +75,9 @@ public final class Masker: Sendable {
             return .string("[REDACTED]")
         case .classToken:
             return .string("[\(fieldClass)]")
+        case .scrubPII:
+            guard case .string(let text) = value else { return .string("[REDACTED]") }
+            return .string(detector.scrub(text))
         case .reversibleToken:
             return .string(try tokenizer.token(for: value.displayText, domain: domain))
         case .pseudonym:

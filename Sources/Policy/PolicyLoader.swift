@@ -278,7 +278,7 @@ private struct RuleContext {
 
 /// The textual form of masks in policy files.
 public enum MaskSyntax {
-    /// Parses `clear`, `redact`, `class_token`, `suppress`, `pseudonym`, `reversible_token`,
+    /// Parses `clear`, `scrub_pii`, `redact`, `class_token`, `suppress`, `pseudonym`, `reversible_token`,
     /// `partial(first: 1, last: 4)`, `generalize(band: 10)`, `generalize(prefix: 3)`,
     /// `generalize(month)`, `generalize(year)` or `date_shift(days: 30)`.
     static func parse(_ text: String) throws(ConditionError) -> MaskOperator {
@@ -306,7 +306,7 @@ public enum MaskSyntax {
             }
         }
         switch name {
-        case "clear", "redact", "class_token", "suppress", "pseudonym", "reversible_token":
+        case "clear", "redact", "class_token", "suppress", "pseudonym", "reversible_token", "scrub_pii":
             guard arguments.isEmpty, flags.isEmpty else { throw ConditionError("mask '\(name)' takes no arguments") }
             switch name {
             case "clear": return .clear
@@ -314,6 +314,7 @@ public enum MaskSyntax {
             case "class_token": return .classToken
             case "suppress": return .suppress
             case "pseudonym": return .pseudonym
+            case "scrub_pii": return .scrubPII
             default: return .reversibleToken
             }
         case "partial":
@@ -338,7 +339,7 @@ public enum MaskSyntax {
             return .dateShift(maxDays: days)
         default:
             throw ConditionError(
-                "unknown mask '\(name)' (clear, redact, class_token, suppress, pseudonym, reversible_token, partial, generalize, date_shift)"
+                "unknown mask '\(name)' (clear, scrub_pii, redact, class_token, suppress, pseudonym, reversible_token, partial, generalize, date_shift)"
             )
         }
     }

@@ -94,6 +94,8 @@ public enum MaskOperator: Sendable, Hashable, CustomStringConvertible {
     case reversibleToken
     /// A keyed HMAC pseudonym under the purpose's key: stable, joinable, not reversible.
     case pseudonym
+    /// Free text with every piece of personal data the detector finds replaced by its type.
+    case scrubPII
     /// Keep the first and last characters, star the rest.
     case partial(keepFirst: Int, keepLast: Int)
     /// Age to a band of this width, zip code to this many leading characters, dates to month or year.
@@ -111,9 +113,10 @@ public enum MaskOperator: Sendable, Hashable, CustomStringConvertible {
     /// revealing operator for a class wins (permits grant, they never take away).
     public var revealingRank: Int {
         switch self {
-        case .clear: return 9
+        case .clear: return 10
         case .reversibleToken: return 8
         case .pseudonym: return 7
+        case .scrubPII: return 9
         case .partial: return 6
         case .generalize: return 5
         case .dateShift: return 4
@@ -128,6 +131,7 @@ public enum MaskOperator: Sendable, Hashable, CustomStringConvertible {
         case .clear: return "clear"
         case .reversibleToken: return "reversible_token"
         case .pseudonym: return "pseudonym"
+        case .scrubPII: return "scrub_pii"
         case .partial(let first, let last): return "partial(first: \(first), last: \(last))"
         case .generalize(let rule): return "generalize(\(rule))"
         case .dateShift(let days): return "date_shift(\(days) days)"
