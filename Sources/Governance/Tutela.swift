@@ -13,8 +13,10 @@ public final class Tutela: Sendable {
     public let configuration: TutelaConfiguration
     /// The encrypted store.
     public let store: EncryptedStore
-    /// The compiled policies.
-    public let policies: PolicySet
+    /// The policy set in force, reloadable.
+    public let policyHolder: PolicyHolder
+    /// The compiled policies in force now.
+    public var policies: PolicySet { policyHolder.policies }
     /// Principals and their roles.
     let principalStore: any PrincipalStore
     /// Applies decisions' masks.
@@ -28,13 +30,13 @@ public final class Tutela: Sendable {
     init(
         configuration: TutelaConfiguration,
         store: EncryptedStore,
-        policies: PolicySet,
+        policyHolder: PolicyHolder,
         principalStore: any PrincipalStore,
         masker: Masker
     ) {
         self.configuration = configuration
         self.store = store
-        self.policies = policies
+        self.policyHolder = policyHolder
         self.principalStore = principalStore
         self.masker = masker
     }
@@ -50,7 +52,8 @@ public final class Tutela: Sendable {
             )
         }
         let keyring = try configuration.keyringFile.load()
-        let policies = try PolicyLoader.load(directory: configuration.policiesDirectory)
+        let policyHolder = try PolicyHolder(directory: configuration.policiesDirectory)
+        let policies = policyHolder.policies
         let backend = try SQLiteRecordStore(path: configuration.databasePath)
         let boundKeyring = try await backend.metadata(keyringMetadataKey)
         guard boundKeyring == keyring.id else {
@@ -63,7 +66,7 @@ public final class Tutela: Sendable {
         return Tutela(
             configuration: configuration,
             store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
-            policies: policies,
+            policyHolder: policyHolder,
             principalStore: backend,
             masker: Masker(keyring: keyring, tenant: tenant)
         )

@@ -189,3 +189,41 @@ enum PolicyFixture {
         return directory
     }
 }
+
+@Suite("Policy reload")
+struct PolicyReloadTests {
+    @Test("a reload that does not validate keeps the last good set; a good one replaces it")
+    func reloadIsAtomic() throws {
+        let directory = try PolicyFixture.copy()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let holder = try PolicyHolder(directory: directory)
+        let original = holder.policies.digest
+        let path = directory + "/policies/support.yaml"
+        let good = try String(contentsOfFile: path, encoding: .utf8)
+
+        try good.replacingOccurrences(of: "pii.dob: class_token", with: "pii.dob: blur").write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(throws: TutelaError.self) { try holder.reload() }
+        #expect(holder.policies.digest == original)
+        #expect(holder.policies.rules.count > 0)
+
+        try good.replacingOccurrences(of: "pii.dob: class_token", with: "pii.dob: redact").write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        let fresh = try holder.reload()
+        #expect(fresh.digest != original)
+        #expect(holder.policies.digest == fresh.digest)
+        let request = AccessRequest(
+            principal: Principal(name: "a", roles: ["support_agent"]),
+            action: .read,
+            collection: "customers",
+            purpose: "support"
+        )
+        #expect(holder.policies.evaluate(request).obligations.mask(forClass: "pii.dob") == .redact)
+    }
+}
