@@ -46,6 +46,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Audit",
+            dependencies: [
+                "TutelaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
             name: "Store",
             dependencies: [
                 "TutelaCore",
@@ -61,6 +69,7 @@ let package = Package(
                 "Policy",
                 "Masking",
                 "Store",
+                "Audit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -73,6 +82,7 @@ let package = Package(
                 "Store",
                 "Governance",
                 "Masking",
+                "Audit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -98,6 +108,7 @@ let package = Package(
                 "Policy",
                 "Masking",
                 "Store",
+                "Audit",
                 "Governance",
                 "TutelaTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

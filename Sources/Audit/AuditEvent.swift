@@ -1,0 +1,183 @@
+import Foundation
+import TutelaCore
+
+/// One audit event: who did what to which data, for what purpose, under which policy, and how
+/// it ended.
+///
+/// Customer identifiers never appear in it: `subjects` holds their HMACs under the audit key, so
+/// the log can be searched by customer without revealing who is in it, and `detail` is sealed
+/// under the customer's own data key, so erasing the customer makes it unreadable while every
+/// proof stays valid (the sealed bytes do not change).
+public struct AuditEvent: Sendable, Hashable {
+    /// Position in the log, from 0; set when appended.
+    public var sequence: Int
+    /// Milliseconds since the epoch.
+    public var time: Int64
+    /// The request id that ties the event to a response or a command.
+    public var requestID: String
+    /// What kind of operation: `data.read`, `data.export`, `keys.rotate`, `auth.failed`, ...
+    public var kind: String
+    /// The principal's name, or `-` when unknown.
+    public var principal: String
+    /// The policy action, if any.
+    public var action: String
+    /// The collection, model or other resource.
+    public var resource: String
+    /// The record id when it does not identify a customer.
+    public var record: String?
+    /// HMACs (hex) of the customers concerned.
+    public var subjects: [String]
+    /// The declared purpose.
+    public var purpose: String
+    /// `allow`, `deny` or `-` for operations without a policy decision.
+    public var decision: String
+    /// The denial reason when denied.
+    public var denial: String?
+    /// The deciding policy ids.
+    public var policies: [String]
+    /// The digest of the policy set in force.
+    public var policySet: String
+    /// The masks applied, as `class=operator` pairs.
+    public var masks: [String]
+    /// `ok`, `started`, `denied` or `error:CODE`.
+    public var outcome: String
+    /// Records read or written.
+    public var count: Int
+    /// Duration in microseconds.
+    public var durationMicroseconds: Int64
+    /// Identifying detail sealed under a customer's data key (base64), if any.
+    public var detail: String?
+
+    /// Creates an event; `sequence` is assigned by the log.
+    public init(
+        time: Int64,
+        requestID: String,
+        kind: String,
+        principal: String,
+        action: String = "-",
+        resource: String = "-",
+        record: String? = nil,
+        subjects: [String] = [],
+        purpose: String = "-",
+        decision: String = "-",
+        denial: String? = nil,
+        policies: [String] = [],
+        policySet: String = "-",
+        masks: [String] = [],
+        outcome: String,
+        count: Int = 0,
+        durationMicroseconds: Int64 = 0,
+        detail: String? = nil
+    ) {
+        self.sequence = -1
+        self.time = time
+        self.requestID = requestID
+        self.kind = kind
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        self.record = record
+        self.subjects = subjects
+        self.purpose = purpose
+        self.decision = decision
+        self.denial = denial
+        self.policies = policies
+        self.policySet = policySet
+        self.masks = masks
+        self.outcome = outcome
+        self.count = count
+        self.durationMicroseconds = durationMicroseconds
+        self.detail = detail
+    }
+
+    /// The canonical encoding that is hashed into the log: a JSON object with the keys in this
+    /// order, optional keys left out when absent, no white space, integers in decimal, and
+    /// strings escaped as described in `docs/AUDIT.md`.
+    public var canonicalBytes: [UInt8] {
+        var text = "{\"v\":1,\"seq\":\(sequence),\"time_ms\":\(time)"
+        func string(_ key: String, _ value: String) {
+            text += ",\"\(key)\":"
+            Self.appendString(value, to: &text)
+        }
+        func list(_ key: String, _ values: [String]) {
+            text += ",\"\(key)\":["
+            for (index, value) in values.enumerated() {
+                if index > 0 { text += "," }
+                Self.appendString(value, to: &text)
+            }
+            text += "]"
+        }
+        string("request_id", requestID)
+        string("kind", kind)
+        string("principal", principal)
+        string("action", action)
+        string("resource", resource)
+        if let record { string("record", record) }
+        list("subjects", subjects)
+        string("purpose", purpose)
+        string("decision", decision)
+        if let denial { string("denial", denial) }
+        list("policies", policies)
+        string("policy_set", policySet)
+        list("masks", masks)
+        string("outcome", outcome)
+        text += ",\"count\":\(count),\"duration_us\":\(durationMicroseconds)"
+        if let detail { string("detail", detail) }
+        text += "}"
+        return Array(text.utf8)
+    }
+
+    /// Decodes canonical bytes.
+    /// - Throws: `TutelaError` with `.invalidInput` when they are not an event.
+    public init(canonical bytes: [UInt8]) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+            object["v"] as? Int == 1, let sequence = object["seq"] as? Int, let time = (object["time_ms"] as? NSNumber)?.int64Value
+        else {
+            throw TutelaError(.invalidInput, "not a version 1 audit event")
+        }
+        func text(_ key: String) -> String { object[key] as? String ?? "-" }
+        func strings(_ key: String) -> [String] { object[key] as? [String] ?? [] }
+        self.init(
+            time: time,
+            requestID: text("request_id"),
+            kind: text("kind"),
+            principal: text("principal"),
+            action: text("action"),
+            resource: text("resource"),
+            record: object["record"] as? String,
+            subjects: strings("subjects"),
+            purpose: text("purpose"),
+            decision: text("decision"),
+            denial: object["denial"] as? String,
+            policies: strings("policies"),
+            policySet: text("policy_set"),
+            masks: strings("masks"),
+            outcome: text("outcome"),
+            count: object["count"] as? Int ?? 0,
+            durationMicroseconds: (object["duration_us"] as? NSNumber)?.int64Value ?? 0,
+            detail: object["detail"] as? String
+        )
+        self.sequence = sequence
+    }
+
+    static func appendString(_ value: String, to output: inout String) {
+        output += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        output += "\""
+    }
+}

@@ -1,0 +1,133 @@
+import Crypto
+import Foundation
+import TutelaCore
+
+/// The outcome of verifying the log.
+public struct AuditVerification: Sendable {
+    /// The number of entries examined.
+    public var entries: Int
+    /// The number of signed checkpoints checked.
+    public var checkpoints: Int
+    /// The first entry found bad, if any.
+    public var firstBadEntry: Int?
+    /// Plain descriptions of every problem, earliest first.
+    public var problems: [String]
+
+    /// Whether the log verified.
+    public var isValid: Bool { problems.isEmpty }
+}
+
+/// An inclusion proof of one entry in the tree of a given size.
+public struct InclusionProof: Sendable {
+    /// The entry's sequence number.
+    public var sequence: Int
+    /// The tree size the proof is for.
+    public var size: Int
+    /// The entry's leaf hash.
+    public var leaf: [UInt8]
+    /// The audit path.
+    public var path: [[UInt8]]
+    /// The root of the tree of that size.
+    public var root: [UInt8]
+
+    /// Whether the proof holds.
+    public var isValid: Bool {
+        MerkleTree.verifyInclusion(leaf: leaf, index: sequence, size: size, proof: path, root: root)
+    }
+}
+
+extension AuditLog {
+    /// Checks every entry, every stored checkpoint, and optionally a checkpoint kept elsewhere.
+    ///
+    /// It finds entries changed, deleted, reordered or cut off: a changed entry no longer hashes
+    /// to its recorded leaf or no longer fits the signed roots; a deleted one leaves a gap in the
+    /// sequence; a moved one carries another sequence number inside its signed bytes; a cut-off
+    /// log is shorter than a checkpoint that covers it.
+    public func verify(against external: Checkpoint? = nil) async throws -> AuditVerification {
+        let (entries, checkpointTexts) = try await snapshot()
+        var problems: [String] = []
+        var firstBad: Int?
+        func flag(_ entry: Int, _ problem: String) {
+            if firstBad == nil || entry < (firstBad ?? entry) { firstBad = entry }
+            problems.append(problem)
+        }
+        var leaves: [MerkleTree.Hash] = []
+        leaves.reserveCapacity(entries.count)
+        for (position, entry) in entries.enumerated() {
+            if entry.sequence != position, problems.count < 20 {
+                flag(position, "entry \(position) is missing: the next stored entry is \(entry.sequence) (deleted or cut)")
+            }
+            let leaf = MerkleTree.leafHash(entry.event)
+            if leaf != entry.leaf, problems.count < 20 {
+                flag(entry.sequence, "entry \(entry.sequence) was altered: its content no longer hashes to its leaf")
+            }
+            if let event = try? AuditEvent(canonical: entry.event) {
+                if event.sequence != entry.sequence, problems.count < 20 {
+                    flag(entry.sequence, "entry \(entry.sequence) holds the event numbered \(event.sequence): entries were reordered or moved")
+                }
+            } else if problems.count < 20 {
+                flag(entry.sequence, "entry \(entry.sequence) is not a readable event")
+            }
+            leaves.append(leaf)
+        }
+        var checkpoints: [Checkpoint] = []
+        for text in checkpointTexts {
+            guard let checkpoint = try? Checkpoint(text: text) else {
+                problems.append("a stored checkpoint is unreadable")
+                continue
+            }
+            checkpoints.append(checkpoint)
+        }
+        if let external { checkpoints.append(external) }
+        checkpoints.sort { $0.size < $1.size }
+        var lastGoodSize = 0
+        for checkpoint in checkpoints {
+            let origin = checkpoint == external ? "the given checkpoint" : "the stored checkpoint"
+            guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
+                problems.append("\(origin) of size \(checkpoint.size) has a bad signature or belongs to another log")
+                continue
+            }
+            guard checkpoint.size <= leaves.count else {
+                flag(leaves.count, "the log ends after \(leaves.count) entries, but \(origin) signs \(checkpoint.size): entries \(leaves.count) to \(checkpoint.size - 1) were cut off")
+                continue
+            }
+            if MerkleTree.root(leaves[0..<checkpoint.size]) == checkpoint.root {
+                lastGoodSize = max(lastGoodSize, checkpoint.size)
+            } else {
+                flag(lastGoodSize, "entries \(lastGoodSize) to \(checkpoint.size - 1) do not match \(origin) of size \(checkpoint.size): one of them was changed")
+            }
+        }
+        return AuditVerification(entries: entries.count, checkpoints: checkpoints.count, firstBadEntry: firstBad, problems: problems)
+    }
+
+    /// The inclusion proof of an entry in the tree of `size` entries (default: the whole log).
+    public func inclusionProof(sequence: Int, size: Int? = nil) async throws -> InclusionProof {
+        let leaves = try await leafHashes()
+        let treeSize = size ?? leaves.count
+        guard treeSize <= leaves.count, sequence >= 0, sequence < treeSize else {
+            throw TutelaError(.invalidInput, "entry \(sequence) is not in a tree of \(treeSize) entries (the log has \(leaves.count))")
+        }
+        let slice = leaves[0..<treeSize]
+        return InclusionProof(
+            sequence: sequence,
+            size: treeSize,
+            leaf: leaves[sequence],
+            path: MerkleTree.inclusionProof(index: sequence, leaves: slice),
+            root: MerkleTree.root(slice)
+        )
+    }
+
+    /// The consistency proof between two tree sizes, with both roots.
+    public func consistencyProof(from oldSize: Int, to newSize: Int) async throws -> (oldRoot: [UInt8], newRoot: [UInt8], path: [[UInt8]]) {
+        let leaves = try await leafHashes()
+        guard oldSize > 0, oldSize <= newSize, newSize <= leaves.count else {
+            throw TutelaError(.invalidInput, "sizes must satisfy 0 < old <= new <= \(leaves.count)")
+        }
+        let slice = leaves[0..<newSize]
+        return (MerkleTree.root(leaves[0..<oldSize]), MerkleTree.root(slice), MerkleTree.consistencyProof(oldSize: oldSize, leaves: slice))
+    }
+
+    private func leafHashes() async throws -> [MerkleTree.Hash] {
+        try await snapshot().entries.map { MerkleTree.leafHash($0.event) }
+    }
+}

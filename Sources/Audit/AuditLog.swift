@@ -1,0 +1,325 @@
+import Crypto
+import Foundation
+import GRDB
+import Synchronization
+import TutelaCore
+
+extension TutelaError.Code {
+    /// An audit event could not be made durable in time; the operation did not happen.
+    public static let auditUnavailable = Self("audit_unavailable")
+    /// The audit log does not verify.
+    public static let auditTampered = Self("audit_tampered")
+}
+
+/// The append-only, tamper-evident audit log in its own SQLite file.
+///
+/// Appends are batched: while one batch is being written, new events queue up and go together
+/// into the next transaction (group commit), each batch ending with a signed checkpoint. Every
+/// append has a deadline; an event that is not durable by then fails the caller's operation
+/// (fail closed) without ever blocking it longer.
+public actor AuditLog {
+    /// The log's id, written into every checkpoint.
+    public nonisolated let logID: String
+    /// The key that signs checkpoints.
+    nonisolated let signingKey: Curve25519.Signing.PrivateKey
+    /// How long an append may take before the caller gets an error.
+    public nonisolated let timeout: Duration
+    private let pool: DatabasePool
+    private var frontier: MerkleFrontier
+    private var pending: [(event: AuditEvent, continuation: CheckedContinuation<Int, any Error>)] = []
+    private var flushing = false
+
+    /// The key that verifies checkpoints.
+    public nonisolated var publicKey: Curve25519.Signing.PublicKey { signingKey.publicKey }
+
+    /// Opens (creating if needed) the log at `path`.
+    /// - Throws: `.auditUnavailable` when the file cannot be opened, `.auditTampered` when its
+    ///   saved state does not match its latest signed checkpoint.
+    public init(path: String, logID: String, signingKey: Curve25519.Signing.PrivateKey, timeout: Duration = .seconds(2)) throws {
+        self.logID = logID
+        self.signingKey = signingKey
+        self.timeout = timeout
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(max(0.1, Double(timeout.components.seconds) / 2))
+        configuration.label = "tutela.audit"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+            frontier = try pool.read { db in try Self.loadFrontier(db) }
+        } catch let error as TutelaError {
+            throw error
+        } catch {
+            throw TutelaError(.auditUnavailable, "the audit log \(path) cannot be opened", cause: error)
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE entries (
+                        seq INTEGER PRIMARY KEY,
+                        time_ms INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        principal TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        purpose TEXT NOT NULL,
+                        decision TEXT NOT NULL,
+                        event BLOB NOT NULL,
+                        leaf BLOB NOT NULL
+                    );
+                    CREATE INDEX entries_by_principal ON entries(principal);
+                    CREATE INDEX entries_by_time ON entries(time_ms);
+                    CREATE TABLE entry_subjects (subject TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (subject, seq)) WITHOUT ROWID;
+                    CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, text TEXT NOT NULL);
+                    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, frontier BLOB NOT NULL);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    /// The saved frontier, checked against the latest checkpoint.
+    private static func loadFrontier(_ db: Database) throws -> MerkleFrontier {
+        guard let row = try Row.fetchOne(db, sql: "SELECT size, frontier FROM state WHERE id = 1") else {
+            return MerkleFrontier()
+        }
+        guard let frontier = MerkleFrontier(encoded: Array(row[1] as Data)), frontier.size == row[0] as Int else {
+            throw TutelaError(.auditTampered, "the audit log's saved state is damaged; run 'tutela audit verify'")
+        }
+        if let text = try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1"),
+            let checkpoint = try? Checkpoint(text: text),
+            checkpoint.size != frontier.size || checkpoint.root != frontier.root
+        {
+            throw TutelaError(.auditTampered, "the audit log's state does not match its latest checkpoint; run 'tutela audit verify'")
+        }
+        return frontier
+    }
+
+    /// The number of entries.
+    public var size: Int { frontier.size }
+
+    // MARK: Appending
+
+    /// Appends an event and waits until it is durable.
+    /// - Returns: its sequence number.
+    /// - Throws: `.auditUnavailable` when it is not durable within the timeout.
+    @discardableResult
+    public nonisolated func append(_ event: AuditEvent) async throws -> Int {
+        try await Deadline.run(timeout, error: TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")) {
+            try await self.appendWithoutDeadline(event)
+        }
+    }
+
+    private func appendWithoutDeadline(_ event: AuditEvent) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            pending.append((event, continuation))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            do {
+                let first = frontier.size
+                var next = frontier
+                var rows: [(AuditEvent, [UInt8], [UInt8])] = []
+                rows.reserveCapacity(batch.count)
+                for (offset, item) in batch.enumerated() {
+                    var event = item.event
+                    event.sequence = first + offset
+                    let bytes = event.canonicalBytes
+                    let leaf = MerkleTree.leafHash(bytes)
+                    next.append(leaf)
+                    rows.append((event, bytes, leaf))
+                }
+                let checkpoint = try Checkpoint.sign(
+                    logID: logID,
+                    size: next.size,
+                    root: next.root,
+                    time: Int64(Date().timeIntervalSince1970 * 1000),
+                    key: signingKey
+                )
+                let frontierBytes = next.encoded
+                let newSize = next.size
+                let finalRows = rows
+                try await pool.write { db in
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """
+                    )
+                    let subject = try db.cachedStatement(sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)")
+                    for (event, bytes, leaf) in finalRows {
+                        try insert.execute(arguments: [
+                            event.sequence, event.time, event.kind, event.principal, event.action, event.purpose,
+                            event.decision, Data(bytes), Data(leaf),
+                        ])
+                        for hmac in event.subjects { try subject.execute(arguments: [hmac, event.sequence]) }
+                    }
+                    try db.execute(sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)", arguments: [checkpoint.size, checkpoint.text])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)",
+                        arguments: [newSize, Data(frontierBytes)]
+                    )
+                }
+                frontier = next
+                for (offset, item) in batch.enumerated() { item.continuation.resume(returning: first + offset) }
+            } catch {
+                let failure = TutelaError(.auditUnavailable, "the audit log could not store the event; nothing was done", cause: error)
+                for item in batch { item.continuation.resume(throwing: failure) }
+            }
+        }
+        flushing = false
+    }
+
+    // MARK: Reading
+
+    /// Entries matching a filter, newest first.
+    public func search(_ filter: AuditFilter, limit: Int) async throws -> [AuditEvent] {
+        try await pool.read { db in
+            var conditions: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if let principal = filter.principal {
+                conditions.append("principal = ?")
+                arguments.append(principal)
+            }
+            if let action = filter.action {
+                conditions.append("action = ?")
+                arguments.append(action)
+            }
+            if let decision = filter.decision {
+                conditions.append("decision = ?")
+                arguments.append(decision)
+            }
+            if let purpose = filter.purpose {
+                conditions.append("purpose = ?")
+                arguments.append(purpose)
+            }
+            if let kind = filter.kind {
+                conditions.append("kind = ?")
+                arguments.append(kind)
+            }
+            if let since = filter.since {
+                conditions.append("time_ms >= ?")
+                arguments.append(since)
+            }
+            if let until = filter.until {
+                conditions.append("time_ms < ?")
+                arguments.append(until)
+            }
+            if let subject = filter.subjectHMAC {
+                conditions.append("seq IN (SELECT seq FROM entry_subjects WHERE subject = ?)")
+                arguments.append(subject)
+            }
+            let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            arguments.append(limit)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
+                arguments: StatementArguments(arguments)
+            )
+            return try rows.map { try AuditEvent(canonical: Array($0[0] as Data)) }
+        }
+    }
+
+    /// One entry.
+    public func entry(_ sequence: Int) async throws -> AuditEvent {
+        let bytes = try await pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence])
+        }
+        guard let bytes else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
+        return try AuditEvent(canonical: Array(bytes))
+    }
+
+    /// The latest signed checkpoint, or a fresh one for an empty log.
+    public func latestCheckpoint() async throws -> Checkpoint {
+        let text = try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1")
+        }
+        if let text { return try Checkpoint(text: text) }
+        return try Checkpoint.sign(
+            logID: logID,
+            size: 0,
+            root: MerkleTree.emptyRoot,
+            time: Int64(Date().timeIntervalSince1970 * 1000),
+            key: signingKey
+        )
+    }
+
+    /// Every stored entry's bytes and leaf hash in sequence order, and the stored checkpoints.
+    func snapshot() async throws -> (entries: [(sequence: Int, event: [UInt8], leaf: [UInt8])], checkpoints: [String]) {
+        try await pool.read { db in
+            let entries = try Row.fetchAll(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq").map {
+                (sequence: $0[0] as Int, event: Array($0[1] as Data), leaf: Array($0[2] as Data))
+            }
+            let checkpoints = try String.fetchAll(db, sql: "SELECT text FROM checkpoints ORDER BY size")
+            return (entries, checkpoints)
+        }
+    }
+}
+
+/// What `search` filters by; nil fields match everything.
+public struct AuditFilter: Sendable {
+    public var principal: String?
+    public var action: String?
+    public var decision: String?
+    public var purpose: String?
+    public var kind: String?
+    public var since: Int64?
+    public var until: Int64?
+    /// The HMAC of a customer id, as `AuditKeys.subjectHMAC` makes it.
+    public var subjectHMAC: String?
+
+    /// An empty filter.
+    public init() {}
+}
+
+/// Runs an operation with a deadline; the caller gets an error at the deadline even if the
+/// operation is stuck, and the operation's late result is dropped.
+enum Deadline {
+    static func run<T: Sendable>(
+        _ timeout: Duration,
+        error: TutelaError,
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let once = ResumeOnce<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            Task {
+                do { once.resume(with: .success(try await operation())) } catch { once.resume(with: .failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                once.resume(with: .failure(error))
+            }
+        }
+    }
+}
+
+/// A continuation that the first of several racers resumes; the others find it gone.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func set(_ value: CheckedContinuation<T, any Error>) {
+        continuation.withLock { $0 = value }
+    }
+
+    func resume(with result: Result<T, any Error>) {
+        let taken = continuation.withLock { stored -> CheckedContinuation<T, any Error>? in
+            defer { stored = nil }
+            return stored
+        }
+        taken?.resume(with: result)
+    }
+}

@@ -1,0 +1,199 @@
+import Crypto
+
+/// RFC 6962 / RFC 9162 Merkle tree hashing, proofs and proof verification.
+///
+/// Leaves hash as SHA-256(0x00 ‖ data), interior nodes as SHA-256(0x01 ‖ left ‖ right), and a
+/// tree of n leaves splits at the largest power of two below n.
+public enum MerkleTree {
+    /// A 32-byte hash.
+    public typealias Hash = [UInt8]
+
+    /// The hash of an empty tree.
+    public static let emptyRoot: Hash = Array(SHA256.hash(data: [UInt8]()))
+
+    /// The leaf hash of an entry.
+    public static func leafHash(_ data: [UInt8]) -> Hash {
+        var hasher = SHA256()
+        hasher.update(data: [0])
+        hasher.update(data: data)
+        return Array(hasher.finalize())
+    }
+
+    /// The hash of an interior node.
+    public static func nodeHash(_ left: Hash, _ right: Hash) -> Hash {
+        var hasher = SHA256()
+        hasher.update(data: [1])
+        hasher.update(data: left)
+        hasher.update(data: right)
+        return Array(hasher.finalize())
+    }
+
+    /// The root of the tree over `leaves` (leaf hashes).
+    public static func root(_ leaves: ArraySlice<Hash>) -> Hash {
+        switch leaves.count {
+        case 0: return emptyRoot
+        case 1: return leaves[leaves.startIndex]
+        default:
+            let split = largestPowerOfTwo(below: leaves.count)
+            let middle = leaves.startIndex + split
+            return nodeHash(root(leaves[leaves.startIndex..<middle]), root(leaves[middle...]))
+        }
+    }
+
+    /// The audit path of leaf `index` in the tree over `leaves`.
+    public static func inclusionProof(index: Int, leaves: ArraySlice<Hash>) -> [Hash] {
+        guard leaves.count > 1 else { return [] }
+        let split = largestPowerOfTwo(below: leaves.count)
+        let middle = leaves.startIndex + split
+        if index < split {
+            return inclusionProof(index: index, leaves: leaves[leaves.startIndex..<middle]) + [root(leaves[middle...])]
+        }
+        return inclusionProof(index: index - split, leaves: leaves[middle...]) + [root(leaves[leaves.startIndex..<middle])]
+    }
+
+    /// The consistency proof between the first `oldSize` leaves and all of `leaves`.
+    public static func consistencyProof(oldSize: Int, leaves: ArraySlice<Hash>) -> [Hash] {
+        guard oldSize > 0, oldSize < leaves.count else { return [] }
+        return subproof(oldSize, leaves, complete: true)
+    }
+
+    private static func subproof(_ m: Int, _ leaves: ArraySlice<Hash>, complete: Bool) -> [Hash] {
+        let n = leaves.count
+        if m == n { return complete ? [] : [root(leaves)] }
+        let k = largestPowerOfTwo(below: n)
+        let middle = leaves.startIndex + k
+        if m <= k {
+            return subproof(m, leaves[leaves.startIndex..<middle], complete: complete) + [root(leaves[middle...])]
+        }
+        return subproof(m - k, leaves[middle...], complete: false) + [root(leaves[leaves.startIndex..<middle])]
+    }
+
+    /// Checks an inclusion proof (RFC 9162 section 2.1.3.2).
+    public static func verifyInclusion(leaf: Hash, index: Int, size: Int, proof: [Hash], root: Hash) -> Bool {
+        guard index >= 0, index < size else { return false }
+        var fn = index
+        var sn = size - 1
+        var result = leaf
+        for element in proof {
+            guard sn != 0 else { return false }
+            if fn & 1 == 1 || fn == sn {
+                result = nodeHash(element, result)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0, fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
+                }
+            } else {
+                result = nodeHash(result, element)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return sn == 0 && result == root
+    }
+
+    /// Checks a consistency proof (RFC 9162 section 2.1.4.2).
+    public static func verifyConsistency(oldSize: Int, newSize: Int, oldRoot: Hash, newRoot: Hash, proof: [Hash]) -> Bool {
+        guard oldSize > 0, oldSize <= newSize else { return oldSize == 0 }
+        if oldSize == newSize { return proof.isEmpty && oldRoot == newRoot }
+        var path = proof
+        if oldSize & (oldSize - 1) == 0 { path.insert(oldRoot, at: 0) }
+        guard !path.isEmpty else { return false }
+        var fn = oldSize - 1
+        var sn = newSize - 1
+        while fn & 1 == 1 {
+            fn >>= 1
+            sn >>= 1
+        }
+        var fr = path[0]
+        var sr = path[0]
+        for element in path.dropFirst() {
+            guard sn != 0 else { return false }
+            if fn & 1 == 1 || fn == sn {
+                fr = nodeHash(element, fr)
+                sr = nodeHash(element, sr)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0, fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
+                }
+            } else {
+                sr = nodeHash(sr, element)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return sn == 0 && fr == oldRoot && sr == newRoot
+    }
+
+    static func largestPowerOfTwo(below n: Int) -> Int {
+        var k = 1
+        while k << 1 < n { k <<= 1 }
+        return k
+    }
+}
+
+/// The right edge of a Merkle tree: the roots of its perfect subtrees, largest first. Appending a
+/// leaf and computing the root cost O(log n), so the log never rereads old entries to grow.
+public struct MerkleFrontier: Sendable {
+    /// The number of leaves.
+    public internal(set) var size = 0
+    var stack: [(height: Int, hash: MerkleTree.Hash)] = []
+
+    /// An empty frontier.
+    public init() {}
+
+    /// Appends a leaf hash.
+    public mutating func append(_ leaf: MerkleTree.Hash) {
+        var node = (height: 0, hash: leaf)
+        while let last = stack.last, last.height == node.height {
+            stack.removeLast()
+            node = (node.height + 1, MerkleTree.nodeHash(last.hash, node.hash))
+        }
+        stack.append(node)
+        size += 1
+    }
+
+    /// The current root.
+    public var root: MerkleTree.Hash {
+        guard var result = stack.last?.hash else { return MerkleTree.emptyRoot }
+        for entry in stack.dropLast().reversed() { result = MerkleTree.nodeHash(entry.hash, result) }
+        return result
+    }
+}
+
+extension MerkleFrontier {
+    /// The stored form: the size as 8 bytes big-endian, then per subtree one height byte and 32
+    /// hash bytes.
+    public var encoded: [UInt8] {
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: UInt64(size).bigEndian) { bytes.append(contentsOf: $0) }
+        for entry in stack {
+            bytes.append(UInt8(entry.height))
+            bytes.append(contentsOf: entry.hash)
+        }
+        return bytes
+    }
+
+    /// Decodes the stored form; nil when it is not consistent.
+    public init?(encoded bytes: [UInt8]) {
+        guard bytes.count >= 8, (bytes.count - 8) % 33 == 0 else { return nil }
+        let size = bytes.prefix(8).reduce(0) { $0 << 8 | Int($1) }
+        var stack: [(height: Int, hash: MerkleTree.Hash)] = []
+        var offset = 8
+        var total = 0
+        while offset < bytes.count {
+            let height = Int(bytes[offset])
+            guard height < 63, stack.last.map({ $0.height > height }) ?? true else { return nil }
+            stack.append((height, Array(bytes[(offset + 1)..<(offset + 33)])))
+            total += 1 << height
+            offset += 33
+        }
+        guard total == size else { return nil }
+        self.init()
+        self.size = size
+        self.stack = stack
+    }
+}
