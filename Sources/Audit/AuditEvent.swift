@@ -90,6 +90,13 @@ public struct AuditEvent: Sendable, Hashable {
         self.detail = detail
     }
 
+    /// A copy with another record reference.
+    public func with(record: String?) -> AuditEvent {
+        var copy = self
+        copy.record = record
+        return copy
+    }
+
     /// The canonical encoding that is hashed into the log: a JSON object with the keys in this
     /// order, optional keys left out when absent, no white space, integers in decimal, and
     /// strings escaped as described in `docs/AUDIT.md`.
@@ -131,7 +138,8 @@ public struct AuditEvent: Sendable, Hashable {
     /// - Throws: `TutelaError` with `.invalidInput` when they are not an event.
     public init(canonical bytes: [UInt8]) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-            object["v"] as? Int == 1, let sequence = object["seq"] as? Int, let time = (object["time_ms"] as? NSNumber)?.int64Value
+            object["v"] as? Int == 1, let sequence = object["seq"] as? Int,
+            let time = (object["time_ms"] as? NSNumber)?.int64Value
         else {
             throw TutelaError(.invalidInput, "not a version 1 audit event")
         }

@@ -46,16 +46,26 @@ extension AuditLog {
     public func verify(against external: Checkpoint? = nil) async throws -> AuditVerification {
         let (entries, checkpointTexts) = try await snapshot()
         var problems: [String] = []
-        var firstBad: Int?
+        // An entry that fails on its own is named exactly; a checkpoint mismatch only bounds the
+        // range, so it names the range's start unless an exact finding lies inside it.
+        var exactBad: Int?
+        var rangeBad: Int?
         func flag(_ entry: Int, _ problem: String) {
-            if firstBad == nil || entry < (firstBad ?? entry) { firstBad = entry }
+            if exactBad == nil || entry < (exactBad ?? entry) { exactBad = entry }
+            problems.append(problem)
+        }
+        func flagRange(from start: Int, _ problem: String) {
+            if rangeBad == nil || start < (rangeBad ?? start) { rangeBad = start }
             problems.append(problem)
         }
         var leaves: [MerkleTree.Hash] = []
         leaves.reserveCapacity(entries.count)
         for (position, entry) in entries.enumerated() {
             if entry.sequence != position, problems.count < 20 {
-                flag(position, "entry \(position) is missing: the next stored entry is \(entry.sequence) (deleted or cut)")
+                flag(
+                    position,
+                    "entry \(position) is missing: the next stored entry is \(entry.sequence) (deleted or cut)"
+                )
             }
             let leaf = MerkleTree.leafHash(entry.event)
             if leaf != entry.leaf, problems.count < 20 {
@@ -63,7 +73,10 @@ extension AuditLog {
             }
             if let event = try? AuditEvent(canonical: entry.event) {
                 if event.sequence != entry.sequence, problems.count < 20 {
-                    flag(entry.sequence, "entry \(entry.sequence) holds the event numbered \(event.sequence): entries were reordered or moved")
+                    flag(
+                        entry.sequence,
+                        "entry \(entry.sequence) holds the event numbered \(event.sequence): entries were reordered or moved"
+                    )
                 }
             } else if problems.count < 20 {
                 flag(entry.sequence, "entry \(entry.sequence) is not a readable event")
@@ -81,6 +94,7 @@ extension AuditLog {
         if let external { checkpoints.append(external) }
         checkpoints.sort { $0.size < $1.size }
         var lastGoodSize = 0
+        var mismatched = 0
         for checkpoint in checkpoints {
             let origin = checkpoint == external ? "the given checkpoint" : "the stored checkpoint"
             guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
@@ -88,16 +102,33 @@ extension AuditLog {
                 continue
             }
             guard checkpoint.size <= leaves.count else {
-                flag(leaves.count, "the log ends after \(leaves.count) entries, but \(origin) signs \(checkpoint.size): entries \(leaves.count) to \(checkpoint.size - 1) were cut off")
+                flagRange(
+                    from: leaves.count,
+                    "the log ends after \(leaves.count) entries, but \(origin) signs \(checkpoint.size): entries \(leaves.count) to \(checkpoint.size - 1) were cut off"
+                )
                 continue
             }
             if MerkleTree.root(leaves[0..<checkpoint.size]) == checkpoint.root {
                 lastGoodSize = max(lastGoodSize, checkpoint.size)
             } else {
-                flag(lastGoodSize, "entries \(lastGoodSize) to \(checkpoint.size - 1) do not match \(origin) of size \(checkpoint.size): one of them was changed")
+                mismatched += 1
+                if mismatched == 1 {
+                    flagRange(
+                        from: lastGoodSize,
+                        "entries \(lastGoodSize) to \(checkpoint.size - 1) do not match \(origin) of size \(checkpoint.size): one of them was changed"
+                    )
+                }
             }
         }
-        return AuditVerification(entries: entries.count, checkpoints: checkpoints.count, firstBadEntry: firstBad, problems: problems)
+        if mismatched > 1 { problems.append("\(mismatched - 1) later checkpoints do not match either") }
+        var firstBad = exactBad ?? rangeBad
+        if let exact = exactBad, let range = rangeBad, exact < range { firstBad = exact }
+        return AuditVerification(
+            entries: entries.count,
+            checkpoints: checkpoints.count,
+            firstBadEntry: firstBad,
+            problems: problems
+        )
     }
 
     /// The inclusion proof of an entry in the tree of `size` entries (default: the whole log).
@@ -105,7 +136,10 @@ extension AuditLog {
         let leaves = try await leafHashes()
         let treeSize = size ?? leaves.count
         guard treeSize <= leaves.count, sequence >= 0, sequence < treeSize else {
-            throw TutelaError(.invalidInput, "entry \(sequence) is not in a tree of \(treeSize) entries (the log has \(leaves.count))")
+            throw TutelaError(
+                .invalidInput,
+                "entry \(sequence) is not in a tree of \(treeSize) entries (the log has \(leaves.count))"
+            )
         }
         let slice = leaves[0..<treeSize]
         return InclusionProof(
@@ -118,13 +152,19 @@ extension AuditLog {
     }
 
     /// The consistency proof between two tree sizes, with both roots.
-    public func consistencyProof(from oldSize: Int, to newSize: Int) async throws -> (oldRoot: [UInt8], newRoot: [UInt8], path: [[UInt8]]) {
+    public func consistencyProof(
+        from oldSize: Int,
+        to newSize: Int
+    ) async throws -> (oldRoot: [UInt8], newRoot: [UInt8], path: [[UInt8]]) {
         let leaves = try await leafHashes()
         guard oldSize > 0, oldSize <= newSize, newSize <= leaves.count else {
             throw TutelaError(.invalidInput, "sizes must satisfy 0 < old <= new <= \(leaves.count)")
         }
         let slice = leaves[0..<newSize]
-        return (MerkleTree.root(leaves[0..<oldSize]), MerkleTree.root(slice), MerkleTree.consistencyProof(oldSize: oldSize, leaves: slice))
+        return (
+            MerkleTree.root(leaves[0..<oldSize]), MerkleTree.root(slice),
+            MerkleTree.consistencyProof(oldSize: oldSize, leaves: slice)
+        )
     }
 
     private func leafHashes() async throws -> [MerkleTree.Hash] {

@@ -35,7 +35,12 @@ public actor AuditLog {
     /// Opens (creating if needed) the log at `path`.
     /// - Throws: `.auditUnavailable` when the file cannot be opened, `.auditTampered` when its
     ///   saved state does not match its latest signed checkpoint.
-    public init(path: String, logID: String, signingKey: Curve25519.Signing.PrivateKey, timeout: Duration = .seconds(2)) throws {
+    public init(
+        path: String,
+        logID: String,
+        signingKey: Curve25519.Signing.PrivateKey,
+        timeout: Duration = .seconds(2)
+    ) throws {
         self.logID = logID
         self.signingKey = signingKey
         self.timeout = timeout
@@ -95,7 +100,10 @@ public actor AuditLog {
             let checkpoint = try? Checkpoint(text: text),
             checkpoint.size != frontier.size || checkpoint.root != frontier.root
         {
-            throw TutelaError(.auditTampered, "the audit log's state does not match its latest checkpoint; run 'tutela audit verify'")
+            throw TutelaError(
+                .auditTampered,
+                "the audit log's state does not match its latest checkpoint; run 'tutela audit verify'"
+            )
         }
         return frontier
     }
@@ -110,7 +118,10 @@ public actor AuditLog {
     /// - Throws: `.auditUnavailable` when it is not durable within the timeout.
     @discardableResult
     public nonisolated func append(_ event: AuditEvent) async throws -> Int {
-        try await Deadline.run(timeout, error: TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")) {
+        try await Deadline.run(
+            timeout,
+            error: TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")
+        ) {
             try await self.appendWithoutDeadline(event)
         }
     }
@@ -159,7 +170,9 @@ public actor AuditLog {
                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """
                     )
-                    let subject = try db.cachedStatement(sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)")
+                    let subject = try db.cachedStatement(
+                        sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
+                    )
                     for (event, bytes, leaf) in finalRows {
                         try insert.execute(arguments: [
                             event.sequence, event.time, event.kind, event.principal, event.action, event.purpose,
@@ -167,7 +180,10 @@ public actor AuditLog {
                         ])
                         for hmac in event.subjects { try subject.execute(arguments: [hmac, event.sequence]) }
                     }
-                    try db.execute(sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)", arguments: [checkpoint.size, checkpoint.text])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)",
+                        arguments: [checkpoint.size, checkpoint.text]
+                    )
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)",
                         arguments: [newSize, Data(frontierBytes)]
@@ -176,7 +192,11 @@ public actor AuditLog {
                 frontier = next
                 for (offset, item) in batch.enumerated() { item.continuation.resume(returning: first + offset) }
             } catch {
-                let failure = TutelaError(.auditUnavailable, "the audit log could not store the event; nothing was done", cause: error)
+                let failure = TutelaError(
+                    .auditUnavailable,
+                    "the audit log could not store the event; nothing was done",
+                    cause: error
+                )
                 for item in batch { item.continuation.resume(throwing: failure) }
             }
         }

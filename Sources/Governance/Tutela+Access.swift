@@ -1,3 +1,4 @@
+import Audit
 import Masking
 import Policy
 import Store
@@ -11,12 +12,15 @@ public struct Caller: Sendable {
     public var purpose: String
     /// Context attributes (raw text, typed against attributes.yaml).
     public var context: [String: String]
+    /// The request id that audit events carry.
+    public var requestID: String
 
     /// Creates a caller.
-    public init(principal: String, purpose: String, context: [String: String] = [:]) {
+    public init(principal: String, purpose: String, context: [String: String] = [:], requestID: String? = nil) {
         self.principal = principal
         self.purpose = purpose
         self.context = context
+        self.requestID = requestID ?? newRequestID()
     }
 }
 
@@ -34,33 +38,61 @@ extension Tutela {
 
     /// One record, masked as the decision says.
     /// - Throws: `.denied` with the decision's explanation; `.notFound` when the record does not
-    ///   exist or its customer has not consented to a purpose that needs consent.
+    ///   exist or its customer has not consented to a purpose that needs consent;
+    ///   `.auditUnavailable` when the read cannot be audited (then nothing is returned).
     public func governedRecord(_ caller: Caller, collection: String, id: String) async throws -> Record {
+        let started = ContinuousClock.now
         let decision = try await authorize(caller, action: .read, collection: collection)
-        let record = try await store.get(collection: collection, id: id)
-        guard try await passesRowFilter(record, decision: decision, purpose: caller.purpose) else {
-            throw TutelaError(.notFound, "no record \(collection)/\(id) for purpose \(caller.purpose)")
+        let definition = try schema.collection(collection)
+        do {
+            let record = try await store.get(collection: collection, id: id)
+            guard try await passesRowFilter(record, decision: decision, purpose: caller.purpose) else {
+                throw TutelaError(.notFound, "no record \(collection)/\(id) for purpose \(caller.purpose)")
+            }
+            let masked = try masker.mask(
+                record,
+                definition: definition,
+                obligations: decision.obligations,
+                purpose: caller.purpose
+            )
+            try await audit.append(
+                readEvent(caller, .read, collection, decision, outcome: "ok", records: [record], started: started)
+            )
+            return masked
+        } catch let error as TutelaError where error.code != .auditUnavailable {
+            try await audit.append(
+                readEvent(
+                    caller,
+                    .read,
+                    collection,
+                    decision,
+                    outcome: Self.outcome(of: error),
+                    records: [],
+                    started: started
+                )
+            )
+            throw error
         }
-        return try masker.mask(
-            record,
-            definition: try schema.collection(collection),
-            obligations: decision.obligations,
-            purpose: caller.purpose
-        )
     }
 
     /// Records found through a blind index, masked as the decision says.
+    ///
+    /// The searched value is
+    /// kept in the audit event only sealed under the found customer's data key.
     public func governedFind(
         _ caller: Caller,
         collection: String,
         field: String,
         value: String
     ) async throws -> [Record] {
+        let started = ContinuousClock.now
         let decision = try await authorize(caller, action: .lookup, collection: collection)
         let definition = try schema.collection(collection)
+        var found: [Record] = []
         var results: [Record] = []
         for record in try await store.find(collection: collection, field: field, value: value)
         where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
+            found.append(record)
             results.append(
                 try masker.mask(
                     record,
@@ -70,10 +102,31 @@ extension Tutela {
                 )
             )
         }
+        var detail: String?
+        if let first = found.first {
+            detail = try await store.sealDetail(
+                "lookup \(field)=\(value)",
+                forSubject: first.subject,
+                requestID: caller.requestID
+            )
+        }
+        try await audit.append(
+            readEvent(
+                caller,
+                .lookup,
+                collection,
+                decision,
+                outcome: "ok",
+                records: found,
+                started: started,
+                detail: detail
+            )
+        )
         return results
     }
 
-    /// A whole collection, a page at a time, masked and filtered as the decision says.
+    /// A whole collection, a page at a time, masked and filtered as the decision says; each page
+    /// is audited (with its customers) before it is handed out.
     /// - Returns: how many records were emitted.
     @discardableResult
     public func governedExport(
@@ -87,12 +140,15 @@ extension Tutela {
         var after: String?
         var total = 0
         while true {
+            let started = ContinuousClock.now
             let page = try await store.page(collection: collection, after: after, limit: pageSize)
             guard let last = page.last else { break }
             after = last.id
+            var kept: [Record] = []
             var masked: [Record] = []
             masked.reserveCapacity(page.count)
             for record in page where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
+                kept.append(record)
                 masked.append(
                     try masker.mask(
                         record,
@@ -102,20 +158,56 @@ extension Tutela {
                     )
                 )
             }
+            try await audit.append(
+                readEvent(caller, .export, collection, decision, outcome: "ok", records: kept, started: started)
+            )
             try emit(masked)
             total += masked.count
         }
         return total
     }
 
-    /// Decides, and throws unless allowed.
+    /// Decides, audits a denial, and throws unless allowed.
     func authorize(_ caller: Caller, action: Action, collection: String) async throws -> Decision {
+        let started = ContinuousClock.now
         let decision = policies.evaluate(try await accessRequest(caller, action: action, collection: collection))
         guard decision.isAllowed else {
+            try await audit.append(
+                readEvent(caller, action, collection, decision, outcome: "denied", records: [], started: started)
+            )
             let code = decision.denial?.rawValue ?? "denied"
             throw TutelaError(.denied, "denied (\(code)): \(decision.explanation)")
         }
         return decision
+    }
+
+    private func readEvent(
+        _ caller: Caller,
+        _ action: Action,
+        _ collection: String,
+        _ decision: Decision,
+        outcome: String,
+        records: [Record],
+        started: ContinuousClock.Instant,
+        detail: String? = nil
+    ) -> AuditEvent {
+        let definition = schema.collections[collection]
+        let identifies = definition.map { $0.keyField == $0.subjectField } ?? true
+        return event(
+            kind: "data.\(action.rawValue)",
+            principal: caller.principal,
+            requestID: caller.requestID,
+            action: action,
+            resource: collection,
+            purpose: caller.purpose,
+            decision: decision,
+            outcome: outcome,
+            count: records.count,
+            subjects: records.map(\.subject),
+            record: records.count == 1 && !identifies ? records[0].id : nil,
+            started: started,
+            detail: detail
+        )
     }
 
     private func accessRequest(_ caller: Caller, action: Action, collection: String) async throws -> AccessRequest {

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Store
 import TutelaCore
@@ -61,8 +62,18 @@ extension Tutela {
         }
         progress(.validating, rows.count, rows.count)
         progress(.writing, 0, records.count)
+        let started = event(
+            kind: "data.import",
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            action: .write,
+            resource: collection,
+            outcome: "started",
+            count: records.count,
+            subjects: records.map(\.subject)
+        )
         do {
-            try await store.put(records)
+            try await audited(started, count: { records.count }) { try await store.put(records) }
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
         }
@@ -76,14 +87,40 @@ extension Tutela {
         return try await store.backend.count(collection: collection)
     }
 
-    /// One record in the clear.
+    /// One record in the clear, for local administration; audited as the operator's read.
     public func record(collection: String, id: String) async throws -> Record {
-        try await store.get(collection: collection, id: id)
+        let record = try await store.get(collection: collection, id: id)
+        try await audit.append(
+            event(
+                kind: "admin.read",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                action: .read,
+                resource: collection,
+                outcome: "ok",
+                count: 1,
+                subjects: [record.subject]
+            )
+        )
+        return record
     }
 
-    /// Records found by exact value through a blind index.
+    /// Records found by exact value through a blind index, for local administration; audited.
     public func find(collection: String, field: String, value: String) async throws -> [Record] {
-        try await store.find(collection: collection, field: field, value: value)
+        let found = try await store.find(collection: collection, field: field, value: value)
+        try await audit.append(
+            event(
+                kind: "admin.lookup",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                action: .lookup,
+                resource: collection,
+                outcome: "ok",
+                count: found.count,
+                subjects: found.map(\.subject)
+            )
+        )
+        return found
     }
 
     /// Streams a whole collection in id order, a page at a time.
@@ -97,9 +134,22 @@ extension Tutela {
     ) async throws -> Int {
         var after: String?
         var total = 0
+        let requestID = newRequestID()
         while true {
             let page = try await store.page(collection: collection, after: after, limit: pageSize)
             guard let last = page.last else { break }
+            try await audit.append(
+                event(
+                    kind: "admin.export",
+                    principal: configuration.operatorName,
+                    requestID: requestID,
+                    action: .export,
+                    resource: collection,
+                    outcome: "ok",
+                    count: page.count,
+                    subjects: page.map(\.subject)
+                )
+            )
             try emit(page)
             total += page.count
             after = last.id
@@ -109,6 +159,16 @@ extension Tutela {
 
     /// Erases a data subject (crypto-shredding): see `EncryptedStore.erase(subject:at:)`.
     public func erase(subject: String, now: Int64) async throws -> ErasureReport {
-        try await store.erase(subject: subject, at: now)
+        let started = event(
+            kind: "data.erase",
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            action: .erase,
+            outcome: "started",
+            subjects: [subject]
+        )
+        return try await audited(started, count: { $0.recordsRemoved }) {
+            try await store.erase(subject: subject, at: now)
+        }
     }
 }

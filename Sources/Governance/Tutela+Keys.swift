@@ -1,3 +1,4 @@
+import Audit
 import KeyManagement
 import Store
 import TutelaCore
@@ -40,19 +41,36 @@ extension Tutela {
     /// Reads keep working: older versions become decrypt-only.
     /// - Returns: the new version.
     @discardableResult
-    public func rotateKey(now: Int64) throws -> Int {
-        var version = 0
-        try configuration.keyringFile.update { keyring in
-            version = try keyring.rotate(now: now)
+    public func rotateKey(now: Int64) async throws -> Int {
+        try await audited(keyEvent("keys.rotate", record: nil)) {
+            var version = 0
+            try configuration.keyringFile.update { keyring in
+                version = try keyring.rotate(now: now)
+            }
+            return version
         }
-        return version
+    }
+
+    private func keyEvent(_ kind: String, record: String?) -> AuditEvent {
+        event(
+            kind: kind,
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            resource: "keyring",
+            outcome: "started"
+        )
+        .with(record: record)
     }
 
     /// Disables or enables a version.
-    public func changeKey(version: Int, _ event: KeyVersionState.Event) throws {
-        precondition(event != .destroy, "use destroyKeyVersion, which checks that nothing depends on it")
-        try configuration.keyringFile.update { keyring in
-            try keyring.apply(event, toVersion: version)
+    public func changeKey(version: Int, _ change: KeyVersionState.Event) async throws {
+        guard change != .destroy else {
+            throw TutelaError(.invalidInput, "use destroyKeyVersion, which checks that nothing depends on the version")
+        }
+        try await audited(keyEvent("keys.\(change.rawValue)", record: "version \(version)")) {
+            try configuration.keyringFile.update { keyring in
+                try keyring.apply(change, toVersion: version)
+            }
         }
     }
 
@@ -69,8 +87,10 @@ extension Tutela {
                 "key version \(version) still wraps \(remaining) data keys; run 'tutela keys rewrap' first"
             )
         }
-        try configuration.keyringFile.update { keyring in
-            try keyring.apply(.destroy, toVersion: version)
+        try await audited(keyEvent("keys.destroy", record: "version \(version)")) {
+            try configuration.keyringFile.update { keyring in
+                try keyring.apply(.destroy, toVersion: version)
+            }
         }
     }
 
@@ -86,6 +106,13 @@ extension Tutela {
     @discardableResult
     public func rewrapAll(batchSize: Int = 500, progress: (Int, Int) throws -> Void = { _, _ in }) async throws -> Int {
         let fresh = try await Tutela.open(configuration)
+        return try await audited(keyEvent("keys.rewrap", record: nil), count: { $0 }) {
+            try await fresh.rewrapEverything(batchSize: batchSize, progress: progress)
+        }
+    }
+
+    private func rewrapEverything(batchSize: Int, progress: (Int, Int) throws -> Void) async throws -> Int {
+        let fresh = self
         let active = fresh.store.keyring.activeVersion
         let counts = try await fresh.store.backend.dataKeyCountsByVersion()
         let total = counts.filter { $0.key != active }.values.reduce(0, +)

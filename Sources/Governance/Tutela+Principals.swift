@@ -1,3 +1,4 @@
+import Audit
 import Policy
 import Store
 import TutelaCore
@@ -16,8 +17,23 @@ extension Tutela {
         }
         try checkRoles(roles)
         let principal = Principal(name: name, roles: roles, attributes: try typedAttributes(attributes))
-        try await principalStore.save(principal, createOnly: true)
+        try await audited(principalEvent("principals.create", name, detail: roles.sorted().joined(separator: ","))) {
+            try await principalStore.save(principal, createOnly: true)
+        }
         return principal
+    }
+
+    private func principalEvent(_ kind: String, _ name: String, detail: String) -> AuditEvent {
+        // Principals are staff and service accounts, not customers: their names and roles are
+        // recorded in the clear.
+        event(
+            kind: kind,
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            resource: "principals",
+            outcome: "started"
+        )
+        .with(record: "\(name) \(detail)")
     }
 
     /// Every principal.
@@ -38,7 +54,9 @@ extension Tutela {
         var principal = try await principal(named: name)
         principal.roles.insert(role)
         try checkRoles(principal.roles)
-        try await principalStore.save(principal, createOnly: false)
+        try await audited(principalEvent("principals.grant", name, detail: role)) {
+            try await principalStore.save(principal, createOnly: false)
+        }
         return principal
     }
 
@@ -48,7 +66,9 @@ extension Tutela {
         guard principal.roles.remove(role) != nil else {
             throw TutelaError(.invalidInput, "principal '\(name)' does not hold role '\(role)'")
         }
-        try await principalStore.save(principal, createOnly: false)
+        try await audited(principalEvent("principals.revoke", name, detail: role)) {
+            try await principalStore.save(principal, createOnly: false)
+        }
         return principal
     }
 
@@ -56,7 +76,9 @@ extension Tutela {
     public func setDisabled(_ disabled: Bool, principal name: String) async throws -> Principal {
         var principal = try await principal(named: name)
         principal.disabled = disabled
-        try await principalStore.save(principal, createOnly: false)
+        try await audited(principalEvent(disabled ? "principals.disable" : "principals.enable", name, detail: "")) {
+            try await principalStore.save(principal, createOnly: false)
+        }
         return principal
     }
 
@@ -96,5 +118,27 @@ extension Tutela {
             }
         }
         return typed
+    }
+}
+
+extension Tutela {
+    /// Reloads the policy directory; a set that does not validate leaves the last good one in
+    /// force.
+    ///
+    /// Either way the attempt is audited with the digests.
+    @discardableResult
+    public func reloadPolicies() async throws -> PolicySet {
+        let before = policies.digest
+        return try await audited(
+            event(
+                kind: "policy.reload",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "started"
+            )
+            .with(record: "from \(before)")
+        ) {
+            try policyHolder.reload()
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import KeyManagement
 import Masking
@@ -21,6 +22,10 @@ public final class Tutela: Sendable {
     let principalStore: any PrincipalStore
     /// Applies decisions' masks.
     let masker: Masker
+    /// The tamper-evident audit log.
+    public let audit: AuditLog
+    /// The audit log's keys.
+    let auditKeys: AuditKeys
     /// The schema.
     public var schema: Schema { store.schema }
 
@@ -32,13 +37,17 @@ public final class Tutela: Sendable {
         store: EncryptedStore,
         policyHolder: PolicyHolder,
         principalStore: any PrincipalStore,
-        masker: Masker
+        masker: Masker,
+        audit: AuditLog,
+        auditKeys: AuditKeys
     ) {
         self.configuration = configuration
         self.store = store
         self.policyHolder = policyHolder
         self.principalStore = principalStore
         self.masker = masker
+        self.audit = audit
+        self.auditKeys = auditKeys
     }
 
     /// Opens an initialized data directory.
@@ -63,12 +72,21 @@ public final class Tutela: Sendable {
             )
         }
         let tenant = try await backend.metadata(tenantMetadataKey) ?? configuration.tenant
+        let auditKeys = try AuditKeys(keyring: keyring)
+        let audit = try AuditLog(
+            path: configuration.auditPath,
+            logID: keyring.id,
+            signingKey: auditKeys.signingKey,
+            timeout: configuration.auditTimeout
+        )
         return Tutela(
             configuration: configuration,
             store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
             policyHolder: policyHolder,
             principalStore: backend,
-            masker: Masker(keyring: keyring, tenant: tenant)
+            masker: Masker(keyring: keyring, tenant: tenant),
+            audit: audit,
+            auditKeys: auditKeys
         )
     }
 
@@ -82,6 +100,8 @@ public final class Tutela: Sendable {
         public var masterKeyPath: String?
         /// The keyring id.
         public var keyringID: String
+        /// The audit checkpoint verification key.
+        public var auditPublicKeyPath: String
     }
 
     /// Creates the data directory, the master key (unless it comes from the environment), the
@@ -126,11 +146,33 @@ public final class Tutela: Sendable {
         let backend = try SQLiteRecordStore(path: configuration.databasePath)
         try await backend.setMetadata(tenantMetadataKey, configuration.tenant)
         try await backend.setMetadata(keyringMetadataKey, keyring.id)
+        let auditKeys = try AuditKeys(keyring: keyring)
+        let audit = try AuditLog(path: configuration.auditPath, logID: keyring.id, signingKey: auditKeys.signingKey)
+        try await audit.append(
+            AuditEvent(
+                time: now,
+                requestID: newRequestID(),
+                kind: "log.init",
+                principal: configuration.operatorName,
+                outcome: "ok"
+            )
+        )
+        do {
+            try Data(auditKeys.publicKeyText.utf8).write(to: URL(fileURLWithPath: configuration.auditPublicKeyPath))
+        } catch {
+            throw TutelaError(.io, "cannot write \(configuration.auditPublicKeyPath)")
+        }
         return InitReport(
             dataDirectory: configuration.dataDirectory,
             keyringPath: configuration.keyringPath,
             masterKeyPath: masterKeyPath,
-            keyringID: keyring.id
+            keyringID: keyring.id,
+            auditPublicKeyPath: configuration.auditPublicKeyPath
         )
     }
+}
+
+/// A fresh random request id: 16 hex characters.
+func newRequestID() -> String {
+    Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
 }

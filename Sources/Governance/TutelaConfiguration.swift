@@ -13,6 +13,10 @@ public struct TutelaConfiguration: Sendable {
     public var tenant: String
     /// The process environment, for `TUTELA_MASTER_KEY`.
     public var environment: [String: String]
+    /// Who runs local administration, as audit events name it.
+    public var operatorName: String
+    /// How long an audit append may take before the operation fails.
+    public var auditTimeout: Duration
 
     /// The default data directory.
     public static let defaultDataDirectory = "./tutela-data"
@@ -34,6 +38,8 @@ public struct TutelaConfiguration: Sendable {
         self.policiesDirectory = policiesDirectory
         self.tenant = tenant
         self.environment = environment
+        self.operatorName = "local:" + (environment["USER"] ?? environment["LOGNAME"] ?? "operator")
+        self.auditTimeout = .seconds(2)
     }
 
     /// The SQLite database file.
@@ -42,6 +48,10 @@ public struct TutelaConfiguration: Sendable {
     public var keyringPath: String { keysDirectory + "/keyring.json" }
     /// The master key file (unused when `TUTELA_MASTER_KEY` is set).
     public var masterKeyPath: String { keysDirectory + "/master.key" }
+    /// The audit log database.
+    public var auditPath: String { dataDirectory + "/audit.sqlite" }
+    /// The audit checkpoint verification key (public).
+    public var auditPublicKeyPath: String { keysDirectory + "/audit-checkpoint.pub" }
     /// The schema file.
     public var schemaPath: String { policiesDirectory + "/schema.yaml" }
 

@@ -1,3 +1,4 @@
+import Foundation
 import KeyManagement
 import TutelaCore
 
@@ -195,6 +196,30 @@ public final class EncryptedStore: Sendable {
             }
         }
         return Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)
+    }
+
+    /// Seals a detail under a subject's data key, for an audit event: readable while the
+    /// subject exists, unreadable once they are erased.
+    /// - Returns: base64 of the ciphertext, or nil when the subject has no data key.
+    public func sealDetail(_ text: String, forSubject subject: String, requestID: String) async throws -> String? {
+        guard let wrapped = try await backend.dataKeys(subjects: [subject])[subject] else { return nil }
+        let key = try cipher.unwrap(wrapped, subject: subject)
+        let context = FieldContext(tenant: cipher.tenant, collection: "audit", recordID: requestID, field: "detail")
+        return Data(try cipher.seal(.string(text), with: key, context: context)).base64EncodedString()
+    }
+
+    /// Opens a detail sealed by `sealDetail`.
+    /// - Throws: `.subjectErased` when the subject's key is gone.
+    public func openDetail(_ sealed: String, forSubject subject: String, requestID: String) async throws -> String {
+        guard let bytes = Data(base64Encoded: sealed) else {
+            throw TutelaError(.invalidInput, "the detail is not base64")
+        }
+        guard let wrapped = try await backend.dataKeys(subjects: [subject])[subject] else {
+            throw TutelaError(.subjectErased, "the customer was erased; the detail is unreadable")
+        }
+        let key = try cipher.unwrap(wrapped, subject: subject)
+        let context = FieldContext(tenant: cipher.tenant, collection: "audit", recordID: requestID, field: "detail")
+        return try cipher.open(Array(bytes), with: key, context: context).displayText
     }
 
     // MARK: Keys

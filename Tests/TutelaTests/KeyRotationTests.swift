@@ -16,7 +16,7 @@ struct KeyRotationTests {
         let (tutela, _) = try await environment.startWithSample(customers: 120)
         let expected = try await tutela.record(collection: "customers", id: "c000042")
 
-        #expect(try tutela.rotateKey(now: 2) == 2)
+        #expect(try await tutela.rotateKey(now: 2) == 2)
         // The instance opened before the rotation still reads, and so does a fresh one.
         #expect(try await tutela.record(collection: "customers", id: "c000042") == expected)
         let reopened = try await Tutela.open(environment.configuration)
@@ -56,7 +56,7 @@ struct KeyRotationTests {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         defer { environment.remove() }
         let (tutela, _) = try await environment.startWithSample(customers: 50)
-        try tutela.rotateKey(now: 2)
+        try await tutela.rotateKey(now: 2)
         await #expect(throws: SimulatedCrash.self) {
             try await tutela.rewrapAll(batchSize: 10) { done, _ in
                 if done >= 10 { throw SimulatedCrash() }
@@ -79,17 +79,17 @@ struct KeyRotationTests {
         let (tutela, _) = try await environment.startWithSample(customers: 10)
         let refusedActive = await #expect(throws: TutelaError.self) { try await tutela.destroyKeyVersion(1) }
         #expect(refusedActive?.code == .invalidState)
-        try tutela.rotateKey(now: 2)
+        try await tutela.rotateKey(now: 2)
         let refused = await #expect(throws: TutelaError.self) { try await tutela.destroyKeyVersion(1) }
         #expect(refused?.message.contains("still wraps 10 data keys") == true)
 
-        try tutela.changeKey(version: 1, .disable)
+        try await tutela.changeKey(version: 1, .disable)
         let disabled = try await Tutela.open(environment.configuration)
         let blocked = await #expect(throws: TutelaError.self) {
             try await disabled.record(collection: "customers", id: "c000001")
         }
         #expect(blocked?.code == .keyDisabled)
-        try tutela.changeKey(version: 1, .enable)
+        try await tutela.changeKey(version: 1, .enable)
 
         try await tutela.rewrapAll()
         try await tutela.destroyKeyVersion(1)

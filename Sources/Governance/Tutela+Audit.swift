@@ -1,0 +1,140 @@
+import Audit
+import Foundation
+import Policy
+import Store
+import TutelaCore
+
+/// Audit plumbing: every use case builds its event here and appends it before it returns data
+/// or after it announced a change, failing when the log does not take it.
+extension Tutela {
+    /// Milliseconds since the epoch.
+    static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// An event with the caller's and the decision's fields filled in.
+    func event(
+        kind: String,
+        principal: String,
+        requestID: String,
+        action: Action? = nil,
+        resource: String = "-",
+        purpose: String = "-",
+        decision: Decision? = nil,
+        outcome: String,
+        count: Int = 0,
+        subjects: [String] = [],
+        record: String? = nil,
+        started: ContinuousClock.Instant? = nil,
+        detail: String? = nil
+    ) -> AuditEvent {
+        let masks = decision.map { decision in
+            decision.obligations.masks.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        }
+        var hmacs = Array(Set(subjects.map(auditKeys.subjectHMAC))).sorted()
+        if hmacs.count > 1000 { hmacs = Array(hmacs.prefix(1000)) }
+        return AuditEvent(
+            time: Self.now,
+            requestID: requestID,
+            kind: kind,
+            principal: principal,
+            action: action?.rawValue ?? "-",
+            resource: resource,
+            record: record,
+            subjects: hmacs,
+            purpose: purpose,
+            decision: decision.map { $0.isAllowed ? "allow" : "deny" } ?? "-",
+            denial: decision?.denial?.rawValue,
+            policies: decision?.policyIDs ?? [],
+            policySet: decision?.policySetDigest ?? policies.digest,
+            masks: masks ?? [],
+            outcome: outcome,
+            count: count,
+            durationMicroseconds: started.map { Self.microseconds(since: $0) } ?? 0,
+            detail: detail
+        )
+    }
+
+    static func microseconds(since start: ContinuousClock.Instant) -> Int64 {
+        let elapsed = ContinuousClock.now - start
+        return elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+    }
+
+    /// The outcome text of an error.
+    static func outcome(of error: any Error) -> String {
+        if let error = error as? TutelaError { return "error:" + error.code.rawValue }
+        return "error:internal"
+    }
+
+    /// Runs a change between a `started` event and its `ok` or `error` event.
+    ///
+    /// The change does
+    /// not run unless the `started` event is durable.
+    @discardableResult
+    func audited<T>(
+        _ started: AuditEvent,
+        count: (T) -> Int = { _ in 0 },
+        _ change: () async throws -> T
+    ) async throws -> T {
+        var event = started
+        event.outcome = "started"
+        try await audit.append(event)
+        let clock = ContinuousClock.now
+        do {
+            let result = try await change()
+            event.outcome = "ok"
+            event.count = count(result)
+            event.durationMicroseconds = Self.microseconds(since: clock)
+            event.time = Self.now
+            try await audit.append(event)
+            return result
+        } catch {
+            event.outcome = Self.outcome(of: error)
+            event.durationMicroseconds = Self.microseconds(since: clock)
+            event.time = Self.now
+            _ = try? await audit.append(event)
+            throw error
+        }
+    }
+
+    // MARK: Review
+
+    /// Events matching a filter, newest first; `customer` is turned into its HMAC.
+    public func auditSearch(
+        _ filter: AuditFilter,
+        customer: String? = nil,
+        limit: Int = 100
+    ) async throws -> [AuditEvent] {
+        var filter = filter
+        if let customer { filter.subjectHMAC = auditKeys.subjectHMAC(customer) }
+        return try await audit.search(filter, limit: limit)
+    }
+
+    /// Opens an event's sealed detail with the customer's data key, after checking that the
+    /// customer is one the event concerns.
+    ///
+    /// Audited as a read of the log.
+    /// - Throws: `.subjectErased` once the customer was erased.
+    public func auditDetail(_ event: AuditEvent, customer: String) async throws -> String {
+        guard let detail = event.detail else { throw TutelaError(.notFound, "event \(event.sequence) has no detail") }
+        guard event.subjects.contains(auditKeys.subjectHMAC(customer)) else {
+            throw TutelaError(.invalidInput, "event \(event.sequence) does not concern that customer")
+        }
+        try await audit.append(
+            self.event(
+                kind: "audit.detail",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "ok",
+                subjects: [customer]
+            ).with(record: "event \(event.sequence)")
+        )
+        return try await store.openDetail(detail, forSubject: customer, requestID: event.requestID)
+    }
+
+    /// The checkpoint verification key in its file form.
+    public var auditPublicKeyText: String { auditKeys.publicKeyText }
+
+    /// Parses a checkpoint file's text.
+    public func checkpoint(fromText text: String) throws -> Checkpoint {
+        try Checkpoint(text: text)
+    }
+}

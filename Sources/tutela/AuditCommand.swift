@@ -1,0 +1,223 @@
+import ArgumentParser
+import Audit
+import Foundation
+import Governance
+import TutelaCore
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Review and verify the tamper-evident audit log.",
+        subcommands: [Tail.self, Search.self, Show.self, Verify.self, Prove.self, CheckpointCommand.self, Export.self]
+    )
+
+    static func line(_ event: AuditEvent) -> String {
+        var parts = [
+            String(event.sequence), CalendarDate.formatTimestamp(milliseconds: event.time), event.kind, event.principal,
+        ]
+        if event.action != "-" { parts.append(event.action) }
+        if event.resource != "-" { parts.append(event.resource) }
+        if event.purpose != "-" { parts.append("for \(event.purpose)") }
+        if event.decision != "-" { parts.append(event.decision + (event.denial.map { "(\($0))" } ?? "")) }
+        parts.append(event.outcome)
+        if event.count > 0 { parts.append("\(event.count) records") }
+        if let record = event.record { parts.append("[\(record)]") }
+        return parts.joined(separator: "  ")
+    }
+
+    static func print(_ events: [AuditEvent], json: Bool) {
+        for event in events {
+            Swift.print(json ? String(decoding: event.canonicalBytes, as: UTF8.self) : line(event))
+        }
+    }
+
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The latest events, oldest first.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .shortAndLong, help: "How many events.") var number = 20
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                AuditCommand.print(
+                    try await tutela.auditSearch(AuditFilter(), limit: number).reversed(),
+                    json: options.json
+                )
+            }
+        }
+    }
+
+    struct Search: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Events by principal, action, decision, purpose, kind, time range or customer, newest first."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The principal's name.") var principal: String?
+        @Option(help: "The action, such as read or export.") var action: String?
+        @Option(help: "allow or deny.") var decision: String?
+        @Option(help: "The purpose.") var purpose: String?
+        @Option(help: "The kind, such as data.read or keys.rotate.") var kind: String?
+        @Option(help: "From this time (RFC 3339 or Unix seconds).") var since: String?
+        @Option(help: "Before this time (RFC 3339 or Unix seconds).") var until: String?
+        @Option(help: "A customer id; matched through its HMAC, never stored.") var customer: String?
+        @Option(help: "At most this many events.") var limit = 100
+
+        func run() async throws {
+            try await Console.run {
+                var filter = AuditFilter()
+                filter.principal = principal
+                filter.action = action
+                filter.decision = decision
+                filter.purpose = purpose
+                filter.kind = kind
+                filter.since = try since.map(Self.time)
+                filter.until = try until.map(Self.time)
+                let tutela = try await Tutela.open(options.configuration)
+                AuditCommand.print(
+                    try await tutela.auditSearch(filter, customer: customer, limit: limit),
+                    json: options.json
+                )
+            }
+        }
+
+        static func time(_ text: String) throws -> Int64 {
+            guard let milliseconds = CalendarDate.parseTimestamp(Substring(text)) else {
+                throw TutelaError(.invalidInput, "'\(text)' is not an RFC 3339 time or Unix seconds")
+            }
+            return milliseconds
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One event in full; with --customer, its sealed detail is opened if the customer still exists."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The event's sequence number.") var sequence: Int
+        @Option(help: "The customer the detail belongs to.") var customer: String?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let event = try await tutela.audit.entry(sequence)
+                Swift.print(String(decoding: event.canonicalBytes, as: UTF8.self))
+                if let customer, event.detail != nil {
+                    Swift.print("detail: " + (try await tutela.auditDetail(event, customer: customer)))
+                }
+            }
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Check every entry against the signed checkpoints (and one kept elsewhere); names the first bad entry."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "A checkpoint file saved earlier with 'tutela audit checkpoint --out'.") var checkpoint: String?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                var external: Checkpoint?
+                if let checkpoint {
+                    guard let text = try? String(contentsOfFile: checkpoint, encoding: .utf8) else {
+                        throw TutelaError(.io, "cannot read \(checkpoint)")
+                    }
+                    external = try tutela.checkpoint(fromText: text)
+                }
+                let result = try await tutela.audit.verify(against: external)
+                if result.isValid {
+                    Swift.print("OK: \(result.entries) entries match \(result.checkpoints) signed checkpoints.")
+                    return
+                }
+                Swift.print("TAMPERED: first bad entry \(result.firstBadEntry.map(String.init) ?? "unknown")")
+                for problem in result.problems { Swift.print("  \(problem)") }
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Prove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "An inclusion proof of one entry, or with --from and --to a consistency proof between two sizes."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The entry's sequence number.") var sequence: Int?
+        @Option(help: "The tree size (default: the whole log).") var size: Int?
+        @Option(help: "Older tree size, for a consistency proof.") var from: Int?
+        @Option(help: "Newer tree size, for a consistency proof.") var to: Int?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                if let from, let to {
+                    let proof = try await tutela.audit.consistencyProof(from: from, to: to)
+                    Swift.print("consistency \(from) -> \(to)")
+                    Swift.print("old root: \(Hex.encode(proof.oldRoot))")
+                    Swift.print("new root: \(Hex.encode(proof.newRoot))")
+                    for hash in proof.path { Swift.print("  \(Hex.encode(hash))") }
+                    return
+                }
+                guard let sequence else {
+                    throw TutelaError(.invalidInput, "give a sequence number, or --from and --to")
+                }
+                let proof = try await tutela.audit.inclusionProof(sequence: sequence, size: size)
+                Swift.print("entry \(proof.sequence) in a tree of \(proof.size)")
+                Swift.print("leaf: \(Hex.encode(proof.leaf))")
+                Swift.print("root: \(Hex.encode(proof.root))")
+                for hash in proof.path { Swift.print("  \(Hex.encode(hash))") }
+                Swift.print(proof.isValid ? "verified" : "DOES NOT VERIFY")
+            }
+        }
+    }
+
+    struct CheckpointCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "checkpoint",
+            abstract: "Print the latest signed checkpoint, or save it to a file to keep elsewhere."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Write it to this file.") var out: String?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let checkpoint = try await tutela.audit.latestCheckpoint()
+                if let out {
+                    do {
+                        try Data(checkpoint.text.utf8).write(to: URL(fileURLWithPath: out))
+                    } catch {
+                        throw TutelaError(.io, "cannot write \(out)")
+                    }
+                    Console.printError("Saved the checkpoint of \(checkpoint.size) entries to \(out).")
+                } else {
+                    Swift.print(checkpoint.text, terminator: "")
+                }
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every entry as JSONL with its inclusion proof, then the signed checkpoint."
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Write to this file instead of standard output.") var out: String?
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let sink = try ExportSink(path: out)
+                do {
+                    let checkpoint = try await tutela.audit.export { try sink.write($0 + "\n") }
+                    try sink.finish()
+                    if let out { Console.printError("Exported \(checkpoint.size) entries with proofs to \(out).") }
+                } catch {
+                    sink.abandon()
+                    throw error
+                }
+            }
+        }
+    }
+}

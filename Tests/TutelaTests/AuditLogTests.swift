@@ -1,0 +1,259 @@
+import Crypto
+import Foundation
+import GRDB
+import Governance
+import KeyManagement
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@testable import Audit
+
+@Suite("Audit log: durability, tamper evidence, fail closed")
+struct AuditLogTests {
+    private func makeLog(_ directory: String, timeout: Duration = .seconds(2)) throws -> AuditLog {
+        try AuditLog(path: directory + "/audit.sqlite", logID: "test-log", signingKey: Self.key, timeout: timeout)
+    }
+
+    static let key = Curve25519.Signing.PrivateKey()
+
+    private func directory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-audit-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    private func event(_ number: Int) -> AuditEvent {
+        AuditEvent(
+            time: Int64(number),
+            requestID: "r\(number)",
+            kind: "data.read",
+            principal: "p\(number % 3)",
+            outcome: "ok"
+        )
+    }
+
+    /// Fills a log with 30 events appended concurrently (so they group into batches).
+    private func filledLog(_ path: String) async throws -> AuditLog {
+        let log = try makeLog(path)
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for number in 0..<30 { group.addTask { try await log.append(self.event(number)) } }
+            var sequences: Set<Int> = []
+            for try await sequence in group { sequences.insert(sequence) }
+            #expect(sequences == Set(0..<30))
+        }
+        return log
+    }
+
+    private func execute(_ path: String, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        try queue.write { try $0.execute(sql: sql) }
+    }
+
+    @Test("concurrent appends get contiguous numbers, and the log verifies and proves")
+    func appendsVerify() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        let result = try await log.verify()
+        #expect(result.isValid, "\(result.problems)")
+        #expect(result.entries == 30)
+        let proof = try await log.inclusionProof(sequence: 17)
+        #expect(proof.isValid)
+        #expect(proof.root == (try await log.latestCheckpoint()).root)
+        let consistency = try await log.consistencyProof(from: 10, to: 30)
+        #expect(
+            MerkleTree.verifyConsistency(
+                oldSize: 10,
+                newSize: 30,
+                oldRoot: consistency.oldRoot,
+                newRoot: consistency.newRoot,
+                proof: consistency.path
+            )
+        )
+        // A reopened log continues the same tree.
+        let reopened = try makeLog(path)
+        #expect(try await reopened.append(event(99)) == 30)
+        #expect(try await reopened.verify().isValid)
+    }
+
+    struct Tamper: Sendable, CustomTestStringConvertible {
+        var name: String
+        var sql: String
+        var firstBad: Int
+        var testDescription: String { name }
+    }
+
+    static let tampering = [
+        Tamper(
+            name: "edit an entry",
+            sql: "UPDATE entries SET event = replace(event, 'p1', 'pX') WHERE seq = 13",
+            firstBad: 13
+        ),
+        Tamper(
+            name: "edit an entry and its leaf hash",
+            sql:
+                "UPDATE entries SET event = replace(event, '\"r13\"', '\"rX\"') WHERE seq = 13; UPDATE entries SET leaf = zeroblob(32) WHERE seq = 13",
+            firstBad: 13
+        ),
+        Tamper(name: "delete an entry", sql: "DELETE FROM entries WHERE seq = 9", firstBad: 9),
+        Tamper(
+            name: "reorder two entries",
+            sql: """
+                UPDATE entries SET seq = -1 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5;
+                UPDATE entries SET seq = 5 WHERE seq = -1
+                """,
+            firstBad: 4
+        ),
+        Tamper(name: "cut off the end", sql: "DELETE FROM entries WHERE seq >= 25", firstBad: 25),
+    ]
+
+    @Test(
+        "verify catches every kind of tampering with the raw database and names the first bad entry",
+        arguments: tampering
+    )
+    func tamper(_ tamper: Tamper) async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await filledLog(path)
+        try execute(path, tamper.sql)
+        let result = try await makeLog(path).verify()
+        #expect(!result.isValid)
+        #expect(result.firstBadEntry == tamper.firstBad, "\(result.problems)")
+    }
+
+    @Test("a log cut off together with its later checkpoints is caught by a checkpoint kept elsewhere")
+    func externalCheckpoint() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        let saved = try Checkpoint(text: try await log.latestCheckpoint().text)
+        try execute(
+            path,
+            "DELETE FROM entries WHERE seq >= 20; DELETE FROM checkpoints WHERE size > 20; DELETE FROM state"
+        )
+        let cut = try makeLog(path)
+        #expect(try await cut.verify().isValid)
+        let result = try await cut.verify(against: saved)
+        #expect(!result.isValid)
+        #expect(result.firstBadEntry == 20)
+        // A forged checkpoint is refused.
+        let forged = try Checkpoint.sign(
+            logID: "test-log",
+            size: 30,
+            root: saved.root,
+            time: 0,
+            key: Curve25519.Signing.PrivateKey()
+        )
+        #expect(try await cut.verify(against: forged).problems.contains { $0.contains("bad signature") })
+    }
+
+    @Test("with the audit store locked, an append fails within its deadline instead of hanging")
+    func failClosed() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path, timeout: .milliseconds(500))
+        try await log.append(event(0))
+        let blocker = try AuditLock(path: path + "/audit.sqlite")
+        try await blocker.lock()
+        let error = await #expect(throws: TutelaError.self) { try await log.append(self.event(1)) }
+        #expect(error?.code == .auditUnavailable)
+        try await blocker.unlock()
+        #expect(try await log.verify().isValid)
+    }
+}
+
+@Suite("Every governed operation is audited")
+struct GovernanceAuditTests {
+    @Test(
+        "reads, denials, lookups, imports, erasures, key and principal changes leave events; details die with the customer"
+    )
+    func operationsAreAudited() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 10)
+        _ = try await tutela.createPrincipal(name: "alice", roles: ["support_agent"], attributes: [:])
+        let support = Caller(principal: "alice", purpose: "support")
+        _ = try await tutela.governedRecord(support, collection: "customers", id: "c000002")
+        await #expect(throws: TutelaError.self) {
+            try await tutela.governedRecord(
+                Caller(principal: "alice", purpose: "analytics"),
+                collection: "customers",
+                id: "c000002"
+            )
+        }
+        let email = try await tutela.record(collection: "customers", id: "c000003").fields["email"]?.displayText ?? ""
+        _ = try await tutela.governedFind(support, collection: "customers", field: "email", value: email)
+        try await tutela.rotateKey(now: 5)
+
+        let kinds = Set(try await tutela.auditSearch(AuditFilter(), limit: 100).map(\.kind))
+        #expect(
+            kinds.isSuperset(of: [
+                "log.init", "data.import", "principals.create", "data.read", "data.lookup", "admin.read", "keys.rotate",
+            ])
+        )
+        var denied = AuditFilter()
+        denied.decision = "deny"
+        let denials = try await tutela.auditSearch(denied, limit: 10)
+        #expect(denials.count == 1)
+        #expect(denials.first?.denial == "not_permitted")
+        #expect(denials.first?.purpose == "analytics")
+
+        let aboutTwo = try await tutela.auditSearch(AuditFilter(), customer: "c000002", limit: 100)
+        #expect(aboutTwo.contains { $0.kind == "data.read" && $0.principal == "alice" })
+        for event in try await tutela.auditSearch(AuditFilter(), limit: 100) {
+            let text = String(decoding: event.canonicalBytes, as: UTF8.self)
+            #expect(!text.contains("c000002") && !text.contains("c000003") && !text.contains("@"))
+        }
+
+        let lookup = try #require(
+            try await tutela.auditSearch(AuditFilter(), customer: "c000003", limit: 100).first {
+                $0.kind == "data.lookup"
+            }
+        )
+        #expect(try await tutela.auditDetail(lookup, customer: "c000003").contains(email))
+        _ = try await tutela.erase(subject: "c000003", now: 6)
+        let shredded = await #expect(throws: TutelaError.self) {
+            try await tutela.auditDetail(lookup, customer: "c000003")
+        }
+        #expect(shredded?.code == .subjectErased)
+        #expect(try await tutela.audit.verify().isValid)
+    }
+
+    @Test("with the audit log unwritable, an import fails and stores nothing")
+    func failClosedImport() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let blocker = try AuditLock(path: tutela.configuration.auditPath)
+        try await blocker.lock()
+        let content = "customer_id,email\nc1,one@example.com\n"
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: "customers", data: Data(content.utf8), format: .csv)
+        }
+        #expect(error?.code == .auditUnavailable)
+        try await blocker.unlock()
+        #expect(try await tutela.recordCount(collection: "customers") == 0)
+    }
+}
+
+/// Another connection that holds the audit database's write lock, as a stuck or hostile writer
+/// would, so that the log cannot make anything durable.
+struct AuditLock {
+    let queue: DatabaseQueue
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    func lock() async throws {
+        try await queue.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+    }
+
+    func unlock() async throws {
+        try await queue.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
+    }
+}
