@@ -143,10 +143,10 @@ public enum MerkleTree {
     }
 }
 
-/// The right edge of a Merkle tree:
+/// The right edge of a Merkle tree.
 ///
-/// the roots of its perfect subtrees, largest first. Appending a
-/// leaf and computing the root cost O(log n), so the log never rereads old entries to grow.
+/// It keeps the roots of the tree's perfect subtrees, largest first. Appending a leaf and
+/// computing the root cost O(log n), so the log never rereads old entries to grow.
 public struct MerkleFrontier: Sendable {
     /// The number of leaves.
     public internal(set) var size = 0

@@ -73,7 +73,8 @@ extension Tutela {
             subjects: records.map(\.subject)
         )
         do {
-            try await audited(started, count: { records.count }) { try await store.put(records) }
+            let written: (Void) -> Int = { records.count }
+            try await audited(started, count: written) { try await store.put(records) }
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
         }
@@ -167,7 +168,8 @@ extension Tutela {
             outcome: "started",
             subjects: [subject]
         )
-        return try await audited(started, count: { $0.recordsRemoved }) {
+        let removed: (ErasureReport) -> Int = { $0.recordsRemoved }
+        return try await audited(started, count: removed) {
             try await store.erase(subject: subject, at: now)
         }
     }

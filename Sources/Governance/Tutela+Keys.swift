@@ -106,7 +106,8 @@ extension Tutela {
     @discardableResult
     public func rewrapAll(batchSize: Int = 500, progress: (Int, Int) throws -> Void = { _, _ in }) async throws -> Int {
         let fresh = try await Tutela.open(configuration)
-        return try await audited(keyEvent("keys.rewrap", record: nil), count: { $0 }) {
+        let rewrapped: (Int) -> Int = { $0 }
+        return try await audited(keyEvent("keys.rewrap", record: nil), count: rewrapped) {
             try await fresh.rewrapEverything(batchSize: batchSize, progress: progress)
         }
     }
