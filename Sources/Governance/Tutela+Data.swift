@@ -73,7 +73,7 @@ extension Tutela {
             subjects: records.map(\.subject)
         )
         do {
-            let written: (Void) -> Int = { records.count }
+            let written: (()) -> Int = { _ in records.count }
             try await audited(started, count: written) { try await store.put(records) }
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
