@@ -130,6 +130,31 @@ extension Tutela {
         return try await store.openDetail(detail, forSubject: customer, requestID: event.requestID)
     }
 
+    /// Appends synthetic `audit.stress` events from concurrent writers, reporting each
+    /// acknowledged sequence number as soon as it is durable.
+    public func stressAudit(count: Int, writers: Int, acknowledged: @escaping @Sendable (Int) -> Void) async throws {
+        let perWriter = (count + max(1, writers) - 1) / max(1, writers)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<max(1, writers) {
+                group.addTask {
+                    for number in 0..<perWriter where writer * perWriter + number < count {
+                        let sequence = try await self.audit.append(
+                            self.event(
+                                kind: "audit.stress",
+                                principal: self.configuration.operatorName,
+                                requestID: newRequestID(),
+                                outcome: "ok"
+                            )
+                            .with(record: "writer \(writer) event \(number)")
+                        )
+                        acknowledged(sequence)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// The checkpoint verification key in its file form.
     public var auditPublicKeyText: String { auditKeys.publicKeyText }
 

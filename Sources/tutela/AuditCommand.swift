@@ -8,7 +8,10 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Review and verify the tamper-evident audit log.",
-        subcommands: [Tail.self, Search.self, Show.self, Verify.self, Prove.self, CheckpointCommand.self, Export.self]
+        subcommands: [
+            Tail.self, Search.self, Show.self, Verify.self, Prove.self, CheckpointCommand.self, Export.self,
+            Stress.self,
+        ]
     )
 
     static func line(_ event: AuditEvent) -> String {
@@ -216,6 +219,26 @@ struct AuditCommand: AsyncParsableCommand {
                 } catch {
                     sink.abandon()
                     throw error
+                }
+            }
+        }
+    }
+
+    struct Stress: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append synthetic events from several writers, printing each acknowledged sequence number.",
+            discussion: "For durability drills: kill the process at any moment, then run 'tutela audit verify'.",
+            shouldDisplay: false
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Events to append.") var count = 1000
+        @Option(help: "Concurrent writers.") var writers = 8
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                try await tutela.stressAudit(count: count, writers: writers) { sequence in
+                    FileHandle.standardOutput.write(Data("\(sequence)\n".utf8))
                 }
             }
         }

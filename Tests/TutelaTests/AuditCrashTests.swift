@@ -1,0 +1,74 @@
+import Foundation
+import Governance
+import Synchronization
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@testable import Audit
+
+@Suite("Audit log under a killed process")
+struct AuditCrashTests {
+    static let binary = TestEnvironment.repositoryRoot + "/.build/debug/tutela"
+
+    @Test("a process killed while appending loses no acknowledged event and the log still verifies")
+    func killWhileAppending() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary),
+            "build the tutela product first (Scripts/test.sh does): \(Self.binary)"
+        )
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = [
+            "audit", "stress", "--count", "1000000", "--writers", "8",
+            "--data-dir", environment.configuration.dataDirectory,
+            "--keys-dir", environment.configuration.keysDirectory,
+            "--policies-dir", environment.configuration.policiesDirectory,
+        ]
+        process.environment = environment.configuration.environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+
+        // Read acknowledgements until a few hundred are in, then kill without warning.
+        let acknowledged = try await Task.detached { () throws -> [Int] in
+            var text = ""
+            var numbers: [Int] = []
+            while numbers.count < 300 {
+                let data = output.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                text += String(decoding: data, as: UTF8.self)
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+                text = String(lines.last ?? "")
+                numbers += lines.dropLast().compactMap { Int($0) }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            // Whatever was already written to the pipe was acknowledged too.
+            let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            numbers += (text + rest).split(separator: "\n").compactMap { Int($0) }
+            return numbers
+        }.value
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(acknowledged.count >= 300)
+
+        let reopened = try await Tutela.open(environment.configuration)
+        let verification = try await reopened.audit.verify()
+        #expect(verification.isValid, "\(verification.problems)")
+        for sequence in acknowledged {
+            let event = try await reopened.audit.entry(sequence)
+            #expect(event.kind == "audit.stress")
+        }
+        // The log goes on from where the killed process left it.
+        let next = try await reopened.audit.append(
+            AuditEvent(time: 0, requestID: "after", kind: "test", principal: "test", outcome: "ok")
+        )
+        #expect(next == verification.entries)
+        #expect(try await reopened.audit.verify().isValid)
+    }
+}
