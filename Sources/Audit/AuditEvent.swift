@@ -134,6 +134,20 @@ public struct AuditEvent: Sendable, Hashable {
         return Array(text.utf8)
     }
 
+    /// The sequence number at the start of canonical bytes, read without decoding the rest.
+    public static func sequence(inCanonical bytes: [UInt8]) -> Int? {
+        let prefix = Array("{\"v\":1,\"seq\":".utf8)
+        guard bytes.count > prefix.count, bytes.starts(with: prefix) else { return nil }
+        var value = 0
+        var index = prefix.count
+        while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57, index - prefix.count < 18 {
+            value = value * 10 + Int(bytes[index] - 48)
+            index += 1
+        }
+        guard index > prefix.count, index < bytes.count, bytes[index] == UInt8(ascii: ",") else { return nil }
+        return value
+    }
+
     /// Decodes canonical bytes.
     /// - Throws: `TutelaError` with `.invalidInput` when they are not an event.
     public init(canonical bytes: [UInt8]) throws {

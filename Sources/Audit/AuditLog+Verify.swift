@@ -95,20 +95,28 @@ extension AuditLog {
         checkpoints.sort { $0.size < $1.size }
         var lastGoodSize = 0
         var mismatched = 0
+        // One pass over the leaves: the frontier's root at each checkpoint's size.
+        var frontier = MerkleFrontier()
+        var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
+        let wanted = Set(checkpoints.map(\.size))
+        for leaf in leaves {
+            frontier.append(leaf)
+            if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
+        }
         for checkpoint in checkpoints {
             let origin = checkpoint == external ? "the given checkpoint" : "the stored checkpoint"
             guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
                 problems.append("\(origin) of size \(checkpoint.size) has a bad signature or belongs to another log")
                 continue
             }
-            guard checkpoint.size <= leaves.count else {
+            guard checkpoint.size <= leaves.count, let root = roots[checkpoint.size] else {
                 flagRange(
                     from: leaves.count,
                     "the log ends after \(leaves.count) entries, but \(origin) signs \(checkpoint.size): entries \(leaves.count) to \(checkpoint.size - 1) were cut off"
                 )
                 continue
             }
-            if MerkleTree.root(leaves[0..<checkpoint.size]) == checkpoint.root {
+            if root == checkpoint.root {
                 lastGoodSize = max(lastGoodSize, checkpoint.size)
             } else {
                 mismatched += 1

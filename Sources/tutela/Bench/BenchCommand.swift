@@ -17,8 +17,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
-    @Option(help: "Comma-separated areas to run: crypto, store, policy, pii (default: all).")
-    var areas = "crypto,store,policy,pii"
+    @Option(help: "Comma-separated areas to run: crypto, store, policy, pii, audit (default: all).")
+    var areas = "crypto,store,policy,pii,audit"
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
@@ -30,9 +30,9 @@ struct BenchCommand: AsyncParsableCommand {
             ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let selected = Set(areas.split(separator: ",").map { String($0.trimmingWhitespace) })
-            let known: Set = ["crypto", "store", "policy", "pii"]
+            let known: Set = ["crypto", "store", "policy", "pii", "audit"]
             guard selected.isSubset(of: known), !selected.isEmpty else {
-                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store, policy, pii)")
+                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store, policy, pii, audit)")
             }
             if selected.contains("crypto") {
                 Console.printError("crypto …")
@@ -55,6 +55,10 @@ struct BenchCommand: AsyncParsableCommand {
             if selected.contains("pii") {
                 Console.printError("pii detection …")
                 PIIBenchmark.run(into: report)
+            }
+            if selected.contains("audit") {
+                Console.printError("audit log …")
+                try await AuditBenchmark(directory: scratch + "/audit").run(into: report)
             }
             if json {
                 print(report.json())

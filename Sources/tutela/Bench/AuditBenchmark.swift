@@ -1,0 +1,68 @@
+import Audit
+import Crypto
+import Foundation
+
+/// Durable appends per second, alone and with concurrent writers (group commit), and how fast
+/// the whole log verifies.
+struct AuditBenchmark {
+    let directory: String
+
+    func run(into report: BenchReport) async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let log = try AuditLog(
+            path: directory + "/audit.sqlite",
+            logID: "bench",
+            signingKey: Curve25519.Signing.PrivateKey()
+        )
+        func event(_ number: Int) -> AuditEvent {
+            AuditEvent(
+                time: Int64(number),
+                requestID: String(number),
+                kind: "data.read",
+                principal: "bench",
+                action: "read",
+                resource: "customers",
+                subjects: ["3f2a9c4e1d7b6a5f8e9d0c1b2a3f4e5d"],
+                purpose: "support",
+                decision: "allow",
+                policies: ["support-reads-customers"],
+                policySet: String(repeating: "ab", count: 32),
+                outcome: "ok",
+                count: 1
+            )
+        }
+        let sequential = 300
+        let alone = try await measureAsync {
+            for number in 0..<sequential { try await log.append(event(number)) }
+        }
+        report.record("audit", "append_sequential_per_s", Double(sequential) / alone)
+        for writers in [32, 256] {
+            let total = 20_000
+            let seconds = try await measureAsync {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<writers {
+                        group.addTask {
+                            for number in stride(from: writer, to: total, by: writers) {
+                                try await log.append(event(number))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            report.record("audit", "append_\(writers)_writers_per_s", Double(total) / seconds)
+        }
+        var entries = 0
+        let verifySeconds = try await measureAsync {
+            let result = try await log.verify()
+            entries = result.entries
+            guard result.isValid else { throw BenchError.unexpected("the benchmark log does not verify") }
+        }
+        report.record("audit", "entries", Double(entries))
+        report.record("audit", "verify_entries_per_s", Double(entries) / verifySeconds)
+    }
+}
+
+enum BenchError: Error {
+    case unexpected(String)
+}
