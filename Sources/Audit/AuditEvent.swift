@@ -104,13 +104,13 @@ public struct AuditEvent: Sendable, Hashable {
         var text = "{\"v\":1,\"seq\":\(sequence),\"time_ms\":\(time)"
         func string(_ key: String, _ value: String) {
             text += ",\"\(key)\":"
-            Self.appendString(value, to: &text)
+            JSONText.appendString(value, to: &text)
         }
         func list(_ key: String, _ values: [String]) {
             text += ",\"\(key)\":["
             for (index, value) in values.enumerated() {
                 if index > 0 { text += "," }
-                Self.appendString(value, to: &text)
+                JSONText.appendString(value, to: &text)
             }
             text += "]"
         }
@@ -180,26 +180,5 @@ public struct AuditEvent: Sendable, Hashable {
             detail: object["detail"] as? String
         )
         self.sequence = sequence
-    }
-
-    static func appendString(_ value: String, to output: inout String) {
-        output += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    output.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        output += "\""
     }
 }

@@ -21,7 +21,7 @@ extension AuditLog {
             try write(line)
         }
         var text = ""
-        AuditEvent.appendString(checkpoint.text, to: &text)
+        JSONText.appendString(checkpoint.text, to: &text)
         try write("{\"checkpoint\":\(text)}")
         return checkpoint
     }

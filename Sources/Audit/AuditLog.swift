@@ -208,39 +208,18 @@ public actor AuditLog {
     /// Entries matching a filter, newest first.
     public func search(_ filter: AuditFilter, limit: Int) async throws -> [AuditEvent] {
         try await pool.read { db in
+            let filters: [(String, (any DatabaseValueConvertible)?)] = [
+                ("principal = ?", filter.principal), ("action = ?", filter.action), ("decision = ?", filter.decision),
+                ("purpose = ?", filter.purpose), ("kind = ?", filter.kind), ("time_ms >= ?", filter.since),
+                ("time_ms < ?", filter.until),
+                ("seq IN (SELECT seq FROM entry_subjects WHERE subject = ?)", filter.subjectHMAC),
+            ]
             var conditions: [String] = []
             var arguments: [any DatabaseValueConvertible] = []
-            if let principal = filter.principal {
-                conditions.append("principal = ?")
-                arguments.append(principal)
-            }
-            if let action = filter.action {
-                conditions.append("action = ?")
-                arguments.append(action)
-            }
-            if let decision = filter.decision {
-                conditions.append("decision = ?")
-                arguments.append(decision)
-            }
-            if let purpose = filter.purpose {
-                conditions.append("purpose = ?")
-                arguments.append(purpose)
-            }
-            if let kind = filter.kind {
-                conditions.append("kind = ?")
-                arguments.append(kind)
-            }
-            if let since = filter.since {
-                conditions.append("time_ms >= ?")
-                arguments.append(since)
-            }
-            if let until = filter.until {
-                conditions.append("time_ms < ?")
-                arguments.append(until)
-            }
-            if let subject = filter.subjectHMAC {
-                conditions.append("seq IN (SELECT seq FROM entry_subjects WHERE subject = ?)")
-                arguments.append(subject)
+            for (condition, value) in filters {
+                guard let value else { continue }
+                conditions.append(condition)
+                arguments.append(value)
             }
             let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
             arguments.append(limit)

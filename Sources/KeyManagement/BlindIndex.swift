@@ -7,15 +7,11 @@ import TutelaCore
 /// a customer can be found by email or phone without decrypting the table and without the index
 /// of one field matching the index of another.
 public final class BlindIndexer: Sendable {
-    private let root: SymmetricKey
-    private let tenant: String
-    // Keyed HMAC states per "collection.field": copying a keyed state skips the key setup.
-    private let fieldStates = Mutex<[String: HMAC<SHA256>]>([:])
+    private let keys: DerivedHMACKeys
 
     /// Creates an indexer from the keyring's blind-index secret.
     public init(keyring: Keyring, tenant: String) {
-        self.root = keyring.secret(.blindIndex)
-        self.tenant = tenant
+        self.keys = DerivedHMACKeys(root: keyring.secret(.blindIndex), label: "tutela.blind-index.v1|\(tenant)")
     }
 
     /// The index digest of a value of a field.
@@ -24,23 +20,7 @@ public final class BlindIndexer: Sendable {
     ///   - collection: the collection name.
     ///   - field: the field name.
     public func digest(of value: String, collection: String, field: String) -> [UInt8] {
-        var state = keyedState(collection: collection, field: field)
-        var utf8 = value
-        utf8.withUTF8 { state.update(data: UnsafeRawBufferPointer($0)) }
-        return Array(state.finalize())
-    }
-
-    private func keyedState(collection: String, field: String) -> HMAC<SHA256> {
-        let name = collection + "." + field
-        if let state = fieldStates.withLock({ $0[name] }) { return state }
-        let key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: root,
-            info: Data("tutela.blind-index.v1|\(tenant)|\(collection)|\(field)".utf8),
-            outputByteCount: 32
-        )
-        let state = HMAC<SHA256>(key: key)
-        fieldStates.withLock { $0[name] = state }
-        return state
+        keys.authenticationCode(for: value, keyName: "\(collection)|\(field)")
     }
 }
 

@@ -11,17 +11,14 @@ import TutelaCore
 /// type (a year of a name, say) redacts it rather than guess.
 public final class Masker: Sendable {
     private let tokenizer: DeterministicTokenizer
-    private let pseudonymRoot: SymmetricKey
-    private let tenant: String
-    private let purposeKeys = Mutex<[String: HMAC<SHA256>]>([:])
+    private let purposeKeys: DerivedHMACKeys
     private let detector: PIIDetector
 
     /// Creates a masker from the keyring's token and pseudonym secrets.
     public init(keyring: Keyring, tenant: String, detector: PIIDetector = PIIDetector()) {
         self.detector = detector
         self.tokenizer = DeterministicTokenizer(keyring: keyring, tenant: tenant)
-        self.pseudonymRoot = keyring.secret(.pseudonyms)
-        self.tenant = tenant
+        self.purposeKeys = DerivedHMACKeys(root: keyring.secret(.pseudonyms), label: "tutela.pseudonym.v1|\(tenant)")
     }
 
     /// The masked copy of a record.
@@ -133,20 +130,6 @@ public final class Masker: Sendable {
     }
 
     private func digest(purpose: String, _ message: String) -> [UInt8] {
-        var state = purposeState(purpose)
-        state.update(data: Data(message.utf8))
-        return Array(state.finalize())
-    }
-
-    private func purposeState(_ purpose: String) -> HMAC<SHA256> {
-        if let state = purposeKeys.withLock({ $0[purpose] }) { return state }
-        let key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: pseudonymRoot,
-            info: Data("tutela.pseudonym.v1|\(tenant)|\(purpose)".utf8),
-            outputByteCount: 32
-        )
-        let state = HMAC<SHA256>(key: key)
-        purposeKeys.withLock { $0[purpose] = state }
-        return state
+        purposeKeys.authenticationCode(for: message, keyName: purpose)
     }
 }
