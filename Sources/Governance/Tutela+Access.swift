@@ -33,7 +33,20 @@ extension TutelaError.Code {
 extension Tutela {
     /// The decision for a caller's request, with the reasons; changes nothing.
     public func explain(_ caller: Caller, action: Action, collection: String) async throws -> Decision {
-        policies.evaluate(try await accessRequest(caller, action: action, collection: collection))
+        let decision = policies.evaluate(try await accessRequest(caller, action: action, collection: collection))
+        var explained = readEvent(
+            caller,
+            action,
+            collection,
+            decision,
+            outcome: "explained",
+            records: [],
+            started: .now
+        )
+        explained.kind = "policy.explain"
+        explained.principal = configuration.operatorName
+        try await audit.append(explained.with(record: "as \(caller.principal)"))
+        return decision
     }
 
     /// One record, masked as the decision says.

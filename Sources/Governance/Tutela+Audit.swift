@@ -105,7 +105,19 @@ extension Tutela {
     ) async throws -> [AuditEvent] {
         var filter = filter
         if let customer { filter.subjectHMAC = auditKeys.subjectHMAC(customer) }
-        return try await audit.search(filter, limit: limit)
+        let found = try await audit.search(filter, limit: limit)
+        // Looking into the log is itself recorded (after the search, so it does not find itself).
+        try await audit.append(
+            event(
+                kind: "audit.search",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "ok",
+                count: found.count,
+                subjects: customer.map { [$0] } ?? []
+            )
+        )
+        return found
     }
 
     /// Opens an event's sealed detail with the customer's data key, after checking that the

@@ -160,7 +160,7 @@ public enum PolicyLoader {
     /// Refuses permits that can never take effect because an unconditional forbid covers every
     /// principal, action, collection and purpose they cover.
     private static func checkReachability(_ rules: [PolicyRule], effectiveRoles: [String: Set<String>]) throws {
-        let forbids = rules.filter { $0.effect == .forbid && $0.condition == nil }
+        let forbids = rules.filter { $0.effect == .forbid && $0.condition == nil && $0.fieldClasses.isEmpty }
         for permit in rules where permit.effect == .permit {
             let shadowed = permit.roles.allSatisfy { role in
                 let holders = effectiveRoles[role] ?? [role]
@@ -192,7 +192,7 @@ private struct RuleContext {
             "a policy",
             allowed: [
                 "id", "description", "effect", "roles", "actions", "collections", "purposes", "when", "masks",
-                "require_consent",
+                "require_consent", "field_classes",
             ]
         )
         guard let idNode = entry["id"], let effectNode = entry["effect"] else {
@@ -259,6 +259,22 @@ private struct RuleContext {
                 }
             }
         }
+        var fieldClasses: Set<String> = []
+        if let classesNode = entry["field_classes"] {
+            guard effect == .forbid else {
+                throw classesNode.error(
+                    "policy '\(id)': field_classes belongs to a forbid; a permit names classes in masks"
+                )
+            }
+            for item in try classesNode.sequence("field_classes") {
+                let name = try item.string("field class")
+                guard schema.classes[name] != nil else {
+                    throw item.error("policy '\(id)' withholds unknown field class '\(name)'")
+                }
+                fieldClasses.insert(name)
+            }
+            guard !fieldClasses.isEmpty else { throw classesNode.error("policy '\(id)': field_classes is empty") }
+        }
         let requiresConsent = try entry["require_consent"]?.bool("require_consent") ?? false
         return PolicyRule(
             id: id,
@@ -268,6 +284,7 @@ private struct RuleContext {
             collections: collections,
             purposes: purposeNames,
             masks: masks,
+            fieldClasses: fieldClasses,
             requiresConsent: requiresConsent,
             conditionText: conditionText,
             condition: condition,

@@ -50,6 +50,12 @@ public struct PolicyRule: Sendable {
     public let purposes: Set<String>
     /// Masks per field class (permits only); `*` stands for every other class.
     public let masks: [String: MaskOperator]
+    /// For a forbid:
+    ///
+    /// the field classes it withholds. Empty means the whole request is forbidden;
+    /// otherwise the request may still be permitted, but fields of these classes are suppressed
+    /// whatever any permit says.
+    public let fieldClasses: Set<String>
     /// Whether it demands consent for the purpose (permits only).
     public let requiresConsent: Bool
     /// The source text of its condition, if any.
@@ -186,6 +192,7 @@ public struct PolicySet: Sendable {
         let overflow: UInt64 = 1 << 63
         var permits: [Int] = []
         var forbids: [Int] = []
+        var withheld: [Int] = []
         var previous = -1
         for position in candidates where position != previous {
             previous = position
@@ -199,7 +206,11 @@ public struct PolicySet: Sendable {
             case .forbid:
                 // Fail closed: a forbid whose condition cannot be decided (a missing attribute) applies.
                 if let condition = rule.condition, case .bool(false)? = condition.evaluate(request) { continue }
-                forbids.append(position)
+                if rule.fieldClasses.isEmpty {
+                    forbids.append(position)
+                } else {
+                    withheld.append(position)
+                }
             case .permit:
                 if let condition = rule.condition, condition.evaluate(request) != .bool(true) { continue }
                 permits.append(position)
@@ -228,13 +239,21 @@ public struct PolicySet: Sendable {
                 obligations.masks[fieldClass] = mask
             }
         }
-        let ids = permits.map { rules[$0].id }
+        var explanation = "permitted by \(permits.map { rules[$0].id }.joined(separator: ", "))"
+        if !withheld.isEmpty {
+            var classes: Set<String> = []
+            for position in withheld { classes.formUnion(rules[position].fieldClasses) }
+            for fieldClass in classes { obligations.masks[fieldClass] = .suppress }
+            explanation +=
+                "; \(classes.sorted().joined(separator: ", ")) withheld by "
+                + withheld.map { rules[$0].id }.joined(separator: ", ")
+        }
         return Decision(
             denial: nil,
-            policyIDs: ids,
+            policyIDs: (permits + withheld).map { rules[$0].id },
             obligations: obligations,
             policySetDigest: digest,
-            explanation: "permitted by \(ids.joined(separator: ", "))"
+            explanation: explanation
         )
     }
 

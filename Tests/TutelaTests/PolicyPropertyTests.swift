@@ -30,6 +30,7 @@ struct PolicyPropertyTests {
                 collections: Set(subset(PolicyPropertyTests.collections)),
                 purposes: Set(subset(PolicyPropertyTests.purposes)),
                 masks: effect == .permit ? ["public": .clear] : [:],
+                fieldClasses: [],
                 requiresConsent: false,
                 conditionText: nil,
                 condition: nil,

@@ -145,6 +145,13 @@ struct PolicyValidationTests {
             expected: "permit 'dpo-erases-and-reidentifies' can never take effect"
         ),
         Breakage(
+            name: "field classes on a permit",
+            file: "policies/support.yaml",
+            find: "    actions: [write]\n    collections: [conversations, consents]",
+            replace: "    actions: [write]\n    field_classes: [pii.email]\n    collections: [conversations, consents]",
+            expected: "field_classes belongs to a forbid"
+        ),
+        Breakage(
             name: "a duplicate policy id",
             file: "policies/support.yaml",
             find: "id: senior-support-exports",
