@@ -50,11 +50,10 @@ public struct PolicyRule: Sendable {
     public let purposes: Set<String>
     /// Masks per field class (permits only); `*` stands for every other class.
     public let masks: [String: MaskOperator]
-    /// For a forbid:
+    /// The field classes a forbid withholds.
     ///
-    /// the field classes it withholds. Empty means the whole request is forbidden;
-    /// otherwise the request may still be permitted, but fields of these classes are suppressed
-    /// whatever any permit says.
+    /// Empty means the whole request is forbidden; otherwise the request may still be permitted,
+    /// but fields of these classes are suppressed whatever any permit says.
     public let fieldClasses: Set<String>
     /// Whether it demands consent for the purpose (permits only).
     public let requiresConsent: Bool
