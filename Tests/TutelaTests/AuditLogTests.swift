@@ -88,13 +88,13 @@ struct AuditLogTests {
     static let tampering = [
         Tamper(
             name: "edit an entry",
-            sql: "UPDATE entries SET event = replace(event, 'p1', 'pX') WHERE seq = 13",
+            sql: "UPDATE entries SET event = replace(event, 'data.read', 'data.xead') WHERE seq = 13",
             firstBad: 13
         ),
         Tamper(
-            name: "edit an entry and its leaf hash",
+            name: "edit an entry and overwrite its leaf hash",
             sql:
-                "UPDATE entries SET event = replace(event, '\"r13\"', '\"rX\"') WHERE seq = 13; UPDATE entries SET leaf = zeroblob(32) WHERE seq = 13",
+                "UPDATE entries SET event = replace(event, 'data.read', 'data.xead'), leaf = zeroblob(32) WHERE seq = 13",
             firstBad: 13
         ),
         Tamper(name: "delete an entry", sql: "DELETE FROM entries WHERE seq = 9", firstBad: 9),
@@ -121,6 +121,28 @@ struct AuditLogTests {
         let result = try await makeLog(path).verify()
         #expect(!result.isValid)
         #expect(result.firstBadEntry == tamper.firstBad, "\(result.problems)")
+    }
+
+    @Test("an entry edited with a correctly recomputed leaf hash is still caught by the signed roots")
+    func consistentEdit() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await filledLog(path)
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        try await queue.write { db in
+            let bytes = try #require(try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = 13"))
+            let edited = Array(
+                String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "data.read", with: "data.xead").utf8
+            )
+            try db.execute(
+                sql: "UPDATE entries SET event = ?, leaf = ? WHERE seq = 13",
+                arguments: [Data(edited), Data(MerkleTree.leafHash(edited))]
+            )
+        }
+        let result = try await makeLog(path).verify()
+        #expect(!result.isValid)
+        #expect((result.firstBadEntry ?? 99) <= 13)
+        #expect(result.problems.contains { $0.contains("do not match") })
     }
 
     @Test("a log cut off together with its later checkpoints is caught by a checkpoint kept elsewhere")
