@@ -255,3 +255,66 @@ extension Tutela {
         return consent.fields["granted"] == .bool(true)
     }
 }
+
+/// Governed changes: authorize, validate, write, audit.
+extension Tutela {
+    /// Writes records of a collection for a caller.
+    /// - Returns: how many records were written.
+    /// - Throws: `.denied`, `.invalidInput` naming the record's position and field.
+    @discardableResult
+    public func governedWrite(_ caller: Caller, collection: String, rows: [[String: RawFieldValue]]) async throws -> Int
+    {
+        let decision = try await authorize(caller, action: .write, collection: collection)
+        let definition = try schema.collection(collection)
+        var records: [Record] = []
+        records.reserveCapacity(rows.count)
+        for (index, row) in rows.enumerated() {
+            do {
+                records.append(try definition.makeRecord(from: row))
+            } catch let error as TutelaError {
+                throw TutelaError(error.code, "record \(index + 1): \(error.message); nothing was written")
+            }
+        }
+        let started = event(
+            kind: "data.write",
+            principal: caller.principal,
+            requestID: caller.requestID,
+            action: .write,
+            resource: collection,
+            purpose: caller.purpose,
+            decision: decision,
+            outcome: "started",
+            count: records.count,
+            subjects: records.map(\.subject)
+        )
+        try await audited(started) { try await store.put(records) }
+        return records.count
+    }
+
+    /// Erases a customer for a caller (crypto-shredding).
+    public func governedErase(_ caller: Caller, subject: String) async throws -> ErasureReport {
+        let decision = try await authorize(caller, action: .erase, collection: "customers")
+        let started = event(
+            kind: "data.erase",
+            principal: caller.principal,
+            requestID: caller.requestID,
+            action: .erase,
+            resource: "customers",
+            purpose: caller.purpose,
+            decision: decision,
+            outcome: "started",
+            subjects: [subject]
+        )
+        let removed: (ErasureReport) -> Int = { $0.recordsRemoved }
+        return try await audited(started, count: removed) { try await store.erase(subject: subject, at: Self.now) }
+    }
+}
+
+extension Tutela {
+    /// Decides a request that reads no data (a model call, the start of a stream), audits a
+    /// denial, and throws unless allowed.
+    @discardableResult
+    public func explainedAuthorization(_ caller: Caller, action: Action, resource: String) async throws -> Decision {
+        try await authorize(caller, action: action, collection: resource)
+    }
+}

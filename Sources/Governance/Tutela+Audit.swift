@@ -175,3 +175,18 @@ extension Tutela {
         try Checkpoint(text: text)
     }
 }
+
+extension Tutela {
+    /// Records a request the gateway turned away before any decision (too large, too many).
+    public func auditRejection(principal: String?, requestID: String, resource: String, outcome: String) async throws {
+        try await audit.append(
+            event(
+                kind: "http.rejected",
+                principal: principal ?? "-",
+                requestID: requestID,
+                resource: resource,
+                outcome: outcome
+            )
+        )
+    }
+}

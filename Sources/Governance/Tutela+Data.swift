@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import Policy
 import Store
 import TutelaCore
 
@@ -172,5 +173,20 @@ extension Tutela {
         return try await audited(started, count: removed) {
             try await store.erase(subject: subject, at: now)
         }
+    }
+}
+
+extension Tutela {
+    /// The purposes a customer has consented to, for local administration and tests.
+    public func consentsGranted(customer: String) async throws -> [String] {
+        var granted: [String] = []
+        for purpose in policies.purposes.keys.sorted() {
+            if let consent = try? await store.get(collection: "consents", id: "\(customer):\(purpose)"),
+                consent.fields["granted"] == .bool(true)
+            {
+                granted.append(purpose)
+            }
+        }
+        return granted
     }
 }

@@ -20,6 +20,8 @@ public final class Tutela: Sendable {
     public var policies: PolicySet { policyHolder.policies }
     /// Principals and their roles.
     let principalStore: any PrincipalStore
+    /// API keys, stored as hashes.
+    let apiKeyStore: any APIKeyStore
     /// Applies decisions' masks.
     let masker: Masker
     /// The tamper-evident audit log.
@@ -37,6 +39,7 @@ public final class Tutela: Sendable {
         store: EncryptedStore,
         policyHolder: PolicyHolder,
         principalStore: any PrincipalStore,
+        apiKeyStore: any APIKeyStore,
         masker: Masker,
         audit: AuditLog,
         auditKeys: AuditKeys
@@ -45,6 +48,7 @@ public final class Tutela: Sendable {
         self.store = store
         self.policyHolder = policyHolder
         self.principalStore = principalStore
+        self.apiKeyStore = apiKeyStore
         self.masker = masker
         self.audit = audit
         self.auditKeys = auditKeys
@@ -84,6 +88,7 @@ public final class Tutela: Sendable {
             store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
             policyHolder: policyHolder,
             principalStore: backend,
+            apiKeyStore: backend,
             masker: Masker(keyring: keyring, tenant: tenant),
             audit: audit,
             auditKeys: auditKeys
@@ -173,6 +178,11 @@ public final class Tutela: Sendable {
 }
 
 /// A fresh random request id: 16 hex characters.
-func newRequestID() -> String {
-    Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+func newRequestID() -> String { Tutela.makeRequestID() }
+
+extension Tutela {
+    /// A fresh random request id: 16 hex characters.
+    public static func makeRequestID() -> String {
+        Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+    }
 }

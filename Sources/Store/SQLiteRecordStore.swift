@@ -75,6 +75,20 @@ public final class SQLiteRecordStore: RecordStore {
                     """
             )
         }
+        migrator.registerMigration("v3-api-keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE api_keys (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        principal TEXT NOT NULL,
+                        secret_hash BLOB NOT NULL,
+                        created_ms INTEGER NOT NULL,
+                        expires_ms INTEGER,
+                        revoked_ms INTEGER
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 

@@ -11,7 +11,7 @@ struct TutelaCommand: AsyncParsableCommand {
         abstract: "Privacy-focused customer data governance: encrypted store, keys, policies, audit.",
         subcommands: [
             InitCommand.self, KeysCommand.self, DataCommand.self, PrincipalsCommand.self, RolesCommand.self,
-            PolicyCommand.self, AuditCommand.self, BenchCommand.self,
+            PolicyCommand.self, AuditCommand.self, APIKeysCommand.self, ServeCommand.self, BenchCommand.self,
         ]
     )
 }

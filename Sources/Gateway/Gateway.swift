@@ -1,0 +1,101 @@
+import Foundation
+import Governance
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TutelaCore
+
+/// One route of the API, with the policy action it needs.
+///
+/// Every data and model route is registered from this table, so a test can walk it and check
+/// that none escapes authentication and the policy decision.
+public struct GatewayRoute: Sendable, Hashable {
+    /// The HTTP method.
+    public let method: HTTPRequest.Method
+    /// The path template, with `{name}` parameters.
+    public let path: String
+    /// The action the policies are asked about; nil for the public operational routes.
+    public let action: Action?
+
+    /// The routes of the API.
+    public static let all: [GatewayRoute] = [
+        GatewayRoute(method: .get, path: "/healthz", action: nil),
+        GatewayRoute(method: .get, path: "/readyz", action: nil),
+        GatewayRoute(method: .get, path: "/metrics", action: nil),
+        GatewayRoute(method: .get, path: "/openapi.yaml", action: nil),
+        GatewayRoute(method: .get, path: "/v1/customers/{id}", action: .read),
+        GatewayRoute(method: .get, path: "/v1/customers", action: .lookup),
+        GatewayRoute(method: .post, path: "/v1/customers", action: .write),
+        GatewayRoute(method: .delete, path: "/v1/customers/{id}", action: .erase),
+        GatewayRoute(method: .put, path: "/v1/customers/{id}/consents/{purpose}", action: .write),
+        GatewayRoute(method: .post, path: "/v1/interactions", action: .write),
+        GatewayRoute(method: .post, path: "/v1/conversations", action: .write),
+        GatewayRoute(method: .get, path: "/v1/collections/{collection}/export", action: .export),
+        GatewayRoute(method: .post, path: "/v1/models/{name}/predict", action: .infer),
+    ]
+
+    /// The Hummingbird path: `{id}` becomes `:id`.
+    var routerPath: String {
+        path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+    }
+}
+
+/// The header that names the purpose of a data or model request.
+public let purposeHeader = HTTPField.Name("Tutela-Purpose") ?? .accept
+
+/// Builds the HTTP application over a Tutela instance; `tutela serve` and the tests call this.
+public func buildApplication(
+    tutela: Tutela,
+    configuration: GatewayConfiguration
+) -> some ApplicationProtocol {
+    let gateway = GatewayHandlers(tutela: tutela, configuration: configuration)
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: GatewayMiddleware(gateway: gateway))
+    for route in GatewayRoute.all {
+        router.on(RouterPath(route.routerPath), method: route.method) { request, context in
+            try await gateway.withTimeout { try await gateway.respond(to: route, request: request, context: context) }
+        }
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tutela")
+    )
+}
+
+/// Request id, limits, timing and error mapping around every route.
+struct GatewayMiddleware: RouterMiddleware {
+    let gateway: GatewayHandlers
+
+    func handle(
+        _ request: Request,
+        context: GatewayRequestContext,
+        next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        let started = ContinuousClock.now
+        var response: Response
+        if !gateway.enter() {
+            response = GatewayErrors.response(
+                status: .serviceUnavailable,
+                code: "busy",
+                message: "too many requests in flight",
+                requestID: context.requestID
+            )
+        } else {
+            defer { gateway.leave() }
+            do {
+                response = try await next(request, context)
+            } catch {
+                response = GatewayErrors.response(for: error, requestID: context.requestID)
+            }
+        }
+        response.headers[HTTPField.Name("X-Request-Id") ?? .accept] = context.requestID
+        let elapsed = ContinuousClock.now - started
+        gateway.metrics.record(
+            route: context.endpointPath ?? "unmatched",
+            method: request.method.rawValue,
+            status: response.status.code,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        )
+        return response
+    }
+}

@@ -1,0 +1,88 @@
+import Audit
+import Foundation
+import Governance
+import HTTPTypes
+import Hummingbird
+import KeyManagement
+import NIOCore
+import Policy
+import Store
+import TutelaCore
+
+/// Maps errors to JSON error responses.
+///
+/// The body is `{"error": {"code", "message", "request_id"}}`. Only Tutela's own errors, whose
+/// messages carry no customer data, are shown; anything else becomes a 500 with no internals.
+enum GatewayErrors {
+    static func response(for error: any Error, requestID: String) -> Response {
+        if let error = error as? GatewayRejection {
+            var response = Self.response(
+                status: error.status,
+                code: error.code,
+                message: error.message,
+                requestID: requestID
+            )
+            if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
+        }
+        if let error = error as? TutelaError {
+            return response(
+                status: status(of: error.code),
+                code: error.code.rawValue,
+                message: error.message,
+                requestID: requestID
+            )
+        }
+        if let error = error as? HTTPError {
+            return response(
+                status: error.status,
+                code: "http_\(error.status.code)",
+                message: error.status.reasonPhrase,
+                requestID: requestID
+            )
+        }
+        return response(
+            status: .internalServerError,
+            code: "internal_error",
+            message: "internal error",
+            requestID: requestID
+        )
+    }
+
+    static func status(of code: TutelaError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .missingCredentials, .invalidCredentials: return .unauthorized
+        case .denied: return .forbidden
+        case .notFound: return .notFound
+        case .subjectErased: return .gone
+        case .invalidInput, .configurationInvalid: return .badRequest
+        case .conflict, .alreadyExists: return .conflict
+        case .auditUnavailable: return .serviceUnavailable
+        default: return .internalServerError
+        }
+    }
+
+    static func response(status: HTTPResponse.Status, code: String, message: String, requestID: String) -> Response {
+        var body = "{\"error\":{\"code\":"
+        JSONText.appendString(code, to: &body)
+        body += ",\"message\":"
+        JSONText.appendString(
+            status == .internalServerError && code != "internal_error" ? "internal error" : message,
+            to: &body
+        )
+        body += ",\"request_id\":"
+        JSONText.appendString(requestID, to: &body)
+        body += "}}"
+        var response = Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        response.headers[.contentType] = "application/json"
+        return response
+    }
+}
+
+/// A request turned away by the gateway itself (limits, missing purpose).
+struct GatewayRejection: Error {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    var retryAfter: Int?
+}

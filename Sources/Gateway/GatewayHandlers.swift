@@ -1,0 +1,299 @@
+import Audit
+import Foundation
+import Governance
+import HTTPTypes
+import Hummingbird
+import KeyManagement
+import NIOCore
+import Policy
+import Store
+import Synchronization
+import TutelaCore
+
+/// The handlers behind the route table.
+///
+/// Every `/v1` route passes the same steps before its
+/// handler: authenticate the API key, take a rate-limit token, require a purpose; the handler
+/// then calls a governed use case, which decides, masks and audits.
+final class GatewayHandlers: Sendable {
+    let tutela: Tutela
+    let configuration: GatewayConfiguration
+    let metrics = GatewayMetrics()
+    private let limiter: RateLimiter
+    private let inFlight = Mutex(0)
+    private let openAPIDocument: String
+
+    init(tutela: Tutela, configuration: GatewayConfiguration) {
+        self.tutela = tutela
+        self.configuration = configuration
+        self.limiter = RateLimiter(requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst)
+        let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml")
+        self.openAPIDocument = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
+    }
+
+    // MARK: Limits
+
+    func enter() -> Bool {
+        inFlight.withLock { count in
+            guard count < configuration.maxConcurrentRequests else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() {
+        inFlight.withLock { $0 -= 1 }
+    }
+
+    func withTimeout(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
+        let timeout = configuration.requestTimeout
+        return try await withThrowingTaskGroup(of: Response?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let response = first else {
+                throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
+            }
+            return response
+        }
+    }
+
+    // MARK: Dispatch
+
+    func respond(to route: GatewayRoute, request: Request, context: GatewayRequestContext) async throws -> Response {
+        guard route.action != nil else { return try await operational(route, context: context) }
+        let caller = try await admit(request, context: context, route: route)
+        var request = request
+        switch (route.method, route.path) {
+        case (.get, "/v1/customers/{id}"):
+            let id = try context.parameters.require("id")
+            let record = try await tutela.governedRecord(caller, collection: "customers", id: id)
+            return try json(RecordJSON.encode(record, definition: tutela.schema.collection("customers")))
+        case (.get, "/v1/customers"):
+            let query = request.uri.queryParameters
+            let (field, value): (String, String)
+            if let email = query.get("email") {
+                (field, value) = ("email", email)
+            } else if let phone = query.get("phone") {
+                (field, value) = ("phone", phone)
+            } else {
+                throw TutelaError(.invalidInput, "query parameter 'email' or 'phone' is required")
+            }
+            let definition = try tutela.schema.collection("customers")
+            let found = try await tutela.governedFind(caller, collection: "customers", field: field, value: value)
+            return json("[" + found.map { RecordJSON.encode($0, definition: definition) }.joined(separator: ",") + "]")
+        case (.post, "/v1/customers"), (.post, "/v1/interactions"), (.post, "/v1/conversations"):
+            let collection = String(route.path.dropFirst("/v1/".count))
+            let rows = try await body(&request, caller: caller, resource: collection)
+            let count = try await tutela.governedWrite(caller, collection: collection, rows: rows)
+            return json("{\"written\":\(count)}", status: .created)
+        case (.put, "/v1/customers/{id}/consents/{purpose}"):
+            let id = try context.parameters.require("id")
+            let purpose = try context.parameters.require("purpose")
+            let rows = try await body(&request, caller: caller, resource: "consents")
+            guard rows.count == 1, case .bool(let granted)? = rows[0]["granted"] else {
+                throw TutelaError(.invalidInput, "field 'granted': expected true or false")
+            }
+            let row: [String: RawFieldValue] = [
+                "consent_id": .text("\(id):\(purpose)"), "customer_id": .text(id), "purpose": .text(purpose),
+                "granted": .bool(granted),
+                "recorded_at": .text(
+                    CalendarDate.formatTimestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+                ),
+            ]
+            try await tutela.governedWrite(caller, collection: "consents", rows: [row])
+            return json("{\"customer_id\":\"\(id)\",\"purpose\":\"\(purpose)\",\"granted\":\(granted)}")
+        case (.delete, "/v1/customers/{id}"):
+            let report = try await tutela.governedErase(caller, subject: try context.parameters.require("id"))
+            return json("{\"erased\":true,\"records_removed\":\(report.recordsRemoved)}")
+        case (.get, "/v1/collections/{collection}/export"):
+            return try await export(collection: try context.parameters.require("collection"), caller: caller)
+        case (.post, "/v1/models/{name}/predict"):
+            let name = try context.parameters.require("name")
+            _ = try await tutela.explainedAuthorization(caller, action: .infer, resource: name)
+            throw TutelaError(.notFound, "no model '\(name)' is deployed yet")
+        default:
+            throw TutelaError(.notFound, "no such route")
+        }
+    }
+
+    /// Authentication, rate limit and purpose, in that order; each failure is audited.
+    private func admit(_ request: Request, context: GatewayRequestContext, route: GatewayRoute) async throws -> Caller {
+        var token: String?
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+            token = String(header.dropFirst(7))
+        }
+        let principal = try await tutela.authenticate(token: token, requestID: context.requestID)
+        let bucket = token.map { String($0.split(separator: "_").dropFirst().first ?? "") } ?? principal
+        if let wait = limiter.take(bucket) {
+            try await tutela.auditRejection(
+                principal: principal,
+                requestID: context.requestID,
+                resource: route.path,
+                outcome: "error:rate_limited"
+            )
+            throw GatewayRejection(
+                status: .tooManyRequests,
+                code: "rate_limited",
+                message: "too many requests for this API key",
+                retryAfter: max(1, Int(wait.rounded(.up)))
+            )
+        }
+        guard let purpose = request.headers[purposeHeader], !purpose.isEmpty else {
+            throw GatewayRejection(
+                status: .badRequest,
+                code: "purpose_required",
+                message: "header 'Tutela-Purpose' is required"
+            )
+        }
+        return Caller(principal: principal, purpose: purpose, requestID: context.requestID)
+    }
+
+    /// The request body as one JSON object or an array of objects, within the size limit.
+    private func body(
+        _ request: inout Request,
+        caller: Caller,
+        resource: String
+    ) async throws -> [[String: RawFieldValue]] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            try await tutela.auditRejection(
+                principal: caller.principal,
+                requestID: caller.requestID,
+                resource: resource,
+                outcome: "error:payload_too_large"
+            )
+            throw GatewayRejection(
+                status: .contentTooLarge,
+                code: "payload_too_large",
+                message: "the body is larger than \(configuration.maxBodyBytes) bytes"
+            )
+        }
+        let data = Data(buffer.readableBytesView)
+        let decoder = JSONDecoder()
+        if let one = try? decoder.decode([String: RawFieldValue].self, from: data) { return [one] }
+        if let many = try? decoder.decode([[String: RawFieldValue]].self, from: data) { return many }
+        throw TutelaError(
+            .invalidInput,
+            "the body must be a JSON object or an array of objects of field names to values"
+        )
+    }
+
+    private func export(collection: String, caller: Caller) async throws -> Response {
+        let definition = try tutela.schema.collection(collection)
+        let tutela = self.tutela
+        // Decide before the first byte, so that a denial is a clean 403 rather than a cut stream.
+        _ = try await tutela.explainedAuthorization(caller, action: .export, resource: collection)
+        let body = ResponseBody { writer in
+            let pages = PageChannel()
+            let producer = Task {
+                do {
+                    try await tutela.governedExport(caller, collection: collection) { page in
+                        pages.send(page.map { RecordJSON.encode($0, definition: definition) + "\n" }.joined())
+                    }
+                    pages.finish(nil)
+                } catch {
+                    pages.finish(error)
+                }
+            }
+            defer { producer.cancel() }
+            while let text = try await pages.next() {
+                try await writer.write(ByteBuffer(string: text))
+            }
+            try await writer.finish(nil)
+        }
+        var response = Response(status: .ok, body: body)
+        response.headers[.contentType] = "application/x-ndjson"
+        return response
+    }
+
+    private func operational(_ route: GatewayRoute, context: GatewayRequestContext) async throws -> Response {
+        switch route.path {
+        case "/healthz":
+            return json("{\"status\":\"ok\"}")
+        case "/readyz":
+            do {
+                _ = try await tutela.recordCount(collection: "customers")
+                _ = await tutela.audit.size
+                return json("{\"status\":\"ready\"}")
+            } catch {
+                return GatewayErrors.response(
+                    status: .serviceUnavailable,
+                    code: "not_ready",
+                    message: "the store or the audit log is not available",
+                    requestID: context.requestID
+                )
+            }
+        case "/metrics":
+            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
+            response.headers[.contentType] = "text/plain; version=0.0.4"
+            return response
+        default:
+            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: openAPIDocument)))
+            response.headers[.contentType] = "application/yaml"
+            return response
+        }
+    }
+
+    private func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var response = Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        response.headers[.contentType] = "application/json"
+        return response
+    }
+}
+
+/// Hands pages of an export from the producer to the response writer, one at a time.
+final class PageChannel: Sendable {
+    private struct State {
+        var pages: [String] = []
+        var finished = false
+        var failure: (any Error)?
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func send(_ text: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.pages.append(text)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func finish(_ error: (any Error)?) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            state.failure = error
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func next() async throws -> String? {
+        while true {
+            let (page, done, failure) = state.withLock { state -> (String?, Bool, (any Error)?) in
+                if !state.pages.isEmpty { return (state.pages.removeFirst(), false, nil) }
+                return (nil, state.finished, state.failure)
+            }
+            if let page { return page }
+            if let failure { throw failure }
+            if done { return nil }
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if !state.pages.isEmpty || state.finished { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+}

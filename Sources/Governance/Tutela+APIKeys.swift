@@ -1,0 +1,137 @@
+import Audit
+import Crypto
+import Foundation
+import KeyManagement
+import Store
+import TutelaCore
+
+/// What `apikeys list` shows of a key: never its secret.
+public struct APIKeyInfo: Sendable, Codable, Hashable {
+    /// The key id.
+    public var id: String
+    /// The principal it authenticates.
+    public var principal: String
+    /// Creation time, RFC 3339.
+    public var createdAt: String
+    /// Expiry, RFC 3339, if any.
+    public var expiresAt: String?
+    /// `active`, `expired` or `revoked`.
+    public var state: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, principal, state
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+    }
+}
+
+extension TutelaError.Code {
+    /// No credentials were given.
+    public static let missingCredentials = Self("missing_credentials")
+    /// The credentials are unknown, malformed, revoked or expired.
+    public static let invalidCredentials = Self("invalid_credentials")
+}
+
+/// API keys: `tut_<id>_<secret>`, shown once, stored as SHA-256 of the secret, checked in
+/// constant time; revocation and expiry take effect on the next request.
+extension Tutela {
+    /// Creates a key for a principal.
+    /// - Returns: the key's id and the token, which is never shown again.
+    public func createAPIKey(principal name: String, expiresAt: Int64?) async throws -> (id: String, token: String) {
+        _ = try await principal(named: name)
+        if let expiresAt, expiresAt <= Self.now { throw TutelaError(.invalidInput, "the expiry is in the past") }
+        let id = Hex.encode(try AES256GCM.randomBytes(8))
+        let secret = try AES256GCM.randomBytes(32)
+        let key = StoredAPIKey(
+            id: id,
+            principal: name,
+            secretHash: Array(SHA256.hash(data: secret)),
+            createdAt: Self.now,
+            expiresAt: expiresAt,
+            revokedAt: nil
+        )
+        let started = event(
+            kind: "apikeys.create",
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            outcome: "started"
+        )
+        .with(record: "\(id) for \(name)")
+        try await audited(started) { try await apiKeyStore.insert(key) }
+        return (id, "tut_\(id)_\(Base64URL.encode(secret))")
+    }
+
+    /// Every key, without secrets.
+    public func listAPIKeys() async throws -> [APIKeyInfo] {
+        let now = Self.now
+        return try await apiKeyStore.apiKeys().map { key in
+            let state =
+                key.revokedAt != nil ? "revoked" : (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : "active"
+            return APIKeyInfo(
+                id: key.id,
+                principal: key.principal,
+                createdAt: CalendarDate.formatTimestamp(milliseconds: key.createdAt),
+                expiresAt: key.expiresAt.map(CalendarDate.formatTimestamp(milliseconds:)),
+                state: state
+            )
+        }
+    }
+
+    /// Revokes a key at once.
+    public func revokeAPIKey(id: String) async throws {
+        let started = event(
+            kind: "apikeys.revoke",
+            principal: configuration.operatorName,
+            requestID: newRequestID(),
+            outcome: "started"
+        )
+        .with(record: id)
+        let found = try await audited(started) { try await apiKeyStore.revokeAPIKey(id: id, at: Self.now) }
+        guard found else { throw TutelaError(.notFound, "no API key \(id)") }
+    }
+
+    /// The principal a token authenticates.
+    ///
+    /// A failure is audited (with the key id, never the
+    /// secret) and reported without saying which part was wrong.
+    public func authenticate(token: String?, requestID: String) async throws -> String {
+        guard let token, !token.isEmpty else {
+            try await audit.append(
+                event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:missing_credentials")
+            )
+            throw TutelaError(.missingCredentials, "an API key is required (Authorization: Bearer tut_...)")
+        }
+        let parts = token.split(separator: "_", maxSplits: 2)
+        var reason = "malformed"
+        var keyID = "-"
+        if parts.count == 3, parts[0] == "tut", parts[1].count == 16, let secret = Base64URL.decode(parts[2]) {
+            keyID = String(parts[1])
+            if let key = try await apiKeyStore.apiKey(id: keyID) {
+                let matches = Self.constantTimeEqual(Array(SHA256.hash(data: secret)), key.secretHash)
+                if !matches {
+                    reason = "wrong_secret"
+                } else if key.revokedAt != nil {
+                    reason = "revoked"
+                } else if let expiresAt = key.expiresAt, expiresAt <= Self.now {
+                    reason = "expired"
+                } else {
+                    return key.principal
+                }
+            } else {
+                reason = "unknown_key"
+            }
+        }
+        try await audit.append(
+            event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:invalid_credentials")
+                .with(record: "key \(keyID): \(reason)")
+        )
+        throw TutelaError(.invalidCredentials, "the API key is not valid (unknown, revoked or expired)")
+    }
+
+    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,304 @@
+import Audit
+import Foundation
+import Gateway
+import Governance
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import TutelaCore
+import TutelaTestSupport
+import Yams
+
+/// A gateway over a fresh installation with principals and keys for the tests.
+struct GatewayFixture {
+    let environment: TestEnvironment
+    let tutela: Tutela
+    var keys: [String: String] = [:]
+
+    static func make(
+        configuration: GatewayConfiguration = GatewayConfiguration()
+    ) async throws -> (GatewayFixture, some ApplicationProtocol) {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        let (tutela, _) = try await environment.startWithSample(customers: 12)
+        var fixture = GatewayFixture(environment: environment, tutela: tutela)
+        for (name, roles) in [("agent", ["support_agent"]), ("analyst", ["marketing_analyst"]), ("nobody", [String]())]
+        {
+            _ = try await tutela.createPrincipal(name: name, roles: Set(roles), attributes: [:])
+            fixture.keys[name] = try await tutela.createAPIKey(principal: name, expiresAt: nil).token
+        }
+        return (fixture, buildApplication(tutela: tutela, configuration: configuration))
+    }
+
+    static func headers(_ token: String?, purpose: String? = "support") -> HTTPFields {
+        var fields = HTTPFields()
+        if let token { fields[.authorization] = "Bearer \(token)" }
+        if let purpose { fields[purposeHeader] = purpose }
+        return fields
+    }
+
+    /// A concrete URI and body for a route template.
+    static func request(for route: GatewayRoute) -> (String, ByteBuffer?) {
+        let uri = route.path
+            .replacingOccurrences(of: "{id}", with: "c000001")
+            .replacingOccurrences(of: "{purpose}", with: "support")
+            .replacingOccurrences(of: "{collection}", with: "customers")
+            .replacingOccurrences(of: "{name}", with: "recommender")
+        let query = route.action == .lookup ? "?email=someone@example.com" : ""
+        var body: ByteBuffer?
+        if route.method == .post || route.method == .put {
+            body = ByteBuffer(
+                string: route.path.contains("consents") ? "{\"granted\":true}" : "[{\"customer_id\":\"c000001\"}]"
+            )
+        }
+        return (uri + query, body)
+    }
+}
+
+@Suite("API gateway")
+struct GatewayTests {
+    @Test("every data and model route refuses missing, wrong, revoked and expired keys, and a caller without a permit")
+    func everyRouteIsEnforced() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let revoked = try await fixture.tutela.createAPIKey(principal: "agent", expiresAt: nil)
+        try await fixture.tutela.revokeAPIKey(id: revoked.id)
+        let expiring = try await fixture.tutela.createAPIKey(
+            principal: "agent",
+            expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 30
+        )
+        try await Task.sleep(for: .milliseconds(60))
+        let guarded = GatewayRoute.all.filter { $0.action != nil }
+        #expect(guarded.count >= 9)
+        try await app.test(.router) { client in
+            for route in guarded {
+                let (uri, body) = GatewayFixture.request(for: route)
+                let keys: [(String?, String)] = [
+                    (nil, "missing_credentials"), ("tut_0000000000000000_AAAA", "invalid_credentials"),
+                    (revoked.token, "invalid_credentials"), (expiring.token, "invalid_credentials"),
+                ]
+                for (token, code) in keys {
+                    try await client.execute(
+                        uri: uri,
+                        method: route.method,
+                        headers: GatewayFixture.headers(token),
+                        body: body
+                    ) { response in
+                        #expect(response.status == .unauthorized, "\(route.method) \(route.path)")
+                        #expect(String(buffer: response.body).contains("\"code\":\"\(code)\""))
+                    }
+                }
+                try await client.execute(
+                    uri: uri,
+                    method: route.method,
+                    headers: GatewayFixture.headers(fixture.keys["nobody"]),
+                    body: body
+                ) { response in
+                    #expect(response.status == .forbidden, "\(route.method) \(route.path) is not enforced")
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("\"code\":\"access_denied\"") && text.contains("\"request_id\""))
+                }
+            }
+        }
+        var failed = AuditFilter()
+        failed.kind = "auth.failed"
+        #expect(try await fixture.tutela.auditSearch(failed, limit: 1000).count == guarded.count * 4)
+        var denied = AuditFilter()
+        denied.decision = "deny"
+        #expect(try await fixture.tutela.auditSearch(denied, limit: 1000).count >= guarded.count)
+    }
+
+    @Test("the same customer comes back masked differently by role and purpose, or denied with the reason")
+    func maskedByRole() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let clear = try await fixture.tutela.record(collection: "customers", id: "c000002")
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/c000002",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+                let text = String(buffer: response.body)
+                #expect(text.contains(clear.fields["email"]?.displayText ?? "-"))
+                #expect(text.contains("\"birth_date\":\"[pii.dob]\""))
+                #expect(response.headers[HTTPField.Name("X-Request-Id") ?? .accept] != nil)
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000002",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"], purpose: "analytics")
+            ) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("not_permitted"))
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000002",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"], purpose: nil)
+            ) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("purpose_required"))
+            }
+            let email = clear.fields["email"]?.displayText ?? ""
+            try await client.execute(
+                uri: "/v1/customers?email=\(email.uppercased())",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"customer_id\":\"c000002\""))
+            }
+        }
+    }
+
+    @Test("oversized bodies get 413, bursts get 429 with Retry-After, and both are audited")
+    func limits() async throws {
+        let (fixture, app) = try await GatewayFixture.make(
+            configuration: GatewayConfiguration(maxBodyBytes: 64, requestsPerSecond: 0.01, burst: 3)
+        )
+        defer { fixture.environment.remove() }
+        try await app.test(.router) { client in
+            let big = ByteBuffer(string: "[" + String(repeating: "{\"customer_id\":\"c1\"},", count: 20) + "{}]")
+            try await client.execute(
+                uri: "/v1/conversations",
+                method: .post,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: big
+            ) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<4 {
+                try await client.execute(
+                    uri: "/v1/customers/c000001",
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"])
+                ) { response in
+                    statuses.append(response.status)
+                    if response.status == .tooManyRequests { #expect(response.headers[.retryAfter] != nil) }
+                }
+            }
+            #expect(statuses.contains(.tooManyRequests))
+        }
+        var rejected = AuditFilter()
+        rejected.kind = "http.rejected"
+        let outcomes = Set(try await fixture.tutela.auditSearch(rejected, limit: 100).map(\.outcome))
+        #expect(outcomes == ["error:payload_too_large", "error:rate_limited"])
+    }
+
+    @Test("writes, consent, export and erasure through the API")
+    func writesAndErasure() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        _ = try await fixture.tutela.createPrincipal(
+            name: "officer",
+            roles: ["data_protection_officer"],
+            attributes: [:]
+        )
+        let officer = try await fixture.tutela.createAPIKey(principal: "officer", expiresAt: nil).token
+        try await app.test(.router) { client in
+            let message = ByteBuffer(
+                string:
+                    "{\"message_id\":\"m9000\",\"customer_id\":\"c000003\",\"channel\":\"chat\",\"direction\":\"inbound\",\"text\":\"hi\",\"sent_at\":1700000000}"
+            )
+            try await client.execute(
+                uri: "/v1/conversations",
+                method: .post,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: message
+            ) { response in
+                #expect(response.status == .created)
+            }
+            try await client.execute(
+                uri: "/v1/conversations",
+                method: .post,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: ByteBuffer(string: "{\"message_id\":\"m9001\"}")
+            ) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("customer_id"))
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000003/consents/analytics",
+                method: .put,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: ByteBuffer(string: "{\"granted\":true}")
+            ) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(
+                uri: "/v1/collections/customers/export",
+                method: .get,
+                headers: GatewayFixture.headers(officer, purpose: "compliance")
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).split(separator: "\n").count == 12)
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000003",
+                method: .delete,
+                headers: GatewayFixture.headers(officer, purpose: "compliance")
+            ) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000003",
+                method: .get,
+                headers: GatewayFixture.headers(officer, purpose: "compliance")
+            ) { response in
+                #expect(response.status == .gone)
+            }
+        }
+        #expect(try await fixture.tutela.consentsGranted(customer: "c000003").isEmpty)
+    }
+
+    @Test("the OpenAPI document lists exactly the routes the gateway serves")
+    func openAPIMatchesRoutes() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/openapi.yaml", method: .get) { response in
+                #expect(response.status == .ok)
+                let document = try #require(try Yams.load(yaml: String(buffer: response.body)) as? [String: Any])
+                let paths = try #require(document["paths"] as? [String: Any])
+                var documented: Set<String> = []
+                for (path, item) in paths {
+                    for key in (item as? [String: Any] ?? [:]).keys
+                    where ["get", "post", "put", "delete"].contains(key) {
+                        documented.insert("\(key.uppercased()) \(path)")
+                    }
+                }
+                let served = Set(GatewayRoute.all.map { "\($0.method.rawValue) \($0.path)" })
+                #expect(documented == served)
+            }
+        }
+    }
+
+    @Test("a live server answers over a socket")
+    func liveSmoke() async throws {
+        let (fixture, app) = try await GatewayFixture.make(configuration: GatewayConfiguration(port: 0))
+        defer { fixture.environment.remove() }
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(
+                    String(buffer: response.body).contains(
+                        "tutela_http_requests_total{route=\"/v1/customers/{id}\",method=\"GET\",status=\"200\"} 1"
+                    )
+                )
+            }
+        }
+    }
+}
