@@ -17,8 +17,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
-    @Option(help: "Comma-separated areas to run: crypto, store, policy, pii, audit (default: all).")
+    @Option(
+        help: "Comma-separated areas to run: crypto, store, policy, pii, audit, gateway (default: all but gateway)."
+    )
     var areas = "crypto,store,policy,pii,audit"
+    @Option(help: "Seconds per load run of the gateway benchmark.") var loadSeconds = 5
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
@@ -30,9 +33,12 @@ struct BenchCommand: AsyncParsableCommand {
             ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let selected = Set(areas.split(separator: ",").map { String($0.trimmingWhitespace) })
-            let known: Set = ["crypto", "store", "policy", "pii", "audit"]
+            let known: Set = ["crypto", "store", "policy", "pii", "audit", "gateway"]
             guard selected.isSubset(of: known), !selected.isEmpty else {
-                throw TutelaError(.invalidInput, "unknown area in --areas (known: crypto, store, policy, pii, audit)")
+                throw TutelaError(
+                    .invalidInput,
+                    "unknown area in --areas (known: crypto, store, policy, pii, audit, gateway)"
+                )
             }
             if selected.contains("crypto") {
                 Console.printError("crypto …")
@@ -59,6 +65,15 @@ struct BenchCommand: AsyncParsableCommand {
             if selected.contains("audit") {
                 Console.printError("audit log …")
                 try await AuditBenchmark(directory: scratch + "/audit").run(into: report)
+            }
+            if selected.contains("gateway") {
+                Console.printError("gateway under wrk …")
+                let benchmark = GatewayBenchmark(
+                    directory: scratch + "/gateway",
+                    policies: policiesDirectory,
+                    seconds: max(1, loadSeconds)
+                )
+                try await benchmark.run(into: report)
             }
             if json {
                 print(report.json())

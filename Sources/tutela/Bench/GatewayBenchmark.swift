@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import Gateway
+import Governance
+import Hummingbird
+import TutelaCore
+
+/// The running server under `wrk`: a governed customer fetch (authenticate, decide, decrypt,
+/// mask, audit) next to the unauthenticated `/healthz` route, in the same run; then the governed
+/// route again with fewer connections, at about half of its peak, for its p99 there.
+struct GatewayBenchmark {
+    let directory: String
+    let policies: String
+    let seconds: Int
+
+    struct Load {
+        var requestsPerSecond: Double
+        var p50Milliseconds: Double
+        var p99Milliseconds: Double
+    }
+
+    func run(into report: BenchReport) async throws {
+        guard let wrk = Self.which("wrk") else {
+            throw TutelaError(.notFound, "the gateway benchmark needs wrk on PATH (Scripts/bench.sh installs it)")
+        }
+        let key = "tutela-mk1:" + SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
+        let configuration = TutelaConfiguration(
+            dataDirectory: directory + "/data",
+            keysDirectory: directory + "/keys",
+            policiesDirectory: policies,
+            environment: ["TUTELA_MASTER_KEY": key]
+        )
+        _ = try await Tutela.initialize(configuration, now: 0)
+        let tutela = try await Tutela.open(configuration)
+        let sample = SampleDataset.generate(customers: 1000, interactionsPerCustomer: 0)
+        _ = try await tutela.importRecords(into: "customers", data: Data(sample.customersCSV.utf8), format: .csv)
+        _ = try await tutela.createPrincipal(name: "bench-agent", roles: ["support_agent"], attributes: [:])
+        let token = try await tutela.createAPIKey(principal: "bench-agent", expiresAt: nil).token
+
+        let port = 18_000 + Int.random(in: 0..<2000)
+        let app = buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(
+                port: port,
+                requestsPerSecond: 1e9,
+                burst: 1e9,
+                maxConcurrentRequests: 4096
+            )
+        )
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        try await Task.sleep(for: .milliseconds(500))
+
+        let base = "http://127.0.0.1:\(port)"
+        let governedArguments = [
+            "-H", "Authorization: Bearer \(token)", "-H", "Tutela-Purpose: support", "\(base)/v1/customers/c000001",
+        ]
+        let staticLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: ["\(base)/healthz"])
+        let governedLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: governedArguments)
+        report.record("gateway", "static_per_s", staticLoad.requestsPerSecond)
+        report.record("gateway", "static_p50_ms", staticLoad.p50Milliseconds)
+        report.record("gateway", "static_p99_ms", staticLoad.p99Milliseconds)
+        report.record("gateway", "governed_fetch_per_s", governedLoad.requestsPerSecond)
+        report.record("gateway", "governed_fetch_p50_ms", governedLoad.p50Milliseconds)
+        report.record("gateway", "governed_fetch_p99_ms", governedLoad.p99Milliseconds)
+        report.record(
+            "gateway",
+            "governed_vs_static_throughput",
+            governedLoad.requestsPerSecond / max(1, staticLoad.requestsPerSecond)
+        )
+        var half = governedLoad
+        for connections in [1, 2, 4, 8] {
+            let load = try Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
+            if abs(load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
+                < abs(half.requestsPerSecond - governedLoad.requestsPerSecond / 2)
+            {
+                half = load
+            }
+        }
+        report.record("gateway", "governed_half_load_per_s", half.requestsPerSecond)
+        report.record("gateway", "governed_half_load_p99_ms", half.p99Milliseconds)
+    }
+
+    static func wrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) throws -> Load {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments =
+            ["-t", String(min(2, connections)), "-c", String(connections), "-d", "\(seconds)s", "--latency"] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        var load = Load(requestsPerSecond: 0, p50Milliseconds: 0, p99Milliseconds: 0)
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.first == "Requests/sec:", parts.count == 2 { load.requestsPerSecond = Double(parts[1]) ?? 0 }
+            if parts.count == 2, parts[0] == "50%" { load.p50Milliseconds = milliseconds(parts[1]) }
+            if parts.count == 2, parts[0] == "99%" { load.p99Milliseconds = milliseconds(parts[1]) }
+        }
+        guard load.requestsPerSecond > 0 else { throw TutelaError(.io, "wrk produced no figures") }
+        return load
+    }
+
+    static func milliseconds(_ text: Substring) -> Double {
+        for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] where text.hasSuffix(suffix) {
+            return (Double(text.dropLast(suffix.count)) ?? 0) * factor
+        }
+        return 0
+    }
+
+    static func which(_ name: String) -> String? {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
