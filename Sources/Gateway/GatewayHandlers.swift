@@ -112,9 +112,7 @@ final class GatewayHandlers: Sendable {
         case (.get, "/v1/collections/{collection}/export"):
             return try await export(collection: try context.parameters.require("collection"), caller: caller)
         case (.post, "/v1/models/{name}/predict"):
-            let name = try context.parameters.require("name")
-            _ = try await tutela.explainedAuthorization(caller, action: .infer, resource: name)
-            throw TutelaError(.notFound, "no model '\(name)' is deployed yet")
+            try await tutela.governedInfer(caller, model: try context.parameters.require("name"))
         default:
             throw TutelaError(.notFound, "no such route")
         }

@@ -311,8 +311,30 @@ extension Tutela {
 }
 
 extension Tutela {
-    /// Decides a request that reads no data (a model call, the start of a stream), audits a
-    /// denial, and throws unless allowed.
+    /// A model call: decided and audited like any governed operation. No model is deployed yet,
+    /// so an allowed call ends in `.notFound`, recorded as such.
+    public func governedInfer(_ caller: Caller, model: String) async throws -> Never {
+        let started = ContinuousClock.now
+        let decision = try await authorize(caller, action: .infer, collection: model)
+        let error = TutelaError(.notFound, "no model '\(model)' is deployed yet")
+        try await audit.append(
+            event(
+                kind: "model.infer",
+                principal: caller.principal,
+                requestID: caller.requestID,
+                action: .infer,
+                resource: model,
+                purpose: caller.purpose,
+                decision: decision,
+                outcome: Self.outcome(of: error),
+                started: started
+            )
+        )
+        throw error
+    }
+
+    /// Decides a request that reads no data (the start of a stream), audits a denial, and throws
+    /// unless allowed.
     @discardableResult
     public func explainedAuthorization(_ caller: Caller, action: Action, resource: String) async throws -> Decision {
         try await authorize(caller, action: action, collection: resource)
