@@ -311,10 +311,9 @@ extension Tutela {
 }
 
 extension Tutela {
-    /// A model call:
+    /// A model call, decided and audited like any governed operation.
     ///
-    /// decided and audited like any governed operation. No model is deployed yet,
-    /// so an allowed call ends in `.notFound`, recorded as such.
+    /// No model is deployed yet, so an allowed call ends in `.notFound`, recorded as such.
     public func governedInfer(_ caller: Caller, model: String) async throws -> Never {
         let started = ContinuousClock.now
         let decision = try await authorize(caller, action: .infer, collection: model)
