@@ -25,7 +25,6 @@ public actor AuditLog {
     /// How long an append may take before the caller gets an error.
     public nonisolated let timeout: Duration
     private let pool: DatabasePool
-    private var frontier: MerkleFrontier
     private var pending: [(event: AuditEvent, continuation: CheckedContinuation<Int, any Error>)] = []
     private var flushing = false
 
@@ -53,7 +52,7 @@ public actor AuditLog {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
-            frontier = try pool.read { db in try Self.loadFrontier(db) }
+            _ = try pool.read { db in try Self.loadFrontier(db) }
         } catch let error as TutelaError {
             throw error
         } catch {
@@ -109,7 +108,9 @@ public actor AuditLog {
     }
 
     /// The number of entries.
-    public var size: Int { frontier.size }
+    public var size: Int {
+        get async throws { try await pool.read { db in try Self.loadFrontier(db).size } }
+    }
 
     // MARK: Appending
 
@@ -141,55 +142,57 @@ public actor AuditLog {
             let batch = pending
             pending = []
             do {
-                let first = frontier.size
-                var next = frontier
-                var rows: [(AuditEvent, [UInt8], [UInt8])] = []
-                rows.reserveCapacity(batch.count)
-                for (offset, item) in batch.enumerated() {
-                    var event = item.event
-                    event.sequence = first + offset
-                    let bytes = event.canonicalBytes
-                    let leaf = MerkleTree.leafHash(bytes)
-                    next.append(leaf)
-                    rows.append((event, bytes, leaf))
-                }
-                let checkpoint = try Checkpoint.sign(
-                    logID: logID,
-                    size: next.size,
-                    root: next.root,
-                    time: Int64(Date().timeIntervalSince1970 * 1000),
-                    key: signingKey
-                )
-                let frontierBytes = next.encoded
-                let newSize = next.size
-                let finalRows = rows
-                try await pool.write { db in
-                    let insert = try db.cachedStatement(
-                        sql: """
-                            INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """
-                    )
-                    let subject = try db.cachedStatement(
-                        sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
-                    )
-                    for (event, bytes, leaf) in finalRows {
-                        try insert.execute(arguments: [
-                            event.sequence, event.time, event.kind, event.principal, event.action, event.purpose,
-                            event.decision, Data(bytes), Data(leaf),
-                        ])
-                        for hmac in event.subjects { try subject.execute(arguments: [hmac, event.sequence]) }
+                // The database's state row is the one frontier: read and advanced inside one
+                // IMMEDIATE transaction, so several processes sharing the file (a server and a
+                // command) number their entries one after another.
+                let events = batch.map(\.event)
+                let logID = logID
+                let signingKey = signingKey
+                let first = try await pool.writeWithoutTransaction { db in
+                    var first = 0
+                    try db.inTransaction(.immediate) {
+                        var next = try Self.loadFrontier(db)
+                        first = next.size
+                        let insert = try db.cachedStatement(
+                            sql: """
+                                INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
+                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                """
+                        )
+                        let subject = try db.cachedStatement(
+                            sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
+                        )
+                        for (offset, original) in events.enumerated() {
+                            var event = original
+                            event.sequence = first + offset
+                            let bytes = event.canonicalBytes
+                            let leaf = MerkleTree.leafHash(bytes)
+                            next.append(leaf)
+                            try insert.execute(arguments: [
+                                event.sequence, event.time, event.kind, event.principal, event.action, event.purpose,
+                                event.decision, Data(bytes), Data(leaf),
+                            ])
+                            for hmac in event.subjects { try subject.execute(arguments: [hmac, event.sequence]) }
+                        }
+                        let checkpoint = try Checkpoint.sign(
+                            logID: logID,
+                            size: next.size,
+                            root: next.root,
+                            time: Int64(Date().timeIntervalSince1970 * 1000),
+                            key: signingKey
+                        )
+                        try db.execute(
+                            sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)",
+                            arguments: [checkpoint.size, checkpoint.text]
+                        )
+                        try db.execute(
+                            sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)",
+                            arguments: [next.size, Data(next.encoded)]
+                        )
+                        return .commit
                     }
-                    try db.execute(
-                        sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)",
-                        arguments: [checkpoint.size, checkpoint.text]
-                    )
-                    try db.execute(
-                        sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)",
-                        arguments: [newSize, Data(frontierBytes)]
-                    )
+                    return first
                 }
-                frontier = next
                 for (offset, item) in batch.enumerated() { item.continuation.resume(returning: first + offset) }
             } catch {
                 let failure = TutelaError(

@@ -217,7 +217,7 @@ final class GatewayHandlers: Sendable {
         case "/readyz":
             do {
                 _ = try await tutela.recordCount(collection: "customers")
-                _ = await tutela.audit.size
+                _ = try await tutela.audit.size
                 return json("{\"status\":\"ready\"}")
             } catch {
                 return GatewayErrors.response(

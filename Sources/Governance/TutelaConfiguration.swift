@@ -52,8 +52,6 @@ public struct TutelaConfiguration: Sendable {
     public var auditPath: String { dataDirectory + "/audit.sqlite" }
     /// The audit checkpoint verification key (public).
     public var auditPublicKeyPath: String { keysDirectory + "/audit-checkpoint.pub" }
-    /// The schema file.
-    public var schemaPath: String { policiesDirectory + "/schema.yaml" }
 
     /// The master key provider: the environment variable when set, else the key file.
     public var masterKeyProvider: any MasterKeyProvider {

@@ -279,3 +279,34 @@ struct AuditLock {
         try await queue.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
     }
 }
+
+@Suite("Audit log shared by two processes")
+struct AuditLogSharingTests {
+    @Test("two log instances on one file (a server and a CLI command) append in turn and the log verifies")
+    func twoWriters() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-audit-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let key = Curve25519.Signing.PrivateKey()
+        let server = try AuditLog(path: path + "/audit.sqlite", logID: "shared", signingKey: key)
+        try await server.append(AuditEvent(time: 0, requestID: "s0", kind: "test", principal: "server", outcome: "ok"))
+        let command = try AuditLog(path: path + "/audit.sqlite", logID: "shared", signingKey: key)
+        var sequences: [Int] = []
+        for round in 1...5 {
+            sequences.append(
+                try await command.append(
+                    AuditEvent(time: 0, requestID: "c\(round)", kind: "test", principal: "cli", outcome: "ok")
+                )
+            )
+            sequences.append(
+                try await server.append(
+                    AuditEvent(time: 0, requestID: "s\(round)", kind: "test", principal: "server", outcome: "ok")
+                )
+            )
+        }
+        #expect(sequences == Array(1...10))
+        #expect(try await server.verify().isValid)
+        #expect(try await command.size == 11)
+    }
+}
