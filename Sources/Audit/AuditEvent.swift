@@ -101,7 +101,18 @@ public struct AuditEvent: Sendable, Hashable {
     /// order, optional keys left out when absent, no white space, integers in decimal, and
     /// strings escaped as described in `docs/AUDIT.md`.
     public var canonicalBytes: [UInt8] {
-        var text = "{\"v\":1,\"seq\":\(sequence),\"time_ms\":\(time)"
+        Self.canonicalPrefix(sequence: sequence) + canonicalRemainder
+    }
+
+    /// The start of the canonical encoding, up to and including the sequence number.
+    static func canonicalPrefix(sequence: Int) -> [UInt8] {
+        Array("{\"v\":1,\"seq\":\(sequence)".utf8)
+    }
+
+    /// The canonical encoding after the sequence number: everything the event's writer knows
+    /// before the log numbers it, so that it is encoded on the caller's thread, not the log's.
+    var canonicalRemainder: [UInt8] {
+        var text = ",\"time_ms\":\(time)"
         func string(_ key: String, _ value: String) {
             text += ",\"\(key)\":"
             JSONText.appendString(value, to: &text)

@@ -17,19 +17,36 @@ extension TutelaError.Code {
 /// into the next transaction (group commit), each batch ending with a signed checkpoint. Every
 /// append has a deadline; an event that is not durable by then fails the caller's operation
 /// (fail closed) without ever blocking it longer.
-public actor AuditLog {
+public final class AuditLog: Sendable {
     /// The log's id, written into every checkpoint.
-    public nonisolated let logID: String
+    public let logID: String
     /// The key that signs checkpoints.
-    nonisolated let signingKey: Curve25519.Signing.PrivateKey
+    let signingKey: Curve25519.Signing.PrivateKey
     /// How long an append may take before the caller gets an error.
-    public nonisolated let timeout: Duration
+    public let timeout: Duration
     private let pool: DatabasePool
-    private var pending: [(event: AuditEvent, continuation: CheckedContinuation<Int, any Error>)] = []
-    private var flushing = false
+    private let queue = Mutex(Queue())
+
+    /// Events waiting for the next batch, and whether a batch is being written.
+    private struct Queue {
+        var pending: [Pending] = []
+        var writerStarted = false
+        var writerSleeping = false
+    }
+
+    /// Wakes the writer thread when events arrive while it sleeps.
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    /// An event and the caller waiting for its sequence number.
+    private struct Pending {
+        var event: AuditEvent
+        var remainder: [UInt8]
+        var waiter: ResumeOnce<Int>
+        var deadline: UInt64
+    }
 
     /// The key that verifies checkpoints.
-    public nonisolated var publicKey: Curve25519.Signing.PublicKey { signingKey.publicKey }
+    public var publicKey: Curve25519.Signing.PublicKey { signingKey.publicKey }
 
     /// Opens (creating if needed) the log at `path`.
     /// - Throws: `.auditUnavailable` when the file cannot be opened, `.auditTampered` when its
@@ -87,14 +104,23 @@ public actor AuditLog {
         return migrator
     }
 
-    /// The saved frontier, checked against the latest checkpoint.
-    private static func loadFrontier(_ db: Database) throws -> MerkleFrontier {
-        guard let row = try Row.fetchOne(db, sql: "SELECT size, frontier FROM state WHERE id = 1") else {
+    /// The saved frontier, as the next batch extends it; its agreement with the signed
+    /// checkpoints is checked on opening and by `verify`.
+    private static func loadState(_ db: Database) throws -> MerkleFrontier {
+        guard
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT size, frontier FROM state WHERE id = 1"))
+        else {
             return MerkleFrontier()
         }
         guard let frontier = MerkleFrontier(encoded: Array(row[1] as Data)), frontier.size == row[0] as Int else {
             throw TutelaError(.auditTampered, "the audit log's saved state is damaged; run 'tutela audit verify'")
         }
+        return frontier
+    }
+
+    /// The saved frontier, checked against the latest checkpoint.
+    private static func loadFrontier(_ db: Database) throws -> MerkleFrontier {
+        let frontier = try loadState(db)
         if let text = try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1"),
             let checkpoint = try? Checkpoint(text: text),
             checkpoint.size != frontier.size || checkpoint.root != frontier.root
@@ -115,95 +141,140 @@ public actor AuditLog {
     // MARK: Appending
 
     /// Appends an event and waits until it is durable.
+    ///
+    /// The event joins the queue for the next batch; the caller is resumed by the batch's commit
+    /// or by its deadline, whichever comes first (a late commit is then dropped).
     /// - Returns: its sequence number.
     /// - Throws: `.auditUnavailable` when it is not durable within the timeout.
     @discardableResult
-    public nonisolated func append(_ event: AuditEvent) async throws -> Int {
-        try await Deadline.run(
-            timeout,
-            error: TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")
-        ) {
-            try await self.appendWithoutDeadline(event)
-        }
-    }
-
-    private func appendWithoutDeadline(_ event: AuditEvent) async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            pending.append((event, continuation))
-            if !flushing {
-                flushing = true
-                Task { await self.flush() }
-            }
-        }
-    }
-
-    private func flush() async {
-        while !pending.isEmpty {
-            let batch = pending
-            pending = []
-            do {
-                // The database's state row is the one frontier: read and advanced inside one
-                // IMMEDIATE transaction, so several processes sharing the file (a server and a
-                // command) number their entries one after another.
-                let events = batch.map(\.event)
-                let logID = logID
-                let signingKey = signingKey
-                let first = try await pool.writeWithoutTransaction { db in
-                    var first = 0
-                    try db.inTransaction(.immediate) {
-                        var next = try Self.loadFrontier(db)
-                        first = next.size
-                        let insert = try db.cachedStatement(
-                            sql: """
-                                INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
-                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                                """
-                        )
-                        let subject = try db.cachedStatement(
-                            sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
-                        )
-                        for (offset, original) in events.enumerated() {
-                            var event = original
-                            event.sequence = first + offset
-                            let bytes = event.canonicalBytes
-                            let leaf = MerkleTree.leafHash(bytes)
-                            next.append(leaf)
-                            try insert.execute(arguments: [
-                                event.sequence, event.time, event.kind, event.principal, event.action, event.purpose,
-                                event.decision, Data(bytes), Data(leaf),
-                            ])
-                            for hmac in event.subjects { try subject.execute(arguments: [hmac, event.sequence]) }
-                        }
-                        let checkpoint = try Checkpoint.sign(
-                            logID: logID,
-                            size: next.size,
-                            root: next.root,
-                            time: Int64(Date().timeIntervalSince1970 * 1000),
-                            key: signingKey
-                        )
-                        try db.execute(
-                            sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)",
-                            arguments: [checkpoint.size, checkpoint.text]
-                        )
-                        try db.execute(
-                            sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)",
-                            arguments: [next.size, Data(next.encoded)]
-                        )
-                        return .commit
-                    }
-                    return first
-                }
-                for (offset, item) in batch.enumerated() { item.continuation.resume(returning: first + offset) }
-            } catch {
-                let failure = TutelaError(
-                    .auditUnavailable,
-                    "the audit log could not store the event; nothing was done",
-                    cause: error
+    public func append(_ event: AuditEvent) async throws -> Int {
+        let timeout = timeout
+        let remainder = event.canonicalRemainder
+        return try await withCheckedThrowingContinuation { continuation in
+            let waiter = ResumeOnce(continuation)
+            let deadline = Deadlines.shared.schedule(after: timeout) {
+                waiter.resume(
+                    with: .failure(
+                        TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")
+                    )
                 )
-                for item in batch { item.continuation.resume(throwing: failure) }
+            }
+            let (start, wake) = queue.withLock { queue -> (Bool, Bool) in
+                queue.pending.append(
+                    Pending(event: event, remainder: remainder, waiter: waiter, deadline: deadline)
+                )
+                defer {
+                    queue.writerStarted = true
+                    queue.writerSleeping = false
+                }
+                return (!queue.writerStarted, queue.writerSleeping)
+            }
+            if start {
+                startWriter()
+            } else if wake {
+                wakeup.signal()
             }
         }
-        flushing = false
+    }
+
+    /// Starts the thread that writes batches: it holds the log only while writing one, and ends
+    /// within a second once the log is released.
+    ///
+    /// A dedicated thread with synchronous writes, rather than a task awaiting GRDB's writer
+    /// queue, saves two thread switches per batch on the request path.
+    private func startWriter() {
+        let wakeup = wakeup
+        let thread = Thread { [weak self] in
+            while true {
+                switch self?.flushOnce() {
+                case nil: return
+                case true?: continue
+                case false?: _ = wakeup.wait(timeout: .now() + 1)
+                }
+            }
+        }
+        thread.name = "tutela.audit"
+        thread.start()
+    }
+
+    /// Writes the pending events as one batch.
+    /// - Returns: false when there were none (the writer then sleeps until woken).
+    private func flushOnce() -> Bool {
+        let batch = queue.withLock { queue -> [Pending] in
+            defer { queue.pending = [] }
+            if queue.pending.isEmpty { queue.writerSleeping = true }
+            return queue.pending
+        }
+        guard !batch.isEmpty else { return false }
+        write(batch)
+        return true
+    }
+
+    private func write(_ batch: [Pending]) {
+        do {
+            // The database's state row is the one frontier: read and advanced inside one
+            // IMMEDIATE transaction, so several processes sharing the file (a server and a
+            // command) number their entries one after another.
+            let events = batch.map { ($0.event, $0.remainder) }
+            let logID = logID
+            let signingKey = signingKey
+            let first = try pool.writeWithoutTransaction { db in
+                var first = 0
+                try db.inTransaction(.immediate) {
+                    var next = try Self.loadState(db)
+                    first = next.size
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """
+                    )
+                    let subject = try db.cachedStatement(
+                        sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
+                    )
+                    for (offset, (event, remainder)) in events.enumerated() {
+                        let sequence = first + offset
+                        let bytes = AuditEvent.canonicalPrefix(sequence: sequence) + remainder
+                        let leaf = MerkleTree.leafHash(bytes)
+                        next.append(leaf)
+                        try insert.execute(arguments: [
+                            sequence, event.time, event.kind, event.principal, event.action, event.purpose,
+                            event.decision, Data(bytes), Data(leaf),
+                        ])
+                        for hmac in event.subjects { try subject.execute(arguments: [hmac, sequence]) }
+                    }
+                    let checkpoint = try Checkpoint.sign(
+                        logID: logID,
+                        size: next.size,
+                        root: next.root,
+                        time: Int64(Date().timeIntervalSince1970 * 1000),
+                        key: signingKey
+                    )
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)")
+                        .execute(arguments: [checkpoint.size, checkpoint.text])
+                    try db.cachedStatement(
+                        sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)"
+                    )
+                    .execute(arguments: [next.size, Data(next.encoded)])
+                    return .commit
+                }
+                return first
+            }
+            for (offset, item) in batch.enumerated() {
+                Deadlines.shared.cancel(item.deadline)
+                item.waiter.resume(with: .success(first + offset))
+            }
+        } catch {
+            let failure = TutelaError(
+                .auditUnavailable,
+                "the audit log could not store the event; nothing was done",
+                cause: error
+            )
+            for item in batch {
+                Deadlines.shared.cancel(item.deadline)
+                item.waiter.resume(with: .failure(failure))
+            }
+        }
     }
 
     // MARK: Reading
@@ -287,34 +358,12 @@ public struct AuditFilter: Sendable {
     public init() {}
 }
 
-/// Runs an operation with a deadline; the caller gets an error at the deadline even if the
-/// operation is stuck, and the operation's late result is dropped.
-enum Deadline {
-    static func run<T: Sendable>(
-        _ timeout: Duration,
-        error: TutelaError,
-        _ operation: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        let once = ResumeOnce<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            once.set(continuation)
-            Task {
-                do { once.resume(with: .success(try await operation())) } catch { once.resume(with: .failure(error)) }
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                once.resume(with: .failure(error))
-            }
-        }
-    }
-}
-
 /// A continuation that the first of several racers resumes; the others find it gone.
 private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
 
-    func set(_ value: CheckedContinuation<T, any Error>) {
-        continuation.withLock { $0 = value }
+    init(_ continuation: CheckedContinuation<T, any Error>) {
+        self.continuation = Mutex(continuation)
     }
 
     func resume(with result: Result<T, any Error>) {

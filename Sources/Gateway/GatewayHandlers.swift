@@ -45,19 +45,15 @@ final class GatewayHandlers: Sendable {
         inFlight.withLock { $0 -= 1 }
     }
 
-    func withTimeout(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
-        let timeout = configuration.requestTimeout
-        return try await withThrowingTaskGroup(of: Response?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let response = first else {
-                throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
-            }
-            return response
+    /// Runs a handler under the request timeout.
+    ///
+    /// Past the timeout the handler's task is cancelled and the caller gets 504. Every operation a handler awaits is itself bounded (store access by
+    /// SQLite's busy timeout, audit appends by their own deadline), so cancellation is seen.
+    func withTimeout(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await Deadlines.shared.withCancellation(after: configuration.requestTimeout, body).result
+        } catch is DeadlineExpired {
+            throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
         }
     }
 

@@ -5,6 +5,13 @@ public enum JSONText {
     /// `\r`, `\t`, other control characters and DEL as `\u00XX`, everything else literal UTF-8.
     public static func appendString(_ value: String, to output: inout String) {
         output += "\""
+        // Most values need no escape at all: one scan of the bytes, one append.
+        let plain = value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F }
+        if plain {
+            output += value
+            output += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""
