@@ -60,6 +60,7 @@ let package = Package(
                 "TutelaCore",
                 "KeyManagement",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         .target(

@@ -83,12 +83,17 @@ public final class Tutela: Sendable {
             signingKey: auditKeys.signingKey,
             timeout: configuration.auditTimeout
         )
+        let credentials = CachedCredentialStore(
+            principals: backend,
+            keys: backend,
+            stampPath: configuration.credentialsStampPath
+        )
         return Tutela(
             configuration: configuration,
             store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
             policyHolder: policyHolder,
-            principalStore: backend,
-            apiKeyStore: backend,
+            principalStore: credentials,
+            apiKeyStore: credentials,
             masker: Masker(keyring: keyring, tenant: tenant),
             audit: audit,
             auditKeys: auditKeys

@@ -48,6 +48,8 @@ public struct TutelaConfiguration: Sendable {
     public var keyringPath: String { keysDirectory + "/keyring.json" }
     /// The master key file (unused when `TUTELA_MASTER_KEY` is set).
     public var masterKeyPath: String { keysDirectory + "/master.key" }
+    /// The file whose replacement tells every process that principals or API keys changed.
+    public var credentialsStampPath: String { dataDirectory + "/credentials.stamp" }
     /// The audit log database.
     public var auditPath: String { dataDirectory + "/audit.sqlite" }
     /// The audit checkpoint verification key (public).

@@ -1,0 +1,170 @@
+import Foundation
+import Synchronization
+import TutelaCore
+
+/// Principals and API keys kept in memory for the gateway's hot path, dropped the moment any
+/// process changes them.
+///
+/// Every request needs its API key and its principal; reading both from the database cost more
+/// than the rest of a governed fetch. Changes come from this process (the server) or from
+/// another one (`tutela apikeys revoke` run by an administrator), so each change ends by
+/// replacing a small stamp file beside the database (a new file, renamed into place), and every
+/// lookup compares the stamp's identity with the one the cache was filled under, a `stat` call.
+/// A revocation, a disabled principal or a changed role therefore takes effect on the next
+/// request, in every process. Entries are also refreshed after `maximumAge`, so that even a
+/// change made behind Tutela's back (an edited database) is seen within that time.
+public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
+    private let principals: any PrincipalStore
+    private let keys: any APIKeyStore
+    private let stampPath: String
+    private let maximumAge: Duration
+    private let capacity: Int
+    private let state = Mutex(State())
+
+    private struct State {
+        var stamp: Stamp?
+        var principals: [String: (Principal, ContinuousClock.Instant)] = [:]
+        var keys: [String: (StoredAPIKey, ContinuousClock.Instant)] = [:]
+    }
+
+    /// What identifies one version of the stamp file.
+    struct Stamp: Equatable {
+        var inode: UInt64
+        var seconds: Int
+        var nanoseconds: Int
+    }
+
+    /// Wraps the stores; `stampPath` is the shared stamp file (created on the first change).
+    public init(
+        principals: any PrincipalStore,
+        keys: any APIKeyStore,
+        stampPath: String,
+        maximumAge: Duration = .seconds(30),
+        capacity: Int = 10_000
+    ) {
+        self.principals = principals
+        self.keys = keys
+        self.stampPath = stampPath
+        self.maximumAge = maximumAge
+        self.capacity = capacity
+    }
+
+    // MARK: Reading
+
+    public func principal(named name: String) async throws -> Principal? {
+        let now = ContinuousClock.now
+        let stamp = currentStamp()
+        if let cached = state.withLock({ validEntries(&$0, stamp: stamp).principals[name] }),
+            now - cached.1 < maximumAge
+        {
+            return cached.0
+        }
+        // Unknown names are not remembered: a caller cannot fill the cache with them.
+        guard let principal = try await principals.principal(named: name) else { return nil }
+        remember { state in
+            if state.principals.count >= capacity { state.principals = [:] }
+            state.principals[name] = (principal, now)
+        }
+        return principal
+    }
+
+    public func apiKey(id: String) async throws -> StoredAPIKey? {
+        let now = ContinuousClock.now
+        let stamp = currentStamp()
+        if let cached = state.withLock({ validEntries(&$0, stamp: stamp).keys[id] }), now - cached.1 < maximumAge {
+            return cached.0
+        }
+        guard let key = try await keys.apiKey(id: id) else { return nil }
+        remember { state in
+            if state.keys.count >= capacity { state.keys = [:] }
+            state.keys[id] = (key, now)
+        }
+        return key
+    }
+
+    public func principals() async throws -> [Principal] {
+        try await principals.principals()
+    }
+
+    public func apiKeys() async throws -> [StoredAPIKey] {
+        try await keys.apiKeys()
+    }
+
+    /// The cache's content under the current stamp; a changed stamp empties it.
+    private func validEntries(_ state: inout State, stamp: Stamp?) -> State {
+        if state.stamp != stamp {
+            state = State(stamp: stamp)
+        }
+        return state
+    }
+
+    /// Stores an entry read from the database, unless the stamp moved while it was read (the
+    /// entry may then predate the change).
+    private func remember(_ update: (inout State) -> Void) {
+        let stamp = currentStamp()
+        state.withLock { state in
+            guard state.stamp == stamp else {
+                state = State(stamp: stamp)
+                return
+            }
+            update(&state)
+        }
+    }
+
+    // MARK: Writing
+
+    public func save(_ principal: Principal, createOnly: Bool) async throws {
+        try await changing { try await principals.save(principal, createOnly: createOnly) }
+    }
+
+    public func insert(_ key: StoredAPIKey) async throws {
+        try await changing { try await keys.insert(key) }
+    }
+
+    public func revokeAPIKey(id: String, at time: Int64) async throws -> Bool {
+        try await changing { try await keys.revokeAPIKey(id: id, at: time) }
+    }
+
+    /// Runs a change, then empties this cache and replaces the stamp file, which empties every
+    /// other process's; also after a failed change, which may still have committed.
+    /// - Throws: the change's error, or `.io` when the stamp cannot be replaced (the change is
+    ///   then made, but other processes would serve the old credentials up to `maximumAge`).
+    private func changing<T>(_ change: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await change()
+        } catch {
+            try? replaceStamp()
+            throw error
+        }
+        try replaceStamp()
+        return result
+    }
+
+    private func replaceStamp() throws {
+        state.withLock { $0 = State(stamp: nil) }
+        let temporary = stampPath + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
+        let text = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+        let created = FileManager.default.createFile(
+            atPath: temporary,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        guard created, rename(temporary, stampPath) == 0 else {
+            throw TutelaError(
+                .io,
+                "the change is saved, but \(stampPath) cannot be replaced: a running server may accept the old credentials for up to \(maximumAge.components.seconds) s"
+            )
+        }
+    }
+
+    private func currentStamp() -> Stamp? {
+        var info = stat()
+        guard stat(stampPath, &info) == 0 else { return nil }
+        return Stamp(
+            inode: UInt64(info.st_ino),
+            seconds: Int(info.st_mtim.tv_sec),
+            nanoseconds: Int(info.st_mtim.tv_nsec)
+        )
+    }
+}
