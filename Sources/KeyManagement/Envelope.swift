@@ -226,7 +226,8 @@ public struct EnvelopeCipher: Sendable {
     ///   ciphertext was made for another place or another subject's key, `.ciphertextTampered`
     ///   when it was altered.
     public func open(_ ciphertext: [UInt8], with dataKey: DataKey, context: FieldContext) throws -> FieldValue {
-        let place = "\(context.collection)/\(context.recordID) field '\(context.field)'"
+        // Built only for an error message: most opens succeed.
+        var place: String { "\(context.collection)/\(context.recordID) field '\(context.field)'" }
         guard ciphertext.count >= Self.overhead else {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) is truncated")
         }

@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import Governance
 import Hummingbird
+import Store
 import TutelaCore
 
 /// The running server under `wrk`: a governed customer fetch (authenticate, decide, decrypt,
@@ -36,6 +37,8 @@ struct GatewayBenchmark {
         _ = try await tutela.importRecords(into: "customers", data: Data(sample.customersCSV.utf8), format: .csv)
         _ = try await tutela.createPrincipal(name: "bench-agent", roles: ["support_agent"], attributes: [:])
         let token = try await tutela.createAPIKey(principal: "bench-agent", expiresAt: nil).token
+
+        try await steps(tutela: tutela, token: token, into: report)
 
         let port = 18_000 + Int.random(in: 0..<2000)
         let app = buildApplication(
@@ -79,6 +82,41 @@ struct GatewayBenchmark {
         }
         report.record("gateway", "governed_half_load_per_s", half.requestsPerSecond)
         report.record("gateway", "governed_half_load_p99_ms", half.p99Milliseconds)
+    }
+
+    /// The steps of a governed fetch in process, one at a time, so that the load figures can be
+    /// read against what each step costs on its own.
+    private func steps(tutela: Tutela, token: String, into report: BenchReport) async throws {
+        let rounds = 2000
+        let caller = Caller(principal: "bench-agent", purpose: "support", requestID: "bench")
+        let definition = try tutela.schema.collection("customers")
+        var authenticate = Duration.zero
+        var fetch = Duration.zero
+        var encode = Duration.zero
+        var read = Duration.zero
+        for round in 0..<rounds {
+            let id = String(format: "c%06d", 1 + round % 1000)
+            let clock = ContinuousClock()
+            let started = clock.now
+            _ = try await tutela.authenticate(token: token, requestID: "bench")
+            let authenticated = clock.now
+            let record = try await tutela.governedRecord(caller, collection: "customers", id: id)
+            let fetched = clock.now
+            _ = RecordJSON.encode(record, definition: definition)
+            let encoded = clock.now
+            _ = try await tutela.store.get(collection: "customers", id: id)
+            read += clock.now - encoded
+            authenticate += authenticated - started
+            fetch += fetched - authenticated
+            encode += encoded - fetched
+        }
+        func nanoseconds(_ total: Duration) -> Double {
+            (Double(total.components.seconds) * 1e9 + Double(total.components.attoseconds) / 1e9) / Double(rounds)
+        }
+        report.record("gateway", "step_authenticate_ns", nanoseconds(authenticate))
+        report.record("gateway", "step_governed_fetch_ns", nanoseconds(fetch))
+        report.record("gateway", "step_encode_json_ns", nanoseconds(encode))
+        report.record("gateway", "step_read_decrypt_ns", nanoseconds(read))
     }
 
     static func wrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) throws -> Load {
