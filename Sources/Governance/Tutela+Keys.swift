@@ -1,6 +1,7 @@
 import Audit
 import KeyManagement
 import Store
+import Synchronization
 import TutelaCore
 
 /// The status of one key-encryption-key version.
@@ -134,5 +135,47 @@ extension Tutela {
             if left.isEmpty { break }
         }
         return done
+    }
+}
+
+extension Tutela {
+    /// Reloads the keyring file, after `tutela keys rotate`, `disable`, `destroy` or `rewrap` ran
+    /// in another process.
+    ///
+    /// The attempt is audited; a keyring that does not open leaves the one in force.
+    /// - Returns: the active key version now.
+    @discardableResult
+    public func reloadKeyring() async throws -> Int {
+        let stamp = FileStamp.of(configuration.keyringPath)
+        let keyring = store.keyring
+        return try await audited(
+            event(
+                kind: "keys.reload",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "started"
+            )
+            .with(record: "from version \(keyring.activeVersion)")
+        ) {
+            defer { keyringStamp.withLock { $0 = stamp } }
+            let loaded = try configuration.keyringFile.load()
+            try store.replaceKeyring(loaded)
+            return loaded.activeVersion
+        }
+    }
+
+    /// Reloads the keyring when its file changed since it was last loaded.
+    ///
+    /// When nothing changed this is one `stat` call. A failed reload is not retried until the
+    /// file changes again.
+    /// - Returns: nil when nothing changed, else the outcome of the reload.
+    public func reloadKeyringIfChanged() async -> Result<Int, any Error>? {
+        let stamp = FileStamp.of(configuration.keyringPath)
+        guard keyringStamp.withLock({ $0 != stamp }) else { return nil }
+        do {
+            return .success(try await reloadKeyring())
+        } catch {
+            return .failure(error)
+        }
     }
 }

@@ -4,6 +4,7 @@ import KeyManagement
 import Masking
 import Policy
 import Store
+import Synchronization
 import TutelaCore
 
 /// Tutela's use cases over one data directory.
@@ -30,6 +31,8 @@ public final class Tutela: Sendable {
     let auditKeys: AuditKeys
     /// The schema.
     public var schema: Schema { store.schema }
+    /// The keyring file's stamp when it was last loaded.
+    let keyringStamp: Mutex<FileStamp?>
 
     static let keyringMetadataKey = "keyring_id"
     static let tenantMetadataKey = "tenant"
@@ -52,6 +55,7 @@ public final class Tutela: Sendable {
         self.masker = masker
         self.audit = audit
         self.auditKeys = auditKeys
+        self.keyringStamp = Mutex(FileStamp.of(configuration.keyringPath))
     }
 
     /// Opens an initialized data directory.

@@ -22,16 +22,9 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     private let state = Mutex(State())
 
     private struct State {
-        var stamp: Stamp?
+        var stamp: FileStamp?
         var principals: [String: (Principal, ContinuousClock.Instant)] = [:]
         var keys: [String: (StoredAPIKey, ContinuousClock.Instant)] = [:]
-    }
-
-    /// What identifies one version of the stamp file.
-    struct Stamp: Equatable {
-        var inode: UInt64
-        var seconds: Int
-        var nanoseconds: Int
     }
 
     /// Wraps the stores; `stampPath` is the shared stamp file (created on the first change).
@@ -91,7 +84,7 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     }
 
     /// The cache's content under the current stamp; a changed stamp empties it.
-    private func validEntries(_ state: inout State, stamp: Stamp?) -> State {
+    private func validEntries(_ state: inout State, stamp: FileStamp?) -> State {
         if state.stamp != stamp {
             state = State(stamp: stamp)
         }
@@ -158,13 +151,7 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
         }
     }
 
-    private func currentStamp() -> Stamp? {
-        var info = stat()
-        guard stat(stampPath, &info) == 0 else { return nil }
-        return Stamp(
-            inode: UInt64(info.st_ino),
-            seconds: Int(info.st_mtim.tv_sec),
-            nanoseconds: Int(info.st_mtim.tv_nsec)
-        )
+    private func currentStamp() -> FileStamp? {
+        FileStamp.of(stampPath)
     }
 }

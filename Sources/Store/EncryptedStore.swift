@@ -1,5 +1,6 @@
 import Foundation
 import KeyManagement
+import Synchronization
 import TutelaCore
 
 /// The customer-data store: encrypts every classified field under its subject's data key on the
@@ -11,7 +12,9 @@ public final class EncryptedStore: Sendable {
     public let schema: Schema
     /// The storage backend.
     public let backend: any RecordStore
-    private let cipher: EnvelopeCipher
+    /// The cipher over the keyring in force, replaced when the keyring file changes.
+    private let cipherState: Mutex<EnvelopeCipher>
+    private var cipher: EnvelopeCipher { cipherState.withLock { $0 } }
     private let indexer: BlindIndexer
 
     /// Creates a store.
@@ -23,12 +26,25 @@ public final class EncryptedStore: Sendable {
     public init(backend: any RecordStore, schema: Schema, keyring: Keyring, tenant: String) {
         self.backend = backend
         self.schema = schema
-        self.cipher = EnvelopeCipher(keyring: keyring, tenant: tenant)
+        self.cipherState = Mutex(EnvelopeCipher(keyring: keyring, tenant: tenant))
         self.indexer = BlindIndexer(keyring: keyring, tenant: tenant)
     }
 
     /// The keyring in use.
     public var keyring: Keyring { cipher.keyring }
+
+    /// Puts a newer state of the same keyring in force (a rotation, a disabled or destroyed
+    /// version, made by another process): new data keys are wrapped under its active version
+    /// and keys re-wrapped under a new version open.
+    /// - Throws: `.invalidState` for a keyring with another id.
+    public func replaceKeyring(_ keyring: Keyring) throws {
+        try cipherState.withLock { cipher in
+            guard keyring.id == cipher.keyring.id else {
+                throw TutelaError(.invalidState, "the keyring file now holds another keyring; restart to use it")
+            }
+            cipher = EnvelopeCipher(keyring: keyring, tenant: cipher.tenant)
+        }
+    }
 
     // MARK: Writing
 
