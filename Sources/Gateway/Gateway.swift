@@ -2,7 +2,12 @@ import Foundation
 import Governance
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
 import NIOCore
+import NIOSSL
+import Policy
 import TutelaCore
 
 /// One route of the API, with the policy action it needs.
@@ -44,11 +49,13 @@ public struct GatewayRoute: Sendable, Hashable {
 public let purposeHeader = HTTPField.Name("Tutela-Purpose") ?? .accept
 
 /// Builds the HTTP application over a Tutela instance; `tutela serve` and the tests call this.
+/// - Throws: `.configurationInvalid` when the TLS certificate or key cannot be read.
 public func buildApplication(
     tutela: Tutela,
-    configuration: GatewayConfiguration
-) -> some ApplicationProtocol {
-    let gateway = GatewayHandlers(tutela: tutela, configuration: configuration)
+    configuration: GatewayConfiguration,
+    logger: Logger = Logger(label: "tutela.gateway")
+) throws -> some ApplicationProtocol {
+    let gateway = GatewayHandlers(tutela: tutela, configuration: configuration, logger: logger)
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: GatewayMiddleware(gateway: gateway))
     for route in GatewayRoute.all {
@@ -56,10 +63,41 @@ public func buildApplication(
             try await gateway.withTimeout { try await gateway.respond(to: route, request: request, context: context) }
         }
     }
+    var server = HTTPServerBuilder.http1()
+    if let tls = configuration.tls {
+        server = try .tls(tlsConfiguration: try tlsConfiguration(tls))
+    }
     return Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tutela")
+        server: server,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tutela"),
+        logger: logger
     )
+}
+
+/// The server side of TLS from PEM files: TLS 1.2 or later, the library's default ciphers.
+private func tlsConfiguration(_ files: GatewayConfiguration.TLSFiles) throws -> TLSConfiguration {
+    let certificates: [NIOSSLCertificate]
+    let key: NIOSSLPrivateKey
+    do {
+        certificates = try NIOSSLCertificate.fromPEMFile(files.certificatePath)
+    } catch {
+        throw TutelaError(.configurationInvalid, "cannot read a PEM certificate chain from \(files.certificatePath)")
+    }
+    do {
+        key = try NIOSSLPrivateKey(file: files.privateKeyPath, format: .pem)
+    } catch {
+        throw TutelaError(.configurationInvalid, "cannot read a PEM private key from \(files.privateKeyPath)")
+    }
+    guard !certificates.isEmpty else {
+        throw TutelaError(.configurationInvalid, "\(files.certificatePath) holds no certificate")
+    }
+    var configuration = TLSConfiguration.makeServerConfiguration(
+        certificateChain: certificates.map { .certificate($0) },
+        privateKey: .privateKey(key)
+    )
+    configuration.minimumTLSVersion = .tlsv12
+    return configuration
 }
 
 /// Request id, limits, timing and error mapping around every route.
@@ -90,12 +128,25 @@ struct GatewayMiddleware: RouterMiddleware {
         }
         response.headers[HTTPField.Name("X-Request-Id") ?? .accept] = context.requestID
         let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let route = context.endpointPath ?? "unmatched"
         gateway.metrics.record(
-            route: context.endpointPath ?? "unmatched",
+            route: route,
             method: request.method.rawValue,
             status: response.status.code,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            seconds: seconds
         )
+        if gateway.configuration.logRequests {
+            // The route template, never the path or the query: both may hold customer data.
+            gateway.logger.info(
+                "request",
+                metadata: [
+                    "request_id": .string(context.requestID), "method": .string(request.method.rawValue),
+                    "route": .string(route), "status": .stringConvertible(response.status.code),
+                    "duration_ms": .string(String(format: "%.3f", seconds * 1000)),
+                ]
+            )
+        }
         return response
     }
 }

@@ -14,6 +14,24 @@ public struct GatewayConfiguration: Sendable {
     public var requestTimeout: Duration
     /// How many requests may run at once before new ones get 503.
     public var maxConcurrentRequests: Int
+    /// The certificate and key to serve HTTPS with; plain HTTP when nil.
+    public var tls: TLSFiles?
+    /// Whether every request is logged (method, route template, status, duration, request id).
+    public var logRequests: Bool
+
+    /// PEM files of a server certificate chain and its private key.
+    public struct TLSFiles: Sendable, Equatable {
+        /// The certificate chain, leaf first.
+        public var certificatePath: String
+        /// The private key.
+        public var privateKeyPath: String
+
+        /// Names the two files.
+        public init(certificatePath: String, privateKeyPath: String) {
+            self.certificatePath = certificatePath
+            self.privateKeyPath = privateKeyPath
+        }
+    }
 
     /// Creates a configuration with defaults suited to one small instance.
     public init(
@@ -23,7 +41,9 @@ public struct GatewayConfiguration: Sendable {
         requestsPerSecond: Double = 100,
         burst: Double = 200,
         requestTimeout: Duration = .seconds(10),
-        maxConcurrentRequests: Int = 256
+        maxConcurrentRequests: Int = 256,
+        tls: TLSFiles? = nil,
+        logRequests: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -32,5 +52,7 @@ public struct GatewayConfiguration: Sendable {
         self.burst = burst
         self.requestTimeout = requestTimeout
         self.maxConcurrentRequests = maxConcurrentRequests
+        self.tls = tls
+        self.logRequests = logRequests
     }
 }

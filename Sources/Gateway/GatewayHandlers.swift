@@ -4,6 +4,7 @@ import Governance
 import HTTPTypes
 import Hummingbird
 import KeyManagement
+import Logging
 import NIOCore
 import Policy
 import Store
@@ -18,14 +19,16 @@ import TutelaCore
 final class GatewayHandlers: Sendable {
     let tutela: Tutela
     let configuration: GatewayConfiguration
+    let logger: Logger
     let metrics = GatewayMetrics()
     private let limiter: RateLimiter
     private let inFlight = Mutex(0)
     private let openAPIDocument: String
 
-    init(tutela: Tutela, configuration: GatewayConfiguration) {
+    init(tutela: Tutela, configuration: GatewayConfiguration, logger: Logger) {
         self.tutela = tutela
         self.configuration = configuration
+        self.logger = logger
         self.limiter = RateLimiter(requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst)
         let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml")
         self.openAPIDocument = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
@@ -116,6 +119,19 @@ final class GatewayHandlers: Sendable {
 
     /// Authentication, rate limit and purpose, in that order; each failure is audited.
     private func admit(_ request: Request, context: GatewayRequestContext, route: GatewayRoute) async throws -> Caller {
+        // A keyring changed by `tutela keys ...` in another process is in force from the next
+        // request on: one stat call when nothing changed.
+        switch await tutela.reloadKeyringIfChanged() {
+        case .success(let version)?:
+            logger.notice("keyring reloaded", metadata: ["active_version": .stringConvertible(version)])
+        case .failure(let error)?:
+            logger.error(
+                "keyring reload failed; the previous keyring stays in force",
+                metadata: logMetadata(for: error)
+            )
+        case nil:
+            break
+        }
         var token: String?
         if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
             token = String(header.dropFirst(7))

@@ -3,41 +3,126 @@ import Foundation
 import Gateway
 import Governance
 import Hummingbird
+import Logging
+import Policy
 import TutelaCore
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the HTTP API on the data directory of 'tutela init' until SIGTERM or SIGINT."
+        abstract: "Serve the HTTP API on the data directory of 'tutela init' until SIGTERM or SIGINT.",
+        discussion: """
+            Settings come from flags, then TUTELA_* environment variables, then the YAML file given \
+            with --config (or TUTELA_CONFIG), then defaults. SIGHUP reloads the policies and the \
+            keyring; a keyring changed by 'tutela keys ...' is also picked up on the next request.
+            """
     )
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "Address to bind (env TUTELA_HOST).") var host: String?
-    @Option(help: "Port (env TUTELA_PORT).") var port: Int?
-    @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
-    @Option(help: "Requests per second per API key.") var rateLimit = 100.0
-    @Option(help: "Burst size per API key.") var burst = 200.0
-    @Option(help: "Seconds before a request times out.") var timeout = 10
-    @Option(help: "Requests in flight before new ones get 503.") var maxConcurrent = 256
+    @Option(help: "A YAML configuration file (env TUTELA_CONFIG); see docs/SERVE.md.") var config: String?
+    @Option(help: "Address to bind (env TUTELA_HOST, default 127.0.0.1).") var host: String?
+    @Option(help: "Port (env TUTELA_PORT, default 8080).") var port: Int?
+    @Option(help: "Largest request body in bytes (default 1048576).") var maxBodyBytes: Int?
+    @Option(help: "Requests per second per API key (default 100).") var rateLimit: Double?
+    @Option(help: "Burst size per API key (default 200).") var burst: Double?
+    @Option(help: "Seconds before a request times out (default 10).") var timeout: Int?
+    @Option(help: "Requests in flight before new ones get 503 (default 256).") var maxConcurrent: Int?
+    @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCertificate: String?
+    @Option(help: "PEM private key of the certificate.") var tlsKey: String?
+    @Option(help: "Log lines as json (default) or text.") var logFormat: String?
+    @Flag(inversion: .prefixedNo, help: "Log every request (method, route, status, duration; default on).")
+    var logRequests: Bool?
 
     func run() async throws {
         try await Console.run {
-            let environment = ProcessInfo.processInfo.environment
-            let tutela = try await Tutela.open(options.configuration)
-            let configuration = GatewayConfiguration(
-                host: host ?? environment["TUTELA_HOST"] ?? "127.0.0.1",
-                port: port ?? environment["TUTELA_PORT"].flatMap(Int.init) ?? 8080,
-                maxBodyBytes: maxBodyBytes,
-                requestsPerSecond: rateLimit,
-                burst: burst,
-                requestTimeout: .seconds(timeout),
-                maxConcurrentRequests: maxConcurrent
+            let settings = try resolvedSettings()
+            let gateway = try settings.gatewayConfiguration()
+            let format = settings.logFormat ?? .json
+            LoggingSystem.bootstrap { label in
+                switch format {
+                case .json: return JSONLogHandler(label: label)
+                case .text: return StreamLogHandler.standardError(label: label)
+                }
+            }
+            let logger = Logger(label: "tutela.gateway")
+            var paths = options
+            paths.dataDirectory = settings.dataDirectory
+            paths.keysDirectory = settings.keysDirectory
+            paths.policiesDirectory = settings.policiesDirectory
+            let tutela = try await Tutela.open(paths.configuration)
+            let application = try buildApplication(tutela: tutela, configuration: gateway, logger: logger)
+            let reloads = Self.reloadOnHangUp(tutela: tutela, logger: logger)
+            defer { reloads.cancel() }
+            logger.notice(
+                "serving",
+                metadata: [
+                    "address": .string("\(gateway.tls == nil ? "http" : "https")://\(gateway.host):\(gateway.port)"),
+                    "policy_set": .string(tutela.policies.digest),
+                ]
             )
-            Console.printError(
-                "Serving on http://\(configuration.host):\(configuration.port) (Ctrl-C stops gracefully)"
-            )
-            try await buildApplication(tutela: tutela, configuration: configuration).runService()
+            try await application.runService()
         }
+    }
+
+    /// Defaults, then the file, then the environment, then flags.
+    private func resolvedSettings() throws -> ServeSettings {
+        let environment = ProcessInfo.processInfo.environment
+        var flags = ServeSettings()
+        flags.host = host
+        flags.port = port
+        flags.maxBodyBytes = maxBodyBytes
+        flags.rateLimit = rateLimit
+        flags.burst = burst
+        flags.timeoutSeconds = timeout
+        flags.maxConcurrent = maxConcurrent
+        flags.tlsCertificate = tlsCertificate
+        flags.tlsKey = tlsKey
+        if let logFormat {
+            guard let format = ServeSettings.LogFormat(rawValue: logFormat) else {
+                throw TutelaError(.invalidInput, "--log-format takes json or text")
+            }
+            flags.logFormat = format
+        }
+        flags.logRequests = logRequests
+        flags.dataDirectory = options.dataDirectory
+        flags.keysDirectory = options.keysDirectory
+        flags.policiesDirectory = options.policiesDirectory
+        var settings = ServeSettings()
+        if let file = config ?? environment["TUTELA_CONFIG"] {
+            settings = try ServeSettings.load(file: file)
+        }
+        return settings.overridden(by: try ServeSettings.environment(environment)).overridden(by: flags)
+    }
+
+    /// Reloads policies and keyring on SIGHUP; a set or keyring that does not load leaves the one
+    /// in force, and either way the attempt is logged and audited.
+    private static func reloadOnHangUp(tutela: Tutela, logger: Logger) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler {
+            Task {
+                do {
+                    let policies = try await tutela.reloadPolicies()
+                    logger.notice("policies reloaded", metadata: ["policy_set": .string(policies.digest)])
+                } catch {
+                    logger.error(
+                        "policy reload failed; the previous set stays in force",
+                        metadata: logMetadata(for: error)
+                    )
+                }
+                do {
+                    let version = try await tutela.reloadKeyring()
+                    logger.notice("keyring reloaded", metadata: ["active_version": .stringConvertible(version)])
+                } catch {
+                    logger.error(
+                        "keyring reload failed; the previous keyring stays in force",
+                        metadata: logMetadata(for: error)
+                    )
+                }
+            }
+        }
+        source.resume()
+        return source
     }
 }
 

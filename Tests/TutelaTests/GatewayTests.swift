@@ -5,6 +5,7 @@ import Governance
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 import TutelaCore
@@ -18,7 +19,8 @@ struct GatewayFixture {
     var keys: [String: String] = [:]
 
     static func make(
-        configuration: GatewayConfiguration = GatewayConfiguration()
+        configuration: GatewayConfiguration = GatewayConfiguration(),
+        logger: Logger = Logger(label: "tutela.gateway.test")
     ) async throws -> (GatewayFixture, some ApplicationProtocol) {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         let (tutela, _) = try await environment.startWithSample(customers: 12)
@@ -28,7 +30,7 @@ struct GatewayFixture {
             _ = try await tutela.createPrincipal(name: name, roles: Set(roles), attributes: [:])
             fixture.keys[name] = try await tutela.createAPIKey(principal: name, expiresAt: nil).token
         }
-        return (fixture, buildApplication(tutela: tutela, configuration: configuration))
+        return (fixture, try buildApplication(tutela: tutela, configuration: configuration, logger: logger))
     }
 
     static func headers(_ token: String?, purpose: String? = "support") -> HTTPFields {

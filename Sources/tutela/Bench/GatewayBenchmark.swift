@@ -41,7 +41,7 @@ struct GatewayBenchmark {
         try await steps(tutela: tutela, token: token, into: report)
 
         let port = 18_000 + Int.random(in: 0..<2000)
-        let app = buildApplication(
+        let app = try buildApplication(
             tutela: tutela,
             configuration: GatewayConfiguration(
                 port: port,

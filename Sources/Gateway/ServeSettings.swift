@@ -1,0 +1,172 @@
+import Foundation
+import Policy
+import TutelaCore
+
+/// The settings of `tutela serve`, from a configuration file, the environment and flags.
+///
+/// Each source fills what it names; `overridden(by:)` layers them so that flags beat the
+/// environment, which beats the file, which beats the defaults. Every value is checked when the
+/// layers are resolved, and an unknown key in the file is an error naming its line: a typo never
+/// silently leaves a limit at its default.
+public struct ServeSettings: Sendable, Equatable {
+    public var host: String?
+    public var port: Int?
+    public var maxBodyBytes: Int?
+    public var rateLimit: Double?
+    public var burst: Double?
+    public var timeoutSeconds: Int?
+    public var maxConcurrent: Int?
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var logFormat: LogFormat?
+    public var logRequests: Bool?
+    public var dataDirectory: String?
+    public var keysDirectory: String?
+    public var policiesDirectory: String?
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, Equatable {
+        /// One JSON object per line.
+        case json
+        /// `time level label: message key=value ...` for a terminal.
+        case text
+    }
+
+    /// Nothing set.
+    public init() {}
+
+    /// The keys a configuration file may use.
+    static let fileKeys: Set<String> = [
+        "host", "port", "max_body_bytes", "rate_limit", "burst", "timeout_seconds", "max_concurrent",
+        "tls_certificate", "tls_key", "log_format", "log_requests", "data_dir", "keys_dir", "policies_dir",
+    ]
+
+    /// Reads a YAML configuration file.
+    /// - Throws: `.configurationInvalid` naming the file and line of a bad or unknown key.
+    public static func load(file: String) throws -> ServeSettings {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TutelaError(.notFound, "cannot read the configuration file \(file)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: file)
+    }
+
+    /// Parses configuration text; `file` names it in errors.
+    public static func parse(_ source: String, file: String) throws -> ServeSettings {
+        let root = try YAMLNode.parse(source, file: file)
+        let fields = try root.fields("the serve configuration", allowed: fileKeys)
+        var settings = ServeSettings()
+        func text(_ key: String) throws -> String? { try fields[key]?.string(key) }
+        func number(_ key: String) throws -> Double? {
+            guard let node = fields[key] else { return nil }
+            guard let value = Double(try node.string(key)) else { throw node.error("\(key) must be a number") }
+            return value
+        }
+        settings.host = try text("host")
+        settings.port = try fields["port"]?.int("port")
+        settings.maxBodyBytes = try fields["max_body_bytes"]?.int("max_body_bytes")
+        settings.rateLimit = try number("rate_limit")
+        settings.burst = try number("burst")
+        settings.timeoutSeconds = try fields["timeout_seconds"]?.int("timeout_seconds")
+        settings.maxConcurrent = try fields["max_concurrent"]?.int("max_concurrent")
+        settings.tlsCertificate = try text("tls_certificate")
+        settings.tlsKey = try text("tls_key")
+        if let node = fields["log_format"] {
+            guard let format = LogFormat(rawValue: try node.string("log_format")) else {
+                throw node.error("log_format must be json or text")
+            }
+            settings.logFormat = format
+        }
+        settings.logRequests = try fields["log_requests"]?.bool("log_requests")
+        settings.dataDirectory = try text("data_dir")
+        settings.keysDirectory = try text("keys_dir")
+        settings.policiesDirectory = try text("policies_dir")
+        return settings
+    }
+
+    /// The settings named by `TUTELA_*` environment variables.
+    /// - Throws: `.configurationInvalid` naming a variable whose value does not parse.
+    public static func environment(_ environment: [String: String]) throws -> ServeSettings {
+        func value<T>(_ name: String, _ parse: (String) -> T?) throws -> T? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = parse(text) else {
+                throw TutelaError(
+                    .configurationInvalid,
+                    "the environment variable \(name) has a value that does not parse"
+                )
+            }
+            return value
+        }
+        var settings = ServeSettings()
+        settings.host = try value("TUTELA_HOST") { $0 }
+        settings.port = try value("TUTELA_PORT") { Int($0) }
+        settings.maxBodyBytes = try value("TUTELA_MAX_BODY_BYTES") { Int($0) }
+        settings.rateLimit = try value("TUTELA_RATE_LIMIT") { Double($0) }
+        settings.burst = try value("TUTELA_BURST") { Double($0) }
+        settings.timeoutSeconds = try value("TUTELA_TIMEOUT") { Int($0) }
+        settings.maxConcurrent = try value("TUTELA_MAX_CONCURRENT") { Int($0) }
+        settings.tlsCertificate = try value("TUTELA_TLS_CERTIFICATE") { $0 }
+        settings.tlsKey = try value("TUTELA_TLS_KEY") { $0 }
+        settings.logFormat = try value("TUTELA_LOG_FORMAT") { LogFormat(rawValue: $0) }
+        settings.logRequests = try value("TUTELA_LOG_REQUESTS") { Bool($0) }
+        settings.dataDirectory = try value("TUTELA_DATA_DIR") { $0 }
+        settings.keysDirectory = try value("TUTELA_KEYS_DIR") { $0 }
+        settings.policiesDirectory = try value("TUTELA_POLICIES_DIR") { $0 }
+        return settings
+    }
+
+    /// These settings with every value `other` sets taking precedence.
+    public func overridden(by other: ServeSettings) -> ServeSettings {
+        var result = self
+        result.host = other.host ?? host
+        result.port = other.port ?? port
+        result.maxBodyBytes = other.maxBodyBytes ?? maxBodyBytes
+        result.rateLimit = other.rateLimit ?? rateLimit
+        result.burst = other.burst ?? burst
+        result.timeoutSeconds = other.timeoutSeconds ?? timeoutSeconds
+        result.maxConcurrent = other.maxConcurrent ?? maxConcurrent
+        result.tlsCertificate = other.tlsCertificate ?? tlsCertificate
+        result.tlsKey = other.tlsKey ?? tlsKey
+        result.logFormat = other.logFormat ?? logFormat
+        result.logRequests = other.logRequests ?? logRequests
+        result.dataDirectory = other.dataDirectory ?? dataDirectory
+        result.keysDirectory = other.keysDirectory ?? keysDirectory
+        result.policiesDirectory = other.policiesDirectory ?? policiesDirectory
+        return result
+    }
+
+    /// The gateway configuration these settings describe, with defaults for what none set.
+    /// - Throws: `.configurationInvalid` for a value out of range, or a TLS certificate without
+    ///   its key (or the reverse).
+    public func gatewayConfiguration() throws -> GatewayConfiguration {
+        let defaults = GatewayConfiguration()
+        func invalid(_ message: String) -> TutelaError { TutelaError(.configurationInvalid, message) }
+        let port = port ?? defaults.port
+        guard (0...65_535).contains(port) else { throw invalid("port must be between 0 and 65535") }
+        let maxBodyBytes = maxBodyBytes ?? defaults.maxBodyBytes
+        guard maxBodyBytes > 0 else { throw invalid("max_body_bytes must be positive") }
+        let rateLimit = rateLimit ?? defaults.requestsPerSecond
+        let burst = burst ?? defaults.burst
+        guard rateLimit > 0, burst >= 1 else { throw invalid("rate_limit must be positive and burst at least 1") }
+        let timeout = timeoutSeconds ?? Int(defaults.requestTimeout.components.seconds)
+        guard timeout > 0 else { throw invalid("timeout_seconds must be positive") }
+        let maxConcurrent = maxConcurrent ?? defaults.maxConcurrentRequests
+        guard maxConcurrent > 0 else { throw invalid("max_concurrent must be positive") }
+        var tls: GatewayConfiguration.TLSFiles?
+        switch (tlsCertificate, tlsKey) {
+        case (nil, nil): tls = nil
+        case (let certificate?, let key?): tls = .init(certificatePath: certificate, privateKeyPath: key)
+        default: throw invalid("TLS needs both tls_certificate and tls_key")
+        }
+        return GatewayConfiguration(
+            host: host ?? defaults.host,
+            port: port,
+            maxBodyBytes: maxBodyBytes,
+            requestsPerSecond: rateLimit,
+            burst: burst,
+            requestTimeout: .seconds(timeout),
+            maxConcurrentRequests: maxConcurrent,
+            tls: tls,
+            logRequests: logRequests ?? true
+        )
+    }
+}

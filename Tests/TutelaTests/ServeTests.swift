@@ -1,0 +1,215 @@
+import Audit
+import Foundation
+import Gateway
+import Governance
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import KeyManagement
+import Logging
+import Store
+import Synchronization
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+/// Log lines kept in memory, for checking what the gateway writes.
+final class CollectedLog: Sendable {
+    private let stored = Mutex<[String]>([])
+
+    var lines: [String] { stored.withLock { $0 } }
+
+    func logger() -> Logger {
+        Logger(label: "tutela.gateway.test") { label in CollectingHandler(label: label, log: self) }
+    }
+
+    func add(_ line: String) { stored.withLock { $0.append(line) } }
+
+    struct CollectingHandler: LogHandler {
+        let label: String
+        let log: CollectedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            log.add(([event.message.description] + fields).joined(separator: " "))
+        }
+    }
+}
+
+@Suite("tutela serve: settings, logs, reloads, TLS")
+struct ServeTests {
+    @Test("a configuration file is layered under the environment and flags, and validated")
+    func settingsLayers() throws {
+        let file = try ServeSettings.parse(
+            """
+            port: 9000
+            rate_limit: 25
+            burst: 50
+            log_format: text
+            tls_certificate: /etc/tutela/cert.pem
+            tls_key: /etc/tutela/key.pem
+            """,
+            file: "serve.yaml"
+        )
+        let environment = try ServeSettings.environment(["TUTELA_PORT": "9100", "TUTELA_RATE_LIMIT": "30"])
+        var flags = ServeSettings()
+        flags.port = 9200
+        let resolved = try file.overridden(by: environment).overridden(by: flags).gatewayConfiguration()
+        #expect(resolved.port == 9200)
+        #expect(resolved.requestsPerSecond == 30)
+        #expect(resolved.burst == 50)
+        #expect(resolved.tls?.privateKeyPath == "/etc/tutela/key.pem")
+        #expect(resolved.host == "127.0.0.1")
+    }
+
+    @Test(
+        "a bad configuration is refused with the file, line and key",
+        arguments: [
+            ("port: 8080\nrate_limt: 5\n", "serve.yaml:2", "unknown key 'rate_limt'"),
+            ("port: eighty\n", "serve.yaml:1", "port must be an integer"),
+            ("log_format: xml\n", "serve.yaml:1", "log_format must be json or text"),
+            ("burst: [1, 2]\n", "serve.yaml:1", "burst must be a single value"),
+        ]
+    )
+    func badFile(text: String, location: String, message: String) {
+        #expect {
+            _ = try ServeSettings.parse(text, file: "serve.yaml")
+        } throws: { error in
+            let error = error as? TutelaError
+            return error?.message.contains(location) == true && error?.message.contains(message) == true
+        }
+    }
+
+    @Test("values out of range, half a TLS pair and unparsable environment values are refused")
+    func badValues() throws {
+        var settings = ServeSettings()
+        settings.tlsCertificate = "/etc/tutela/cert.pem"
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        settings = ServeSettings()
+        settings.port = 70_000
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        settings = ServeSettings()
+        settings.rateLimit = 0
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        #expect(throws: TutelaError.self) { _ = try ServeSettings.environment(["TUTELA_PORT": "http"]) }
+    }
+
+    @Test("request log lines name the route template and status, never a customer id or a looked-up value")
+    func requestLogs() async throws {
+        let log = CollectedLog()
+        let (fixture, app) = try await GatewayFixture.make(
+            configuration: GatewayConfiguration(logRequests: true),
+            logger: log.logger()
+        )
+        defer { fixture.environment.remove() }
+        let email = try #require(
+            try await fixture.tutela.store.get(collection: "customers", id: "c000002").fields["email"]?.displayText
+        )
+        try await app.test(.router) { client in
+            let headers = GatewayFixture.headers(fixture.keys["agent"])
+            try await client.execute(uri: "/v1/customers/c000002", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/v1/customers?email=\(email)", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        let requests = log.lines.filter { $0.hasPrefix("request ") }
+        #expect(requests.count == 2)
+        #expect(requests.contains { $0.contains("route=/v1/customers/{id}") && $0.contains("status=200") })
+        #expect(requests.contains { $0.contains("route=/v1/customers ") && $0.contains("request_id=") })
+        for line in log.lines {
+            #expect(!line.contains("c000002"))
+            #expect(!line.contains(email))
+        }
+    }
+
+    @Test("a keyring rotated and re-wrapped by another process is used by the running gateway at once")
+    func keyringReload() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let command = try await Tutela.open(fixture.environment.configuration)
+        let version = try await command.rotateKey(now: Int64(Date().timeIntervalSince1970 * 1000))
+        #expect(try await command.rewrapAll() > 0)
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/c000003",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        #expect(fixture.tutela.store.keyring.activeVersion == version)
+        let reloads = try await fixture.tutela.auditSearch(
+            {
+                var filter = AuditFilter()
+                filter.kind = "keys.reload"
+                return filter
+            }()
+        )
+        #expect(reloads.contains { $0.outcome == "ok" })
+    }
+
+    @Test("with a certificate and key the gateway speaks HTTPS only")
+    func tls() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let certificate = environment.root + "/cert.pem"
+        let key = environment.root + "/key.pem"
+        try run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                "-out", certificate, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+            ]
+        )
+        let port = 20_000 + Int.random(in: 0..<10_000)
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(
+                port: port,
+                tls: .init(certificatePath: certificate, privateKeyPath: key)
+            )
+        )
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        var answer = ""
+        for _ in 0..<50 where !answer.contains("ok") {
+            try await Task.sleep(for: .milliseconds(100))
+            answer = (try? run("curl", ["-s", "--cacert", certificate, "https://localhost:\(port)/healthz"])) ?? ""
+        }
+        #expect(answer == "{\"status\":\"ok\"}")
+        let plain = try? run("curl", ["-s", "-m", "5", "http://localhost:\(port)/healthz"])
+        #expect(plain == nil || plain?.contains("\"status\"") == false)
+
+        let missing = GatewayConfiguration(tls: .init(certificatePath: key + ".missing", privateKeyPath: key))
+        #expect(throws: TutelaError.self) { _ = try buildApplication(tutela: tutela, configuration: missing) }
+    }
+
+    /// Runs a program from PATH; throws on a non-zero exit.
+    @discardableResult
+    private func run(_ program: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [program] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TutelaError(.io, "\(program) exited with \(process.terminationStatus)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
