@@ -121,6 +121,8 @@ public final class AuditLog: Sendable {
     /// The saved frontier, checked against the latest checkpoint.
     private static func loadFrontier(_ db: Database) throws -> MerkleFrontier {
         let frontier = try loadState(db)
+        // No state row: a new log (a cut-off one is for `verify` against a kept checkpoint).
+        guard frontier.size > 0 else { return frontier }
         if let text = try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1"),
             let checkpoint = try? Checkpoint(text: text),
             checkpoint.size != frontier.size || checkpoint.root != frontier.root
