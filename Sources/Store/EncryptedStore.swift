@@ -65,11 +65,12 @@ public final class EncryptedStore: Sendable {
         let existing = try await backend.dataKeys(subjects: Set(subjects))
         // Unwrapping, key creation and field sealing are independent per subject and record:
         // spread them over the cores in chunks, keeping the input order.
+        let cipher = self.cipher
         let resolved = try await Self.concurrentMap(subjects) { subject -> (String, DataKey, WrappedDataKey, Bool) in
             if let wrapped = existing[subject] {
-                return (subject, try self.cipher.unwrap(wrapped, subject: subject), wrapped, false)
+                return (subject, try cipher.unwrap(wrapped, subject: subject), wrapped, false)
             }
-            let (key, wrapped) = try self.cipher.makeDataKey(forSubject: subject)
+            let (key, wrapped) = try cipher.makeDataKey(forSubject: subject)
             return (subject, key, wrapped, true)
         }
         var batch = WriteBatch()
@@ -88,7 +89,7 @@ public final class EncryptedStore: Sendable {
             guard let key = sealingKeys[record.subject] else {
                 throw TutelaError(.invalidState, "no data key for a record's subject")
             }
-            return try self.seal(record, with: key)
+            return try self.seal(record, with: key, cipher: cipher)
         }
         return batch
     }
@@ -111,7 +112,7 @@ public final class EncryptedStore: Sendable {
         }
     }
 
-    private func seal(_ record: Record, with key: DataKey) throws -> StoredRecord {
+    private func seal(_ record: Record, with key: DataKey, cipher: EnvelopeCipher) throws -> StoredRecord {
         let collection = try schema.collection(record.collection)
         var entries: [(name: String, entry: RecordPayload.Entry)] = []
         entries.reserveCapacity(record.fields.count)
@@ -186,6 +187,7 @@ public final class EncryptedStore: Sendable {
 
     /// Decrypts a stored record.
     public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?) throws -> Record {
+        let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
         let entries = try RecordPayload.decode(stored.payload)
         var dataKey: DataKey?

@@ -11,18 +11,22 @@ import TutelaCore
 /// row objects. These connections are taken from a locked free list, run one cached statement
 /// (a single statement is its own consistent snapshot, as in any auto-commit read), copy the
 /// columns out and go back to the list. Writes, scans and everything else stay with GRDB.
-final class SQLitePointReader: Sendable {
+package final class SQLitePointReader: Sendable {
     private let path: String
     private let idle = Mutex<[Connection]>([])
     private let keepIdle = 8
 
     /// Reads the database at `path`; connections open on first use.
-    init(path: String) {
+    package init(path: String) {
         self.path = path
     }
 
     /// The first row of a statement, decoded, or nil when there is none.
-    func fetchOne<T>(_ sql: String, _ arguments: [String], decode: (borrowing Columns) throws -> T) throws -> T? {
+    package func fetchOne<T>(
+        _ sql: String,
+        _ arguments: [Argument],
+        decode: (borrowing Columns) throws -> T
+    ) throws -> T? {
         try withConnection { connection in
             try connection.run(sql, arguments) { statement in
                 guard try Self.step(statement, connection) else { return nil }
@@ -32,7 +36,11 @@ final class SQLitePointReader: Sendable {
     }
 
     /// Every row of a statement, decoded.
-    func fetchAll<T>(_ sql: String, _ arguments: [String], decode: (borrowing Columns) throws -> T) throws -> [T] {
+    package func fetchAll<T>(
+        _ sql: String,
+        _ arguments: [Argument],
+        decode: (borrowing Columns) throws -> T
+    ) throws -> [T] {
         try withConnection { connection in
             try connection.run(sql, arguments) { statement in
                 var rows: [T] = []
@@ -40,6 +48,14 @@ final class SQLitePointReader: Sendable {
                 return rows
             }
         }
+    }
+
+    /// A value bound to a statement's parameter.
+    package enum Argument: ExpressibleByStringLiteral, Sendable {
+        case text(String)
+        case blob([UInt8])
+
+        package init(stringLiteral value: String) { self = .text(value) }
     }
 
     private static func step(_ statement: OpaquePointer, _ connection: Connection) throws -> Bool {
@@ -64,28 +80,45 @@ final class SQLitePointReader: Sendable {
     }
 
     /// The columns of the current row.
-    struct Columns: ~Copyable {
+    package struct Columns: ~Copyable {
         let statement: OpaquePointer
 
         /// Whether column `index` is NULL.
-        func isNull(_ index: Int32) -> Bool { sqlite3_column_type(statement, index) == SQLITE_NULL }
+        package func isNull(_ index: Int32) -> Bool { sqlite3_column_type(statement, index) == SQLITE_NULL }
 
         /// Column `index` as text ("" when NULL).
-        func text(_ index: Int32) -> String {
+        package func text(_ index: Int32) -> String {
             guard let pointer = sqlite3_column_text(statement, index) else { return "" }
             let count = Int(sqlite3_column_bytes(statement, index))
             return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
         }
 
         /// Column `index` as bytes (empty when NULL).
-        func blob(_ index: Int32) -> [UInt8] {
+        package func blob(_ index: Int32) -> [UInt8] {
             let count = Int(sqlite3_column_bytes(statement, index))
             guard count > 0, let pointer = sqlite3_column_blob(statement, index) else { return [] }
             return Array(UnsafeRawBufferPointer(start: pointer, count: count))
         }
 
         /// Column `index` as an integer.
-        func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(statement, index)) }
+        package func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(statement, index)) }
+
+        /// Column `index` as a floating-point number.
+        package func double(_ index: Int32) -> Double { sqlite3_column_double(statement, index) }
+
+        /// The storage class of column `index` in this row.
+        package func kind(_ index: Int32) -> Kind {
+            switch sqlite3_column_type(statement, index) {
+            case SQLITE_INTEGER: return .integer
+            case SQLITE_FLOAT: return .real
+            case SQLITE_TEXT: return .text
+            case SQLITE_BLOB: return .blob
+            default: return .null
+            }
+        }
+
+        /// SQLite's storage classes.
+        package enum Kind { case null, integer, real, text, blob }
     }
 
     /// One read-only connection and its prepared statements; used by one thread at a time,
@@ -109,21 +142,25 @@ final class SQLitePointReader: Sendable {
         deinit { close() }
 
         /// Binds `arguments` to the cached statement for `sql`, runs `body`, and resets it.
-        func run<T>(_ sql: String, _ arguments: [String], _ body: (OpaquePointer) throws -> T) throws -> T {
+        func run<T>(_ sql: String, _ arguments: [Argument], _ body: (OpaquePointer) throws -> T) throws -> T {
             let statement = try prepared(sql)
             defer {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
+            // SQLITE_TRANSIENT: SQLite copies the value before the bind call returns.
+            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
             for (offset, argument) in arguments.enumerated() {
-                // SQLITE_TRANSIENT: SQLite copies the text before this call returns.
-                let code = sqlite3_bind_text(
-                    statement,
-                    Int32(offset + 1),
-                    argument,
-                    -1,
-                    unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-                )
+                let position = Int32(offset + 1)
+                let code: Int32
+                switch argument {
+                case .text(let text):
+                    code = sqlite3_bind_text(statement, position, text, -1, transient)
+                case .blob(let bytes):
+                    code = bytes.withUnsafeBytes {
+                        sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), transient)
+                    }
+                }
                 guard code == SQLITE_OK else { throw error(code) }
             }
             return try body(statement)

@@ -182,7 +182,10 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
-        try reader.fetchOne(Self.selectRecords + " WHERE r.collection = ? AND r.id = ?", [collection, id]) { row in
+        try reader.fetchOne(
+            Self.selectRecords + " WHERE r.collection = ? AND r.id = ?",
+            [.text(collection), .text(id)]
+        ) { row in
             let record = StoredRecord(
                 collection: row.text(0),
                 id: row.text(1),
@@ -234,15 +237,10 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String] {
-        try pointRead { db in
-            try String.fetchAll(
-                db.cachedStatement(
-                    sql:
-                        "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id"
-                ),
-                arguments: [collection, field, Data(digest)]
-            )
-        }
+        try reader.fetchAll(
+            "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id",
+            [.text(collection), .text(field), .blob(digest)]
+        ) { $0.text(0) }
     }
 
     public func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey] {
@@ -310,7 +308,7 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func isErased(subject: String) async throws -> Bool {
-        try reader.fetchOne("SELECT 1 FROM erasures WHERE subject = ?", [subject]) { _ in true } ?? false
+        try reader.fetchOne("SELECT 1 FROM erasures WHERE subject = ?", [.text(subject)]) { _ in true } ?? false
     }
 
     public func erase(subject: String, at time: Int64) async throws -> ErasureReport {

@@ -77,10 +77,15 @@ struct StoreBenchmark {
     }
 }
 
-/// The baseline: customers in a plain SQLite table, one column per field, with an index on each
-/// field the store can look up (email, phone), so that both sides offer the same lookups.
+/// The baseline: customers in a plain SQLite table, one column per field.
+///
+/// It has an index on each field the store can look up (email, phone), so that both sides
+/// offer the same lookups. Reads
+/// by id go through the same raw read-only connections as the store's, so that the read ratio
+/// compares encryption, not database access layers.
 private struct PlaintextTable {
     let pool: DatabasePool
+    let reader: SQLitePointReader
     let definition: CollectionDefinition
     let insertSQL: String
     let selectSQL: String
@@ -90,6 +95,7 @@ private struct PlaintextTable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         pool = try DatabasePool(path: path, configuration: configuration)
+        reader = SQLitePointReader(path: path)
         self.definition = definition
         let columns = definition.fields.map(\.name)
         try pool.write { db in
@@ -122,34 +128,29 @@ private struct PlaintextTable {
     }
 
     func get(_ id: String) async throws -> TutelaCore.Record? {
-        let definition = definition
-        let selectSQL = selectSQL
-        return try await pool.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: selectSQL), arguments: [id]).map { Self.record($0, definition) }
-        }
+        try reader.fetchOne(selectSQL, [.text(id)]) { try Self.record($0, definition) }
     }
 
     func find(_ field: String, _ value: String) async throws -> [TutelaCore.Record] {
-        let definition = definition
         let sql = "SELECT \(columnList) FROM customers WHERE \(field) = ?"
-        return try await pool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: [value]).map { Self.record($0, definition) }
-        }
+        return try reader.fetchAll(sql, [.text(value)]) { try Self.record($0, definition) }
     }
 
-    private static func record(_ row: Row, _ definition: CollectionDefinition) -> TutelaCore.Record {
+    private static func record(
+        _ row: borrowing SQLitePointReader.Columns,
+        _ definition: CollectionDefinition
+    ) throws -> TutelaCore.Record {
         var fields: [String: FieldValue] = [:]
-        for (index, field) in definition.fields.enumerated() {
-            let value: DatabaseValue = row[index]
-            switch (value.storage, field.type) {
-            case (.null, _): continue
-            case (.string(let text), _): fields[field.name] = .string(text)
-            case (.int64(let number), .date): fields[field.name] = .date(days: Int32(truncatingIfNeeded: number))
-            case (.int64(let number), .timestamp): fields[field.name] = .timestamp(milliseconds: number)
-            case (.int64(let number), .bool): fields[field.name] = .bool(number != 0)
-            case (.int64(let number), _): fields[field.name] = .int(number)
-            case (.double(let number), _): fields[field.name] = .double(number)
-            case (.blob, _): continue
+        for (offset, field) in definition.fields.enumerated() {
+            let index = Int32(offset)
+            switch (row.kind(index), field.type) {
+            case (.null, _), (.blob, _): continue
+            case (.text, _): fields[field.name] = .string(row.text(index))
+            case (.integer, .date): fields[field.name] = .date(days: Int32(truncatingIfNeeded: row.int(index)))
+            case (.integer, .timestamp): fields[field.name] = .timestamp(milliseconds: Int64(row.int(index)))
+            case (.integer, .bool): fields[field.name] = .bool(row.int(index) != 0)
+            case (.integer, _): fields[field.name] = .int(Int64(row.int(index)))
+            case (.real, _): fields[field.name] = .double(row.double(index))
             }
         }
         let id = fields[definition.keyField]?.displayText ?? ""
