@@ -152,8 +152,25 @@ public final class AuditLog: Sendable {
     public func append(_ event: AuditEvent) async throws -> Int {
         let timeout = timeout
         let remainder = event.canonicalRemainder
-        return try await withCheckedThrowingContinuation { continuation in
-            let waiter = ResumeOnce(continuation)
+        let waiter = ResumeOnce<Int>()
+        // A cancelled caller (a request past its timeout) stops waiting at once; an event
+        // already queued may still be written, like one whose deadline passed.
+        let cancel: @Sendable () -> Void = { waiter.resume(with: .failure(CancellationError())) }
+        return try await withTaskCancellationHandler(
+            operation: { try await enqueue(event, remainder: remainder, waiter: waiter, timeout: timeout) },
+            onCancel: cancel
+        )
+    }
+
+    private func enqueue(
+        _ event: AuditEvent,
+        remainder: [UInt8],
+        waiter: ResumeOnce<Int>,
+        timeout: Duration
+    ) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            waiter.set(continuation)
+            guard !waiter.isFinished else { return }
             let deadline = Deadlines.shared.schedule(after: timeout) {
                 waiter.resume(
                     with: .failure(
@@ -362,16 +379,40 @@ public struct AuditFilter: Sendable {
 
 /// A continuation that the first of several racers resumes; the others find it gone.
 private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        /// A result that came before the continuation was set (a cancelled task).
+        var early: Result<T, any Error>?
+        var finished = false
+    }
 
-    init(_ continuation: CheckedContinuation<T, any Error>) {
-        self.continuation = Mutex(continuation)
+    private let state = Mutex(State())
+
+    /// Whether a result was delivered or is waiting to be.
+    var isFinished: Bool { state.withLock { $0.finished || $0.early != nil } }
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            guard let early = state.early else {
+                state.continuation = continuation
+                return nil
+            }
+            state.finished = true
+            return early
+        }
+        if let early { continuation.resume(with: early) }
     }
 
     func resume(with result: Result<T, any Error>) {
-        let taken = continuation.withLock { stored -> CheckedContinuation<T, any Error>? in
-            defer { stored = nil }
-            return stored
+        let taken = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            guard !state.finished else { return nil }
+            guard let continuation = state.continuation else {
+                if state.early == nil { state.early = result }
+                return nil
+            }
+            state.finished = true
+            state.continuation = nil
+            return continuation
         }
         taken?.resume(with: result)
     }

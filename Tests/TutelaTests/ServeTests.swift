@@ -158,6 +158,40 @@ struct ServeTests {
         #expect(reloads.contains { $0.outcome == "ok" })
     }
 
+    @Test("a request held up past its timeout gets 504 without waiting for the audit log's own deadline")
+    func requestTimeout() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        var configuration = environment.configuration
+        configuration.auditTimeout = .seconds(30)
+        _ = try await Tutela.initialize(configuration, now: 1_700_000_000_000)
+        let tutela = try await Tutela.open(configuration)
+        _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
+        let token = try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(requestTimeout: .milliseconds(300))
+        )
+        // With the audit log locked the request cannot be recorded, and the log itself would
+        // give up only after 30 s (its busy wait, then its deadline). The bound below is a
+        // tenth of that: it tells a request cancelled at its timeout from one left waiting.
+        let lock = try AuditLock(path: configuration.auditPath)
+        try await lock.lock()
+        let started = ContinuousClock.now
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(token)
+            ) { response in
+                #expect(response.status == .gatewayTimeout)
+                #expect(String(buffer: response.body).contains("\"code\":\"timeout\""))
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        try await lock.unlock()
+    }
+
     @Test("with a certificate and key the gateway speaks HTTPS only")
     func tls() async throws {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
