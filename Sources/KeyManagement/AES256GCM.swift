@@ -22,7 +22,9 @@ public final class AES256GCM: Sendable {
     // Nonces are a random 96-bit base XOR a per-key counter: distinct within this key object by
     // construction, and across objects for the same key as unlikely to collide as independent
     // random nonces (n1 * n2 / 2^96). Drawing each nonce from OpenSSL's DRBG cost 1.5 µs here.
-    private let nonceBase: [UInt8]
+    // Drawn on the first seal: a key object that only opens (most data keys unwrapped for a
+    // read) never pays for the random draw, a system call.
+    private let nonceBase: Mutex<[UInt8]?>
     private let nonceCounter = Atomic<UInt64>(0)
 
     // A keyed context that is only ever copied, never used or changed after init; OpenSSL's
@@ -50,7 +52,7 @@ public final class AES256GCM: Sendable {
             throw TutelaError(.crypto, "AES-256-GCM key setup failed")
         }
         self.template = template
-        self.nonceBase = try nonceBase ?? Self.randomBytes(Self.nonceLength)
+        self.nonceBase = Mutex(nonceBase)
     }
 
     deinit {
@@ -92,7 +94,7 @@ public final class AES256GCM: Sendable {
         nonce: [UInt8]? = nil,
         appendingTo output: inout [UInt8]
     ) throws {
-        let iv = nonce ?? nextNonce()
+        let iv = try nonce ?? nextNonce()
         guard iv.count == Self.nonceLength else { throw TutelaError(.invalidInput, "an AES-GCM nonce has 12 bytes") }
         let context = try takeContext()
         var succeeded = false
@@ -175,9 +177,14 @@ public final class AES256GCM: Sendable {
     }
 
     /// The next nonce: the random base with the counter XORed into its last eight bytes.
-    func nextNonce() -> [UInt8] {
+    func nextNonce() throws -> [UInt8] {
         let counter = nonceCounter.wrappingAdd(1, ordering: .relaxed).oldValue
-        var nonce = nonceBase
+        var nonce = try nonceBase.withLock { base -> [UInt8] in
+            if let base { return base }
+            let drawn = try Self.randomBytes(Self.nonceLength)
+            base = drawn
+            return drawn
+        }
         for index in 0..<8 {
             nonce[Self.nonceLength - 1 - index] ^= UInt8(truncatingIfNeeded: counter >> (8 * UInt64(index)))
         }
