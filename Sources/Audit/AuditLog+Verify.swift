@@ -3,7 +3,7 @@ import Foundation
 import TutelaCore
 
 /// The outcome of verifying the log.
-public struct AuditVerification: Sendable {
+public struct AuditVerification: Sendable, Encodable {
     /// The number of entries examined.
     public var entries: Int
     /// The number of signed checkpoints checked.
@@ -15,6 +15,21 @@ public struct AuditVerification: Sendable {
 
     /// Whether the log verified.
     public var isValid: Bool { problems.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case entries, checkpoints, problems
+        case firstBadEntry = "first_bad_entry"
+        case isValid = "valid"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(isValid, forKey: .isValid)
+        try container.encode(entries, forKey: .entries)
+        try container.encode(checkpoints, forKey: .checkpoints)
+        try container.encodeIfPresent(firstBadEntry, forKey: .firstBadEntry)
+        try container.encode(problems, forKey: .problems)
+    }
 }
 
 /// An inclusion proof of one entry in the tree of a given size.

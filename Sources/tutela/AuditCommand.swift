@@ -130,6 +130,11 @@ struct AuditCommand: AsyncParsableCommand {
                     external = try tutela.checkpoint(fromText: text)
                 }
                 let result = try await tutela.audit.verify(against: external)
+                if options.json {
+                    try Console.printJSON(result)
+                    if !result.isValid { throw ExitCode(1) }
+                    return
+                }
                 if result.isValid {
                     Swift.print("OK: \(result.entries) entries match \(result.checkpoints) signed checkpoints.")
                     return
