@@ -58,7 +58,11 @@ extension Tutela {
         let decision = try await authorize(caller, action: .read, collection: collection)
         let definition = try schema.collection(collection)
         do {
-            let record = try await store.get(collection: collection, id: id)
+            let record = try await store.get(
+                collection: collection,
+                id: id,
+                withheld: decision.obligations.withheldFields(of: definition)
+            )
             guard try await passesRowFilter(record, decision: decision, purpose: caller.purpose) else {
                 throw TutelaError(.notFound, "no record \(collection)/\(id) for purpose \(caller.purpose)")
             }
@@ -103,7 +107,8 @@ extension Tutela {
         let definition = try schema.collection(collection)
         var found: [Record] = []
         var results: [Record] = []
-        for record in try await store.find(collection: collection, field: field, value: value)
+        let withheld = decision.obligations.withheldFields(of: definition)
+        for record in try await store.find(collection: collection, field: field, value: value, withheld: withheld)
         where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
             found.append(record)
             results.append(
@@ -150,11 +155,12 @@ extension Tutela {
     ) async throws -> Int {
         let decision = try await authorize(caller, action: .export, collection: collection)
         let definition = try schema.collection(collection)
+        let withheld = decision.obligations.withheldFields(of: definition)
         var after: String?
         var total = 0
         while true {
             let started = ContinuousClock.now
-            let page = try await store.page(collection: collection, after: after, limit: pageSize)
+            let page = try await store.page(collection: collection, after: after, limit: pageSize, withheld: withheld)
             guard let last = page.last else { break }
             after = last.id
             var kept: [Record] = []

@@ -36,8 +36,18 @@ public final class Masker: Sendable {
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(record.fields.count)
         for field in definition.fields {
-            guard let value = record.fields[field.name] else { continue }
             let maskOperator = obligations.mask(forClass: field.fieldClass.name)
+            guard let value = record.fields[field.name] else {
+                // A withheld field was stored (not null) but not decrypted: its mask needs no value.
+                guard record.withheld.contains(field.name) else { continue }
+                switch maskOperator {
+                case .redact: fields[field.name] = .string("[REDACTED]")
+                case .classToken: fields[field.name] = .string("[\(field.fieldClass.name)]")
+                case .suppress: continue
+                default: throw TutelaError(.invalidState, "field '\(field.name)' was withheld but its mask needs it")
+                }
+                continue
+            }
             if let masked = try mask(
                 value,
                 with: maskOperator,

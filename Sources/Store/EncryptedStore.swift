@@ -148,7 +148,7 @@ public final class EncryptedStore: Sendable {
 
     /// One record, decrypted.
     /// - Throws: `.notFound`; `.ciphertextTampered` or `.ciphertextMisplaced` naming the field.
-    public func get(collection: String, id: String) async throws -> Record {
+    public func get(collection: String, id: String, withheld: Set<String> = []) async throws -> Record {
         let definition = try schema.collection(collection)
         guard let (stored, key) = try await backend.record(collection: collection, id: id) else {
             if definition.keyField == definition.subjectField, try await backend.isErased(subject: id) {
@@ -156,13 +156,18 @@ public final class EncryptedStore: Sendable {
             }
             throw TutelaError(.notFound, "no record \(collection)/\(id)")
         }
-        return try open(stored, key: key)
+        return try open(stored, key: key, withheld: withheld)
     }
 
     /// Records whose `field` equals `value` after the field's normalization, found through the
     /// blind index without decrypting the collection.
     /// - Throws: `.invalidInput` when the field has no lookup.
-    public func find(collection: String, field: String, value: String) async throws -> [Record] {
+    public func find(
+        collection: String,
+        field: String,
+        value: String,
+        withheld: Set<String> = []
+    ) async throws -> [Record] {
         let definition = try schema.collection(collection)
         guard let fieldDefinition = definition.field(field), let normalization = fieldDefinition.lookup else {
             throw TutelaError(.invalidInput, "field '\(collection).\(field)' has no lookup index")
@@ -171,26 +176,37 @@ public final class EncryptedStore: Sendable {
         var found: [Record] = []
         for id in try await backend.recordIDs(collection: collection, field: field, digest: digest) {
             if let (stored, key) = try await backend.record(collection: collection, id: id) {
-                found.append(try open(stored, key: key))
+                found.append(try open(stored, key: key, withheld: withheld))
             }
         }
         return found
     }
 
     /// A page of records in id order.
-    public func page(collection: String, after afterID: String?, limit: Int) async throws -> [Record] {
+    public func page(
+        collection: String,
+        after afterID: String?,
+        limit: Int,
+        withheld: Set<String> = []
+    ) async throws -> [Record] {
         _ = try schema.collection(collection)
         return try await backend.records(collection: collection, after: afterID, limit: limit).map {
-            try open($0, key: $1)
+            try open($0, key: $1, withheld: withheld)
         }
     }
 
     /// Decrypts a stored record.
-    public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?) throws -> Record {
+    ///
+    /// Sealed fields named in `withheld` are not decrypted: they are listed in the record's
+    /// `withheld` instead of `fields`, so a governed read whose decision hides a field never
+    /// holds its clear value.
+    public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?, withheld: Set<String> = []) throws -> Record
+    {
         let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
         let entries = try RecordPayload.decode(stored.payload)
         var dataKey: DataKey?
+        var present: Set<String> = []
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(entries.count)
         var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
@@ -198,6 +214,8 @@ public final class EncryptedStore: Sendable {
             switch entry {
             case .clear(let value):
                 fields[name] = value
+            case .sealed where withheld.contains(name):
+                present.insert(name)
             case .sealed(let ciphertext):
                 if dataKey == nil {
                     guard let wrapped else {
@@ -213,7 +231,9 @@ public final class EncryptedStore: Sendable {
                 fields[name] = try cipher.open(ciphertext, with: dataKey, context: context)
             }
         }
-        return Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)
+        var record = Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)
+        record.withheld = present
+        return record
     }
 
     /// Seals a detail under a subject's data key, for an audit event: readable while the

@@ -180,6 +180,19 @@ public struct Obligations: Sendable, Hashable {
     public func mask(forClass name: String) -> MaskOperator {
         masks[name] ?? .suppress
     }
+
+    /// The encrypted fields of a collection whose mask does not use the value (suppress,
+    /// redact, class token): they are withheld, never decrypted for this decision.
+    public func withheldFields(of definition: CollectionDefinition) -> Set<String> {
+        var withheld: Set<String> = []
+        for field in definition.fields where field.isEncrypted {
+            switch mask(forClass: field.fieldClass.name) {
+            case .suppress, .redact, .classToken: withheld.insert(field.name)
+            default: continue
+            }
+        }
+        return withheld
+    }
 }
 
 /// A policy decision: a value that says what, why, and how.

@@ -8,6 +8,9 @@ public struct Record: Sendable, Hashable {
     public var subject: String
     /// Field values by field name; absent fields are null.
     public var fields: [String: FieldValue]
+    /// Fields that hold a value which was not decrypted because the reader may not see it
+    /// (see `EncryptedStore.open`); they are not in `fields`.
+    public var withheld: Set<String> = []
 
     /// Creates a record.
     public init(collection: String, id: String, subject: String, fields: [String: FieldValue]) {

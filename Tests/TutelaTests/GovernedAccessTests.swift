@@ -1,5 +1,6 @@
 import Foundation
 import Governance
+import Store
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -68,6 +69,34 @@ struct GovernedAccessTests {
             )
         }
         #expect(disabled?.message.contains("principal_disabled") == true)
+    }
+
+    @Test("fields a decision hides are never decrypted, and hidden fields that were never stored stay absent")
+    func withheldFieldsAreNotDecrypted() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 5)
+        let caller = Caller(principal: "alice", purpose: "support")
+        _ = try await tutela.createPrincipal(name: "alice", roles: ["support_agent"], attributes: [:])
+        let decision = try await tutela.explain(caller, action: .read, collection: "customers")
+        let definition = try tutela.schema.collection("customers")
+        let withheld = decision.obligations.withheldFields(of: definition)
+        // Support sees birth dates as a class token and no occupation: neither needs the value.
+        #expect(withheld.isSuperset(of: ["birth_date", "occupation"]))
+        #expect(!withheld.contains("email"))
+        let stored = try await tutela.store.get(collection: "customers", id: "c000003", withheld: withheld)
+        #expect(stored.fields["birth_date"] == nil)
+        #expect(stored.withheld.contains("birth_date"))
+        #expect(stored.fields["email"] != nil)
+
+        // A customer without a birth date: the token is not made up for a value that is not there.
+        try await tutela.store.put([
+            try definition.makeRecord(from: ["customer_id": .text("c900001"), "email": .text("nobody@example.com")])
+        ])
+        let sparse = try await tutela.governedRecord(caller, collection: "customers", id: "c900001")
+        #expect(sparse.fields["birth_date"] == nil)
+        let full = try await tutela.governedRecord(caller, collection: "customers", id: "c000003")
+        #expect(full.fields["birth_date"] == .string("[pii.dob]"))
     }
 
     @Test("exports for a purpose that needs consent hold only consenting customers, pseudonymized")
