@@ -54,7 +54,7 @@ final class GatewayHandlers: Sendable {
     /// SQLite's busy timeout, audit appends by their own deadline), so cancellation is seen.
     func withTimeout(_ body: () async throws -> Response) async throws -> Response {
         do {
-            return try await Deadlines.shared.withCancellation(after: configuration.requestTimeout, body).result
+            return try await Deadlines.shared.withCancellation(after: configuration.requestTimeout, body)
         } catch is DeadlineExpired {
             throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
         }
@@ -121,17 +121,7 @@ final class GatewayHandlers: Sendable {
     private func admit(_ request: Request, context: GatewayRequestContext, route: GatewayRoute) async throws -> Caller {
         // A keyring changed by `tutela keys ...` in another process is in force from the next
         // request on: one stat call when nothing changed.
-        switch await tutela.reloadKeyringIfChanged() {
-        case .success(let version)?:
-            logger.notice("keyring reloaded", metadata: ["active_version": .stringConvertible(version)])
-        case .failure(let error)?:
-            logger.error(
-                "keyring reload failed; the previous keyring stays in force",
-                metadata: logMetadata(for: error)
-            )
-        case nil:
-            break
-        }
+        if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
         var token: String?
         if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
             token = String(header.dropFirst(7))

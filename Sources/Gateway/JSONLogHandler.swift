@@ -74,3 +74,13 @@ public func logMetadata(for error: any Error) -> Logger.Metadata {
     guard let error = error as? TutelaError else { return ["error": .string(String(describing: type(of: error)))] }
     return ["error": .string(error.code.rawValue), "reason": .string(error.message)]
 }
+
+/// Logs the outcome of a keyring reload: the active version, or why the previous keyring stays.
+public func logKeyringReload(_ outcome: Result<Int, any Error>, to logger: Logger) {
+    switch outcome {
+    case .success(let version):
+        logger.notice("keyring reloaded", metadata: ["active_version": .stringConvertible(version)])
+    case .failure(let error):
+        logger.error("keyring reload failed; the previous keyring stays in force", metadata: logMetadata(for: error))
+    }
+}

@@ -59,7 +59,7 @@ extension SQLiteRecordStore: APIKeyStore {
     }
 
     public func apiKey(id: String) async throws -> StoredAPIKey? {
-        try pointReadDatabase { db in
+        try await readDatabase { db in
             try Row.fetchOne(db.cachedStatement(sql: Self.selectKeys + " WHERE id = ?"), arguments: [id]).map(
                 Self.decodeKey
             )

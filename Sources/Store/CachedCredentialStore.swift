@@ -23,8 +23,13 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
 
     private struct State {
         var stamp: FileStamp?
-        var principals: [String: (Principal, ContinuousClock.Instant)] = [:]
-        var keys: [String: (StoredAPIKey, ContinuousClock.Instant)] = [:]
+        var principals: [String: Entry<Principal>] = [:]
+        var keys: [String: Entry<StoredAPIKey>] = [:]
+    }
+
+    private struct Entry<Value: Sendable>: Sendable {
+        var value: Value
+        var fetched: ContinuousClock.Instant
     }
 
     /// Wraps the stores; `stampPath` is the shared stamp file (created on the first change).
@@ -45,34 +50,11 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     // MARK: Reading
 
     public func principal(named name: String) async throws -> Principal? {
-        let now = ContinuousClock.now
-        let stamp = currentStamp()
-        if let cached = state.withLock({ validEntries(&$0, stamp: stamp).principals[name] }),
-            now - cached.1 < maximumAge
-        {
-            return cached.0
-        }
-        // Unknown names are not remembered: a caller cannot fill the cache with them.
-        guard let principal = try await principals.principal(named: name) else { return nil }
-        remember { state in
-            if state.principals.count >= capacity { state.principals = [:] }
-            state.principals[name] = (principal, now)
-        }
-        return principal
+        try await cached(name, in: \.principals) { try await principals.principal(named: name) }
     }
 
     public func apiKey(id: String) async throws -> StoredAPIKey? {
-        let now = ContinuousClock.now
-        let stamp = currentStamp()
-        if let cached = state.withLock({ validEntries(&$0, stamp: stamp).keys[id] }), now - cached.1 < maximumAge {
-            return cached.0
-        }
-        guard let key = try await keys.apiKey(id: id) else { return nil }
-        remember { state in
-            if state.keys.count >= capacity { state.keys = [:] }
-            state.keys[id] = (key, now)
-        }
-        return key
+        try await cached(id, in: \.keys) { try await keys.apiKey(id: id) }
     }
 
     public func principals() async throws -> [Principal] {
@@ -83,25 +65,35 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
         try await keys.apiKeys()
     }
 
-    /// The cache's content under the current stamp; a changed stamp empties it.
-    private func validEntries(_ state: inout State, stamp: FileStamp?) -> State {
-        if state.stamp != stamp {
-            state = State(stamp: stamp)
-        }
-        return state
-    }
-
-    /// Stores an entry read from the database, unless the stamp moved while it was read (the
-    /// entry may then predate the change).
-    private func remember(_ update: (inout State) -> Void) {
+    /// The entry for `name`, fetched and remembered when missing or older than `maximumAge`.
+    ///
+    /// A changed stamp empties the cache first. Unknown names are not remembered (a caller
+    /// cannot fill the cache with them), nor is an entry fetched while the stamp moved (it may
+    /// predate the change).
+    private func cached<Value: Sendable>(
+        _ name: String,
+        in table: any WritableKeyPath<State, [String: Entry<Value>]> & Sendable,
+        fetch: () async throws -> Value?
+    ) async throws -> Value? {
+        let now = ContinuousClock.now
         let stamp = currentStamp()
+        let hit = state.withLock { state -> Value? in
+            if state.stamp != stamp { state = State(stamp: stamp) }
+            guard let entry = state[keyPath: table][name], now - entry.fetched < maximumAge else { return nil }
+            return entry.value
+        }
+        if let hit { return hit }
+        guard let value = try await fetch() else { return nil }
+        let after = currentStamp()
         state.withLock { state in
-            guard state.stamp == stamp else {
-                state = State(stamp: stamp)
+            guard state.stamp == after else {
+                state = State(stamp: after)
                 return
             }
-            update(&state)
+            if state[keyPath: table].count >= capacity { state[keyPath: table] = [:] }
+            state[keyPath: table][name] = Entry(value: value, fetched: now)
         }
+        return value
     }
 
     // MARK: Writing

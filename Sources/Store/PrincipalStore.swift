@@ -14,7 +14,7 @@ public protocol PrincipalStore: Sendable {
 
 extension SQLiteRecordStore: PrincipalStore {
     public func principal(named name: String) async throws -> Principal? {
-        try pointReadDatabase { db in
+        try await readDatabase { db in
             try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT name, roles, attributes, disabled FROM principals WHERE name = ?"),
                 arguments: [name]

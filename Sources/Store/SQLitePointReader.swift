@@ -51,11 +51,9 @@ package final class SQLitePointReader: Sendable {
     }
 
     /// A value bound to a statement's parameter.
-    package enum Argument: ExpressibleByStringLiteral, Sendable {
+    package enum Argument: Sendable {
         case text(String)
         case blob([UInt8])
-
-        package init(stringLiteral value: String) { self = .text(value) }
     }
 
     private static func step(_ statement: OpaquePointer, _ connection: Connection) throws -> Bool {

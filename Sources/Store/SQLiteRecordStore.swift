@@ -341,7 +341,7 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func metadata(_ key: String) async throws -> String? {
-        try pointRead { db in
+        try await read { db in
             try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
         }
     }
@@ -362,10 +362,6 @@ public final class SQLiteRecordStore: RecordStore {
         try await read(body)
     }
 
-    func pointReadDatabase<T>(_ body: (Database) throws -> T) throws -> T {
-        try pointRead(body)
-    }
-
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.write(body)
@@ -384,23 +380,6 @@ public final class SQLiteRecordStore: RecordStore {
         } catch let error as TutelaError {
             throw error
         } catch let error as CancellationError {
-            throw error
-        } catch {
-            throw TutelaError(.storage, "the database read failed: \(Self.describe(error))", cause: error)
-        }
-    }
-
-    /// A read of a few rows by key with one SELECT, run on the calling thread.
-    ///
-    /// Such a read
-    /// takes microseconds from SQLite's page cache, less than the two thread switches of an
-    /// asynchronous read, which made up most of a governed request's cost. It runs without the
-    /// explicit transaction (and schema check) that GRDB wraps around a read: one statement is
-    /// its own consistent snapshot, so callers must read with a single statement.
-    private func pointRead<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try pool.unsafeRead(body)
-        } catch let error as TutelaError {
             throw error
         } catch {
             throw TutelaError(.storage, "the database read failed: \(Self.describe(error))", cause: error)

@@ -55,11 +55,12 @@ public final class Deadlines: Sendable {
     /// Runs `body` in the current task and cancels that task when `timeout` passes first.
     ///
     /// Cancellation is cooperative: the body sees it at its next suspension point or check.
-    /// - Returns: the body's result, and whether the deadline fired while it ran.
+    /// - Returns: the body's result, also when the deadline fired as it finished.
+    /// - Throws: `DeadlineExpired` when the body failed after its deadline fired, else its error.
     public func withCancellation<T>(
         after timeout: Duration,
         _ body: () async throws -> T
-    ) async throws -> (result: T, expired: Bool) {
+    ) async throws -> T {
         // `alive` turns false under the same lock that `fire` takes before it cancels, and
         // before this scope ends, so the task is running whenever it is cancelled through
         // the handle.
@@ -89,7 +90,8 @@ public final class Deadlines: Sendable {
             if finish() { throw DeadlineExpired() }
             throw error
         }
-        return (result, finish())
+        _ = finish()
+        return result
     }
 
     private func startThread() {

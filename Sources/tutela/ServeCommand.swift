@@ -111,13 +111,9 @@ struct ServeCommand: AsyncParsableCommand {
                     )
                 }
                 do {
-                    let version = try await tutela.reloadKeyring()
-                    logger.notice("keyring reloaded", metadata: ["active_version": .stringConvertible(version)])
+                    logKeyringReload(.success(try await tutela.reloadKeyring()), to: logger)
                 } catch {
-                    logger.error(
-                        "keyring reload failed; the previous keyring stays in force",
-                        metadata: logMetadata(for: error)
-                    )
+                    logKeyringReload(.failure(error), to: logger)
                 }
             }
         }
