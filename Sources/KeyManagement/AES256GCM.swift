@@ -99,14 +99,10 @@ public final class AES256GCM: Sendable {
         let context = try takeContext()
         var succeeded = false
         defer { giveBack(context, reusable: succeeded) }
-        guard EVP_EncryptInit_ex(context, nil, nil, nil, iv) == 1 else {
-            throw TutelaError(.crypto, "AES-GCM nonce setup failed")
-        }
-        var length: Int32 = 0
-        if !associatedData.isEmpty {
-            guard EVP_EncryptUpdate(context, nil, &length, associatedData, Int32(associatedData.count)) == 1 else {
-                throw TutelaError(.crypto, "AES-GCM associated data was refused")
-            }
+        guard EVP_EncryptInit_ex(context, nil, nil, nil, iv) == 1,
+            Self.update(context, authenticating: associatedData[...], encrypting: true)
+        else {
+            throw TutelaError(.crypto, "AES-GCM nonce or associated data was refused")
         }
         let start = output.count
         output.append(contentsOf: iv)
@@ -114,6 +110,7 @@ public final class AES256GCM: Sendable {
         let status = output.withUnsafeMutableBufferPointer { buffer -> Bool in
             guard let base = buffer.baseAddress else { return false }
             let body = base + start + Self.nonceLength
+            var length: Int32 = 0
             if !plaintext.isEmpty {
                 guard EVP_EncryptUpdate(context, body, &length, plaintext, Int32(plaintext.count)) == 1 else {
                     return false
@@ -134,6 +131,22 @@ public final class AES256GCM: Sendable {
     /// Decrypts `nonce ‖ ciphertext ‖ tag`.
     /// - Throws: `TutelaError` with `.authenticationFailed` when anything was altered.
     public func open(_ sealed: ArraySlice<UInt8>, authenticating associatedData: [UInt8]) throws -> [UInt8] {
+        var plaintext: [UInt8] = []
+        try open(sealed, authenticating: associatedData[...], [], into: &plaintext)
+        return plaintext
+    }
+
+    /// Decrypts `nonce ‖ ciphertext ‖ tag` into `plaintext`, replacing its contents and reusing
+    /// its storage; the associated data is `first ‖ second`, fed in two parts so that callers
+    /// need not join them.
+    /// - Throws: `TutelaError` with `.authenticationFailed` when anything was altered; the buffer
+    ///   is then zeroed and empty.
+    public func open(
+        _ sealed: ArraySlice<UInt8>,
+        authenticating first: ArraySlice<UInt8>,
+        _ second: [UInt8],
+        into plaintext: inout [UInt8]
+    ) throws {
         guard sealed.count >= Self.nonceLength + Self.tagLength else {
             throw TutelaError(.authenticationFailed, "an AES-GCM ciphertext is shorter than nonce and tag")
         }
@@ -141,39 +154,51 @@ public final class AES256GCM: Sendable {
         var succeeded = false
         defer { giveBack(context, reusable: succeeded) }
         let bodyLength = sealed.count - Self.nonceLength - Self.tagLength
-        var plaintext = [UInt8](repeating: 0, count: bodyLength)
+        plaintext.removeAll(keepingCapacity: true)
+        plaintext.append(contentsOf: repeatElement(0, count: bodyLength))
         let status = sealed.withUnsafeBufferPointer { input -> Bool in
             guard let base = input.baseAddress,
-                EVP_DecryptInit_ex(context, nil, nil, nil, base) == 1
+                EVP_DecryptInit_ex(context, nil, nil, nil, base) == 1,
+                Self.update(context, authenticating: first, encrypting: false),
+                Self.update(context, authenticating: second[...], encrypting: false)
             else { return false }
-            var length: Int32 = 0
-            if !associatedData.isEmpty {
-                guard EVP_DecryptUpdate(context, nil, &length, associatedData, Int32(associatedData.count)) == 1 else {
+            let body = base + Self.nonceLength
+            return plaintext.withUnsafeMutableBufferPointer { output -> Bool in
+                var length: Int32 = 0
+                if bodyLength > 0 {
+                    guard EVP_DecryptUpdate(context, output.baseAddress, &length, body, Int32(bodyLength)) == 1 else {
+                        return false
+                    }
+                }
+                let tag = UnsafeMutableRawPointer(mutating: body + bodyLength)
+                guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagLength), tag) == 1 else {
                     return false
                 }
-            }
-            let body = base + Self.nonceLength
-            if bodyLength > 0 {
-                let decrypted = plaintext.withUnsafeMutableBufferPointer {
-                    EVP_DecryptUpdate(context, $0.baseAddress, &length, body, Int32(bodyLength))
-                }
-                guard decrypted == 1 else { return false }
-            }
-            let tag = UnsafeMutableRawPointer(mutating: body + bodyLength)
-            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagLength), tag) == 1 else {
-                return false
-            }
-            var finalLength: Int32 = 0
-            return plaintext.withUnsafeMutableBufferPointer {
-                EVP_DecryptFinal_ex(context, $0.baseAddress.map { $0 + bodyLength }, &finalLength) == 1
+                var finalLength: Int32 = 0
+                return EVP_DecryptFinal_ex(context, output.baseAddress.map { $0 + bodyLength }, &finalLength) == 1
             }
         }
         guard status else {
             plaintext.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            plaintext.removeAll(keepingCapacity: true)
             throw TutelaError(.authenticationFailed, "AES-GCM authentication failed")
         }
         succeeded = true
-        return plaintext
+    }
+
+    /// Feeds associated data; an empty part is skipped.
+    private static func update(
+        _ context: OpaquePointer,
+        authenticating part: ArraySlice<UInt8>,
+        encrypting: Bool
+    ) -> Bool {
+        guard !part.isEmpty else { return true }
+        return part.withUnsafeBufferPointer { bytes in
+            var length: Int32 = 0
+            return encrypting
+                ? EVP_EncryptUpdate(context, nil, &length, bytes.baseAddress, Int32(bytes.count)) == 1
+                : EVP_DecryptUpdate(context, nil, &length, bytes.baseAddress, Int32(bytes.count)) == 1
+        }
     }
 
     /// The next nonce: the random base with the counter XORed into its last eight bytes.

@@ -45,8 +45,9 @@ public struct FieldContext: Sendable {
     public let recordID: String
     /// The field name.
     public var field: String
-    // The encoding of everything but the field, computed once per record.
+    // The encoding of everything but the field, and its FNV-1a state, computed once per record.
     private let prefix: [UInt8]
+    private let prefixHash: UInt64
 
     /// Creates a context.
     public init(tenant: String, collection: String, recordID: String, field: String) {
@@ -58,6 +59,7 @@ public struct FieldContext: Sendable {
         prefix.reserveCapacity(48 + tenant.utf8.count + collection.utf8.count + recordID.utf8.count)
         for part in ["tutela.field.v1", tenant, collection, recordID] { Self.append(part, to: &prefix) }
         self.prefix = prefix
+        self.prefixHash = EnvelopeCipher.fingerprint(prefix)
     }
 
     /// The same place in another tenant, collection or record (for tests and diagnostics).
@@ -70,16 +72,37 @@ public struct FieldContext: Sendable {
         )
     }
 
-    /// The length-prefixed encoding authenticated with the ciphertext.
-    var encoded: [UInt8] {
-        var bytes = prefix
+    /// Replaces `bytes` with the length-prefixed encoding authenticated with the ciphertext,
+    /// reusing its storage.
+    /// - Returns: the encoding's fingerprint (see `EnvelopeCipher.fingerprint`).
+    func encode(into bytes: inout [UInt8]) -> UInt64 {
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: prefix)
+        let start = bytes.count
         Self.append(field, to: &bytes)
-        return bytes
+        return EnvelopeCipher.fingerprint(bytes[start...], continuing: prefixHash)
     }
 
     private static func append(_ part: String, to bytes: inout [UInt8]) {
         FieldValue.append(UInt32(part.utf8.count), to: &bytes)
         bytes.append(contentsOf: part.utf8)
+    }
+}
+
+/// Working memory for sealing or opening the fields of one record, reused from field to field
+/// so that each field costs no allocation of its own.
+///
+/// The clear bytes it holds are zeroed after every field.
+public struct FieldBuffers {
+    var context: [UInt8] = []
+    var associatedData: [UInt8] = []
+    var plaintext: [UInt8] = []
+
+    /// Creates empty buffers.
+    public init() {
+        context.reserveCapacity(128)
+        associatedData.reserveCapacity(160)
+        plaintext.reserveCapacity(64)
     }
 }
 
@@ -199,18 +222,40 @@ public struct EnvelopeCipher: Sendable {
 
     /// Encrypts one field value under a data key.
     public func seal(_ value: FieldValue, with dataKey: DataKey, context: FieldContext) throws -> [UInt8] {
-        var plaintext: [UInt8] = []
-        plaintext.reserveCapacity(32)
-        value.encode(into: &plaintext)
-        defer { Self.zero(&plaintext) }
-        let contextBytes = context.encoded
-        var output: [UInt8] = [Self.formatVersion, Self.aes256GCM]
-        output.reserveCapacity(Self.overhead + plaintext.count)
+        var buffers = FieldBuffers()
+        var output: [UInt8] = []
+        try seal(value, with: dataKey, context: context, buffers: &buffers, appendingTo: &output)
+        return output
+    }
+
+    /// Encrypts one field value under a data key, appending the ciphertext to `output`.
+    public func seal(
+        _ value: FieldValue,
+        with dataKey: DataKey,
+        context: FieldContext,
+        buffers: inout FieldBuffers,
+        appendingTo output: inout [UInt8]
+    ) throws {
+        buffers.plaintext.removeAll(keepingCapacity: true)
+        value.encode(into: &buffers.plaintext)
+        defer { Self.zero(&buffers.plaintext) }
+        let fingerprint = context.encode(into: &buffers.context)
+        let start = output.count
+        output.reserveCapacity(start + Self.overhead + buffers.plaintext.count)
+        output.append(Self.formatVersion)
+        output.append(Self.aes256GCM)
         output.append(contentsOf: dataKey.id)
         FieldValue.append(UInt32(1), to: &output)
-        FieldValue.append(Self.fingerprint(contextBytes), to: &output)
-        try dataKey.cipher.seal(plaintext, authenticating: output + contextBytes, appendingTo: &output)
-        return output
+        FieldValue.append(fingerprint, to: &output)
+        buffers.associatedData.removeAll(keepingCapacity: true)
+        buffers.associatedData.append(contentsOf: output[start...])
+        buffers.associatedData.append(contentsOf: buffers.context)
+        do {
+            try dataKey.cipher.seal(buffers.plaintext, authenticating: buffers.associatedData, appendingTo: &output)
+        } catch {
+            output.removeSubrange(start...)
+            throw error
+        }
     }
 
     /// Reads the data key id from a ciphertext header without decrypting.
@@ -226,43 +271,69 @@ public struct EnvelopeCipher: Sendable {
     ///   ciphertext was made for another place or another subject's key, `.ciphertextTampered`
     ///   when it was altered.
     public func open(_ ciphertext: [UInt8], with dataKey: DataKey, context: FieldContext) throws -> FieldValue {
+        var buffers = FieldBuffers()
+        return try open(ciphertext[...], with: dataKey, context: context, buffers: &buffers)
+    }
+
+    /// Decrypts one field value, using `buffers` as working memory.
+    /// - Throws: as `open(_:with:context:)`.
+    public func open(
+        _ ciphertext: ArraySlice<UInt8>,
+        with dataKey: DataKey,
+        context: FieldContext,
+        buffers: inout FieldBuffers
+    ) throws -> FieldValue {
         // Built only for an error message: most opens succeed.
         var place: String { "\(context.collection)/\(context.recordID) field '\(context.field)'" }
+        let base = ciphertext.startIndex
         guard ciphertext.count >= Self.overhead else {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) is truncated")
         }
-        guard ciphertext[0] == Self.formatVersion, ciphertext[1] == Self.aes256GCM else {
+        guard ciphertext[base] == Self.formatVersion, ciphertext[base + 1] == Self.aes256GCM else {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) has an unknown format or algorithm")
         }
-        let header = ciphertext[0..<Self.headerLength]
-        let contextBytes = context.encoded
-        guard header[18..<22].elementsEqual([0, 0, 0, 1]) else {
+        guard Self.readUInt32(ciphertext, at: base + 18) == 1 else {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) names an unknown data key version")
         }
-        guard header[2..<18].elementsEqual(dataKey.id) else {
+        guard dataKey.id.count == 16, Self.bytesEqual(ciphertext, at: base + 2, dataKey.id) else {
             throw TutelaError(
                 .ciphertextMisplaced,
                 "the ciphertext of \(place) was made under another subject's data key"
             )
         }
-        var expected: [UInt8] = []
-        FieldValue.append(Self.fingerprint(contextBytes), to: &expected)
-        guard header[22..<30].elementsEqual(expected) else {
+        let fingerprint = context.encode(into: &buffers.context)
+        guard Self.readUInt32(ciphertext, at: base + 22) == UInt32(truncatingIfNeeded: fingerprint >> 32),
+            Self.readUInt32(ciphertext, at: base + 26) == UInt32(truncatingIfNeeded: fingerprint)
+        else {
             throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
         }
+        defer { Self.zero(&buffers.plaintext) }
         do {
-            var plaintext = try dataKey.cipher.open(
-                ciphertext[Self.headerLength...],
-                authenticating: Array(header) + contextBytes
+            try dataKey.cipher.open(
+                ciphertext[(base + Self.headerLength)...],
+                authenticating: ciphertext[base..<(base + Self.headerLength)],
+                buffers.context,
+                into: &buffers.plaintext
             )
-            defer { Self.zero(&plaintext) }
             var offset = 0
-            let value = try FieldValue.decode(from: plaintext, at: &offset)
-            guard offset == plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
+            let value = try FieldValue.decode(from: buffers.plaintext, at: &offset)
+            guard offset == buffers.plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
             return value
         } catch {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) failed authentication: it was altered")
         }
+    }
+
+    private static func readUInt32(_ bytes: ArraySlice<UInt8>, at index: Int) -> UInt32 {
+        var value: UInt32 = 0
+        for offset in 0..<4 { value = value << 8 | UInt32(bytes[index + offset]) }
+        return value
+    }
+
+    private static func bytesEqual(_ bytes: ArraySlice<UInt8>, at index: Int, _ other: [UInt8]) -> Bool {
+        var difference: UInt8 = 0
+        for offset in 0..<other.count { difference |= bytes[index + offset] ^ other[offset] }
+        return difference == 0
     }
 
     /// FNV-1a 64 of the context.
@@ -270,7 +341,12 @@ public struct EnvelopeCipher: Sendable {
     /// It only tells "moved" from "altered" in error messages; the
     /// context itself is authenticated by AES-GCM, so a forged fingerprint gains nothing.
     static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        fingerprint(bytes[...], continuing: 0xcbf2_9ce4_8422_2325)
+    }
+
+    /// FNV-1a 64 continued over more bytes from an earlier state.
+    static func fingerprint(_ bytes: ArraySlice<UInt8>, continuing state: UInt64) -> UInt64 {
+        var hash = state
         for byte in bytes {
             hash ^= UInt64(byte)
             hash = hash &* 0x100_0000_01b3

@@ -114,17 +114,19 @@ public final class EncryptedStore: Sendable {
 
     private func seal(_ record: Record, with key: DataKey, cipher: EnvelopeCipher) throws -> StoredRecord {
         let collection = try schema.collection(record.collection)
-        var entries: [(name: String, entry: RecordPayload.Entry)] = []
-        entries.reserveCapacity(record.fields.count)
+        var payload = RecordPayload.Writer()
+        var buffers = FieldBuffers()
         var lookups: [Lookup] = []
         var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: record.id, field: "")
         for field in collection.fields {
             guard let value = record.fields[field.name], !value.isNull else { continue }
             if field.isEncrypted {
                 context.field = field.name
-                entries.append((field.name, .sealed(try cipher.seal(value, with: key, context: context))))
+                try payload.append(field.name) { output in
+                    try cipher.seal(value, with: key, context: context, buffers: &buffers, appendingTo: &output)
+                }
             } else {
-                entries.append((field.name, .clear(value)))
+                payload.append(field.name, clear: value)
             }
             if let normalization = field.lookup, case .string(let text) = value {
                 let digest = indexer.digest(
@@ -139,7 +141,7 @@ public final class EncryptedStore: Sendable {
             collection: collection.name,
             id: record.id,
             subject: record.subject,
-            payload: RecordPayload.encode(entries),
+            payload: payload.finish(),
             lookups: lookups
         )
     }
@@ -204,17 +206,20 @@ public final class EncryptedStore: Sendable {
     {
         let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
-        let entries = try RecordPayload.decode(stored.payload)
         var dataKey: DataKey?
         var present: Set<String> = []
         var fields: [String: FieldValue] = [:]
-        fields.reserveCapacity(entries.count)
+        fields.reserveCapacity(collection.fields.count)
+        var buffers = FieldBuffers()
         var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
-        for (name, entry) in entries {
+        // Entries are stored in the schema's field order: the next definition is usually the match.
+        var next = 0
+        try RecordPayload.forEach(in: stored.payload) { nameBytes, entry in
+            let name = Self.name(nameBytes, in: collection, from: &next)
             switch entry {
             case .clear(let value):
                 fields[name] = value
-            case .sealed where withheld.contains(name):
+            case .sealed where !withheld.isEmpty && withheld.contains(name):
                 present.insert(name)
             case .sealed(let ciphertext):
                 if dataKey == nil {
@@ -226,14 +231,32 @@ public final class EncryptedStore: Sendable {
                     }
                     dataKey = try cipher.unwrap(wrapped, subject: stored.subject)
                 }
-                guard let dataKey else { continue }
+                guard let dataKey else { return }
                 context.field = name
-                fields[name] = try cipher.open(ciphertext, with: dataKey, context: context)
+                fields[name] = try cipher.open(ciphertext, with: dataKey, context: context, buffers: &buffers)
             }
         }
         var record = Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)
         record.withheld = present
         return record
+    }
+
+    /// The field name stored as `bytes`: the schema's own string when the collection defines it
+    /// (searched from `next`, the position after the previous match), a new one otherwise.
+    private static func name(
+        _ bytes: ArraySlice<UInt8>,
+        in collection: CollectionDefinition,
+        from next: inout Int
+    ) -> String {
+        let definitions = collection.fields
+        for step in 0..<definitions.count {
+            let index = (next + step) % definitions.count
+            if definitions[index].name.utf8.elementsEqual(bytes) {
+                next = index + 1
+                return definitions[index].name
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Seals a detail under a subject's data key, for an audit event: readable while the

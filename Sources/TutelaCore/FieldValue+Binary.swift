@@ -70,6 +70,7 @@ extension FieldValue {
     }
 
     /// Appends an integer in big-endian order.
+    @inlinable
     public static func append<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
