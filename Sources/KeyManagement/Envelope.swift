@@ -72,6 +72,9 @@ public struct FieldContext: Sendable {
         )
     }
 
+    /// The record and field, as error messages name them.
+    var place: String { "\(collection)/\(recordID) field '\(field)'" }
+
     /// Replaces `bytes` with the length-prefixed encoding authenticated with the ciphertext,
     /// reusing its storage.
     /// - Returns: the encoding's fingerprint (see `EnvelopeCipher.fingerprint`).
@@ -208,8 +211,10 @@ public struct EnvelopeCipher: Sendable {
     }
 
     private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> [UInt8] {
+        let parts = ["tutela.datakey.v1", keyring.id, tenant, subject]
         var bytes: [UInt8] = []
-        for part in ["tutela.datakey.v1", keyring.id, tenant, subject] {
+        bytes.reserveCapacity(parts.reduce(4 * parts.count + id.count + 4) { $0 + $1.utf8.count })
+        for part in parts {
             FieldValue.append(UInt32(part.utf8.count), to: &bytes)
             bytes.append(contentsOf: part.utf8)
         }
@@ -283,29 +288,36 @@ public struct EnvelopeCipher: Sendable {
         context: FieldContext,
         buffers: inout FieldBuffers
     ) throws -> FieldValue {
-        // Built only for an error message: most opens succeed.
-        var place: String { "\(context.collection)/\(context.recordID) field '\(context.field)'" }
         let base = ciphertext.startIndex
         guard ciphertext.count >= Self.overhead else {
-            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) is truncated")
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(context.place) is truncated")
         }
         guard ciphertext[base] == Self.formatVersion, ciphertext[base + 1] == Self.aes256GCM else {
-            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) has an unknown format or algorithm")
+            throw TutelaError(
+                .ciphertextTampered,
+                "the ciphertext of \(context.place) has an unknown format or algorithm"
+            )
         }
         guard Self.readUInt32(ciphertext, at: base + 18) == 1 else {
-            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) names an unknown data key version")
+            throw TutelaError(
+                .ciphertextTampered,
+                "the ciphertext of \(context.place) names an unknown data key version"
+            )
         }
         guard dataKey.id.count == 16, Self.bytesEqual(ciphertext, at: base + 2, dataKey.id) else {
             throw TutelaError(
                 .ciphertextMisplaced,
-                "the ciphertext of \(place) was made under another subject's data key"
+                "the ciphertext of \(context.place) was made under another subject's data key"
             )
         }
         let fingerprint = context.encode(into: &buffers.context)
         guard Self.readUInt32(ciphertext, at: base + 22) == UInt32(truncatingIfNeeded: fingerprint >> 32),
             Self.readUInt32(ciphertext, at: base + 26) == UInt32(truncatingIfNeeded: fingerprint)
         else {
-            throw TutelaError(.ciphertextMisplaced, "the ciphertext of \(place) belongs to another record or field")
+            throw TutelaError(
+                .ciphertextMisplaced,
+                "the ciphertext of \(context.place) belongs to another record or field"
+            )
         }
         defer { Self.zero(&buffers.plaintext) }
         do {
@@ -320,7 +332,10 @@ public struct EnvelopeCipher: Sendable {
             guard offset == buffers.plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
             return value
         } catch {
-            throw TutelaError(.ciphertextTampered, "the ciphertext of \(place) failed authentication: it was altered")
+            throw TutelaError(
+                .ciphertextTampered,
+                "the ciphertext of \(context.place) failed authentication: it was altered"
+            )
         }
     }
 

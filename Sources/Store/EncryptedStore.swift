@@ -60,7 +60,8 @@ public final class EncryptedStore: Sendable {
         }
     }
 
-    private func seal(_ records: [Record]) async throws -> WriteBatch {
+    /// The write batch that `put` applies: data keys found or made, every record sealed.
+    package func seal(_ records: [Record]) async throws -> WriteBatch {
         let subjects = Array(Set(records.map(\.subject)))
         let existing = try await backend.dataKeys(subjects: Set(subjects))
         // Unwrapping, key creation and field sealing are independent per subject and record:
@@ -251,9 +252,17 @@ public final class EncryptedStore: Sendable {
         let definitions = collection.fields
         for step in 0..<definitions.count {
             let index = (next + step) % definitions.count
-            if definitions[index].name.utf8.elementsEqual(bytes) {
+            var name = definitions[index].name
+            let equal = name.withUTF8 { utf8 in
+                utf8.count == bytes.count
+                    && bytes.withUnsafeBufferPointer { stored in
+                        guard let left = utf8.baseAddress, let right = stored.baseAddress else { return utf8.isEmpty }
+                        return memcmp(left, right, utf8.count) == 0
+                    }
+            }
+            if equal {
                 next = index + 1
-                return definitions[index].name
+                return name
             }
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -54,6 +54,37 @@ package final class SQLitePointReader: Sendable {
     package enum Argument: Sendable {
         case text(String)
         case blob([UInt8])
+        case int(Int)
+        case null
+
+        /// Binds `arguments` to parameters 1, 2, … of a statement; SQLite copies each value
+        /// before the call returns.
+        /// - Returns: `SQLITE_OK` or the first failing call's code.
+        static func bind(_ arguments: [Argument], to statement: OpaquePointer) -> Int32 {
+            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+            for (offset, argument) in arguments.enumerated() {
+                let position = Int32(offset + 1)
+                let code: Int32
+                switch argument {
+                case .text(let text):
+                    code = sqlite3_bind_text(statement, position, text, -1, transient)
+                case .blob(let bytes):
+                    // A nil pointer would bind NULL; an empty value binds an empty blob.
+                    code = bytes.withUnsafeBytes { buffer in
+                        guard let base = buffer.baseAddress, !buffer.isEmpty else {
+                            return sqlite3_bind_zeroblob(statement, position, 0)
+                        }
+                        return sqlite3_bind_blob(statement, position, base, Int32(buffer.count), transient)
+                    }
+                case .int(let value):
+                    code = sqlite3_bind_int64(statement, position, Int64(value))
+                case .null:
+                    code = sqlite3_bind_null(statement, position)
+                }
+                guard code == SQLITE_OK else { return code }
+            }
+            return SQLITE_OK
+        }
     }
 
     private static func step(_ statement: OpaquePointer, _ connection: Connection) throws -> Bool {
@@ -146,21 +177,8 @@ package final class SQLitePointReader: Sendable {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            // SQLITE_TRANSIENT: SQLite copies the value before the bind call returns.
-            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-            for (offset, argument) in arguments.enumerated() {
-                let position = Int32(offset + 1)
-                let code: Int32
-                switch argument {
-                case .text(let text):
-                    code = sqlite3_bind_text(statement, position, text, -1, transient)
-                case .blob(let bytes):
-                    code = bytes.withUnsafeBytes {
-                        sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), transient)
-                    }
-                }
-                guard code == SQLITE_OK else { throw error(code) }
-            }
+            let code = Argument.bind(arguments, to: statement)
+            guard code == SQLITE_OK else { throw error(code) }
             return try body(statement)
         }
 

@@ -98,7 +98,8 @@ public final class SQLiteRecordStore: RecordStore {
         try await write { db in
             let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
             for (subject, keyID) in batch.expectedKeyIDs {
-                guard let current = try Data.fetchOne(currentKey, arguments: [subject]), current.elementsEqual(keyID)
+                guard let current = try currentKey.run(binding: [.text(subject)], decode: { $0.blob(0) }),
+                    current == keyID
                 else {
                     throw TutelaError(.conflict, "a data key changed during the write")
                 }
@@ -108,14 +109,14 @@ public final class SQLiteRecordStore: RecordStore {
                 sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
             )
             for key in batch.newDataKeys {
-                if try Bool.fetchOne(erased, arguments: [key.subject]) == true {
+                if try erased.run(binding: [.text(key.subject)]) {
                     throw TutelaError(
                         .subjectErased,
                         "subject \(key.subject) was erased; its data cannot be written again"
                     )
                 }
-                try insertKey.execute(arguments: [
-                    key.subject, Data(key.wrapped.id), key.wrapped.kekVersion, Data(key.wrapped.sealed),
+                try insertKey.run(binding: [
+                    .text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed),
                 ])
                 guard db.changesCount == 1 else {
                     throw TutelaError(.conflict, "another writer created the same subject's data key")
@@ -134,19 +135,21 @@ public final class SQLiteRecordStore: RecordStore {
                 sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
             )
             for record in batch.records {
-                let lookups = LookupList.encode(record.lookups)
-                let payload = Data(record.payload)
-                try insertRecord.execute(arguments: [record.collection, record.id, record.subject, payload, lookups])
+                let lookups: SQLitePointReader.Argument = LookupList.encode(record.lookups).map { .blob($0) } ?? .null
+                let payload = SQLitePointReader.Argument.blob(record.payload)
+                try insertRecord.run(binding: [
+                    .text(record.collection), .text(record.id), .text(record.subject), payload, lookups,
+                ])
                 if db.changesCount == 0 {
                     // A replacement: drop the old record's index entries, then overwrite it.
                     try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
-                    try replaceRecord.execute(arguments: [
-                        record.subject, payload, lookups, record.collection, record.id,
+                    try replaceRecord.run(binding: [
+                        .text(record.subject), payload, lookups, .text(record.collection), .text(record.id),
                     ])
                 }
                 for lookup in record.lookups {
-                    try insertLookup.execute(arguments: [
-                        record.collection, lookup.field, Data(lookup.digest), record.id,
+                    try insertLookup.run(binding: [
+                        .text(record.collection), .text(lookup.field), .blob(lookup.digest), .text(record.id),
                     ])
                 }
             }
@@ -250,13 +253,10 @@ public final class SQLiteRecordStore: RecordStore {
             let statement = try db.cachedStatement(
                 sql: "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?"
             )
+            result.reserveCapacity(subjects.count)
             for subject in subjects {
-                if let row = try Row.fetchOne(statement, arguments: [subject]) {
-                    result[subject] = WrappedDataKey(
-                        id: Array(row[0] as Data),
-                        kekVersion: row[1],
-                        sealed: Array(row[2] as Data)
-                    )
+                result[subject] = try statement.run(binding: [.text(subject)]) { row in
+                    WrappedDataKey(id: row.blob(0), kekVersion: row.int(1), sealed: row.blob(2))
                 }
             }
             return result
@@ -399,16 +399,17 @@ public final class SQLiteRecordStore: RecordStore {
 /// exactly its entries: per entry a field-name length byte, the name, a digest length byte and
 /// the digest.
 enum LookupList {
-    static func encode(_ lookups: [Lookup]) -> Data? {
+    static func encode(_ lookups: [Lookup]) -> [UInt8]? {
         guard !lookups.isEmpty else { return nil }
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(lookups.count * 48)
         for lookup in lookups {
             bytes.append(UInt8(lookup.field.utf8.count))
             bytes.append(contentsOf: lookup.field.utf8)
             bytes.append(UInt8(lookup.digest.count))
             bytes.append(contentsOf: lookup.digest)
         }
-        return Data(bytes)
+        return bytes
     }
 
     static func decode(_ data: Data?) throws -> [Lookup] {

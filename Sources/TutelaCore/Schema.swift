@@ -86,6 +86,11 @@ public enum LookupNormalization: String, Sendable {
 
     /// The normalized form of a value.
     public func normalize(_ value: String) -> String {
+        normalizeASCII(value) ?? normalizeCharacters(value)
+    }
+
+    /// The normalization character by character, for any text.
+    func normalizeCharacters(_ value: String) -> String {
         switch self {
         case .exact:
             return String(value.trimmingWhitespace)
@@ -95,6 +100,43 @@ public enum LookupNormalization: String, Sendable {
             let trimmed = value.trimmingWhitespace
             let digits = trimmed.filter { $0.isASCII && $0.isNumber }
             return trimmed.first == "+" ? "+" + digits : digits
+        }
+    }
+
+    /// The same normalization on the UTF-8 bytes of an all-ASCII value, where characters and
+    /// bytes coincide (most e-mail addresses and phone numbers); nil for any other value.
+    func normalizeASCII(_ value: String) -> String? {
+        var value = value
+        return value.withUTF8 { bytes -> String? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            // Spaces, tabs, line feeds, vertical tabs, form feeds, carriage returns: the ASCII
+            // characters that `Character.isWhitespace` accepts.
+            func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0d).contains(byte) }
+            guard let first = bytes.firstIndex(where: { !isSpace($0) }),
+                let last = bytes.lastIndex(where: { !isSpace($0) })
+            else { return "" }
+            let trimmed = UnsafeBufferPointer(rebasing: bytes[first...last])
+            switch self {
+            case .exact:
+                return String(decoding: trimmed, as: UTF8.self)
+            case .email:
+                return String(unsafeUninitializedCapacity: trimmed.count) { output in
+                    for (index, byte) in trimmed.enumerated() {
+                        output[index] = (0x41...0x5a).contains(byte) ? byte | 0x20 : byte
+                    }
+                    return trimmed.count
+                }
+            case .phone:
+                return String(unsafeUninitializedCapacity: trimmed.count) { output in
+                    var count = 0
+                    for (index, byte) in trimmed.enumerated()
+                    where (0x30...0x39).contains(byte) || (index == 0 && byte == 0x2b) {
+                        output[count] = byte
+                        count += 1
+                    }
+                    return count
+                }
+            }
         }
     }
 }

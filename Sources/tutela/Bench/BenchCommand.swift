@@ -146,6 +146,13 @@ func measureAsync(_ body: () async throws -> Void) async rethrows -> Double {
     return seconds(clock.now - start)
 }
 
+/// Processor time used by the whole process so far, in seconds, on all its threads.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
 private func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
