@@ -127,7 +127,10 @@ final class GatewayHandlers: Sendable {
             token = String(header.dropFirst(7))
         }
         let principal = try await tutela.authenticate(token: token, requestID: context.requestID)
-        let bucket = token.map { String($0.split(separator: "_").dropFirst().first ?? "") } ?? principal
+        // An admitted token is `tut_KEYID_SECRET`: its key id names the bucket.
+        let bucket =
+            token.map { token in String(token.split(separator: "_", maxSplits: 2).dropFirst().first ?? "") }
+            ?? principal
         if let wait = limiter.take(bucket) {
             try await tutela.auditRejection(
                 principal: principal,

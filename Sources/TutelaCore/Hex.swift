@@ -13,6 +13,16 @@ public enum Hex {
         return String(decoding: output, as: UTF8.self)
     }
 
+    /// Encodes a 64-bit value as 16 lowercase hex digits, most significant first.
+    public static func encode(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { output in
+            for index in 0..<16 {
+                output[index] = digits[Int(truncatingIfNeeded: value >> (60 - 4 * UInt64(index))) & 0x0f]
+            }
+            return 16
+        }
+    }
+
     /// Decodes hex (either case); nil for odd length or a non-hex character.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         let utf8 = Array(text.utf8)
