@@ -17,6 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
+    @Option(help: "Rounds of each store comparison; medians are reported.") var rounds = 3
     @Option(
         help: "Comma-separated areas to run: crypto, store, policy, pii, audit, gateway (default: all but gateway)."
     )
@@ -49,6 +50,7 @@ struct BenchCommand: AsyncParsableCommand {
                 let benchmark = StoreBenchmark(
                     rows: max(100, rows),
                     batch: max(1, batch),
+                    rounds: max(1, rounds),
                     directory: scratch,
                     policies: policiesDirectory
                 )

@@ -11,9 +11,14 @@ import TutelaCore
 /// The baseline is what a team without Tutela would write: one table with a column per field,
 /// in a GRDB database pool with the same settings, rows inserted with prepared statements in
 /// transactions of the same size, and read back one at a time by id into the same record type.
+///
+/// Each comparison runs in `rounds` rounds, baseline and ours one after the other, and reports
+/// medians: on a shared machine whose speed drifts, a ratio taken within one round is steadier
+/// than two passes seconds apart.
 struct StoreBenchmark {
     let rows: Int
     let batch: Int
+    let rounds: Int
     let directory: String
     let policies: String
 
@@ -27,56 +32,99 @@ struct StoreBenchmark {
         let batches = stride(from: 0, to: records.count, by: batch).map {
             Array(records[$0..<min($0 + batch, records.count)])
         }
-
         let keyring = Keyring.generate(now: 0)
-        let store = EncryptedStore(
-            backend: try SQLiteRecordStore(path: directory + "/encrypted.sqlite"),
-            schema: schema,
-            keyring: keyring,
-            tenant: "bench"
-        )
-        let baseline = try PlaintextTable(path: directory + "/plaintext.sqlite", definition: definition)
-
-        let plainInsert = try await measureAsync {
-            for chunk in batches { try await baseline.insert(chunk) }
-        }
-        let encryptedInsert = try await measureAsync {
-            for chunk in batches { try await store.put(chunk) }
-        }
         report.record("store", "rows", Double(records.count))
-        report.record("store", "insert_plaintext_per_s", Double(records.count) / plainInsert)
-        report.record("store", "insert_encrypted_per_s", Double(records.count) / encryptedInsert)
-        report.record("store", "insert_ratio", encryptedInsert / plainInsert)
+        report.record("store", "rounds", Double(rounds))
+
+        // Inserts: a fresh table and a fresh store per round; the first round's are read below.
+        var stores: [(PlaintextTable, EncryptedStore)] = []
+        var inserts = Comparison()
+        for round in 0..<rounds {
+            let baseline = try PlaintextTable(path: directory + "/plaintext-\(round).sqlite", definition: definition)
+            let store = EncryptedStore(
+                backend: try SQLiteRecordStore(path: directory + "/encrypted-\(round).sqlite"),
+                schema: schema,
+                keyring: keyring,
+                tenant: "bench"
+            )
+            let plain = try await measureAsync {
+                for chunk in batches { try await baseline.insert(chunk) }
+            }
+            let encrypted = try await measureAsync {
+                for chunk in batches { try await store.put(chunk) }
+            }
+            inserts.add(baseline: plain, ours: encrypted)
+            stores.append((baseline, store))
+        }
+        inserts.report(into: report, count: records.count, baseline: "insert_plaintext", ours: "insert_encrypted")
+        report.record("store", "insert_ratio", inserts.medianRatio)
         try await insertSteps(schema: schema, keyring: keyring, batches: batches, into: report)
 
+        let (baseline, store) = stores[0]
         var random = SplitMix64(seed: 7)
-        let reads = min(records.count, 20_000)
-        let ids = (0..<reads).map { _ in records[random.next(below: records.count)].id }
-        let plainRead = try await measureAsync {
-            for id in ids { _ = try await baseline.get(id) }
+        let ids = (0..<min(records.count, 20_000)).map { _ in records[random.next(below: records.count)].id }
+        var reads = Comparison()
+        for _ in 0..<rounds {
+            let plain = try await measureAsync {
+                for id in ids { _ = try await baseline.get(id) }
+            }
+            let encrypted = try await measureAsync {
+                for id in ids { _ = try await store.get(collection: "customers", id: id) }
+            }
+            reads.add(baseline: plain, ours: encrypted)
         }
-        let encryptedRead = try await measureAsync {
-            for id in ids { _ = try await store.get(collection: "customers", id: id) }
-        }
-        report.record("store", "read_plaintext_per_s", Double(reads) / plainRead)
-        report.record("store", "read_encrypted_per_s", Double(reads) / encryptedRead)
-        report.record("store", "read_ratio", encryptedRead / plainRead)
+        reads.report(into: report, count: ids.count, baseline: "read_plaintext", ours: "read_encrypted")
+        report.record("store", "read_ratio", reads.medianRatio)
         try await readSteps(store, keyring: keyring, ids: Array(ids.prefix(5000)), into: report)
 
-        let lookups = min(records.count, 5000)
-        let emails: [String] = (0..<lookups).compactMap {
-            if case .string(let email)? = records[$0 * records.count / lookups].fields["email"] { return email }
+        let emails: [String] = (0..<min(records.count, 5000)).compactMap {
+            if case .string(let email)? = records[$0 * records.count / min(records.count, 5000)].fields["email"] {
+                return email
+            }
             return nil
         }
-        let plainLookup = try await measureAsync {
-            for email in emails { _ = try await baseline.find("email", email) }
+        var lookups = Comparison()
+        for _ in 0..<rounds {
+            let plain = try await measureAsync {
+                for email in emails { _ = try await baseline.find("email", email) }
+            }
+            let blind = try await measureAsync {
+                for email in emails { _ = try await store.find(collection: "customers", field: "email", value: email) }
+            }
+            lookups.add(baseline: plain, ours: blind)
         }
-        let blindLookup = try await measureAsync {
-            for email in emails { _ = try await store.find(collection: "customers", field: "email", value: email) }
-        }
-        report.record("store", "lookup_plaintext_per_s", Double(emails.count) / plainLookup)
-        report.record("store", "lookup_blind_index_per_s", Double(emails.count) / blindLookup)
-        report.record("store", "lookup_ratio", blindLookup / plainLookup)
+        lookups.report(into: report, count: emails.count, baseline: "lookup_plaintext", ours: "lookup_blind_index")
+        report.record("store", "lookup_ratio", lookups.medianRatio)
+    }
+}
+
+/// The times of one comparison over several rounds.
+struct Comparison {
+    private var baselines: [Double] = []
+    private var ours: [Double] = []
+    private var ratios: [Double] = []
+
+    /// Adds one round's times, in seconds.
+    mutating func add(baseline: Double, ours time: Double) {
+        baselines.append(baseline)
+        ours.append(time)
+        ratios.append(time / baseline)
+    }
+
+    /// The median of the rounds' ratios (ours / baseline).
+    var medianRatio: Double { Self.median(ratios) }
+
+    /// Records both sides' median throughput as `NAME_per_s`.
+    func report(into report: BenchReport, count: Int, baseline: String, ours name: String) {
+        report.record("store", baseline + "_per_s", Double(count) / Self.median(baselines))
+        report.record("store", name + "_per_s", Double(count) / Self.median(ours))
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }
 

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import TutelaTestSupport
+
+@Suite("tutela bench")
+struct BenchCommandTests {
+    @Test("a small run prints JSON grouped by area with every store and crypto figure, ratios positive")
+    func smallRun() throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: AuditCrashTests.binary),
+            "build the tutela product first (Scripts/test.sh does): \(AuditCrashTests.binary)"
+        )
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: AuditCrashTests.binary)
+        process.arguments = [
+            "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
+            "--policies-dir", TestEnvironment.repositoryRoot + "/Policies",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: Double]])
+        #expect(Set(figures.keys) == ["crypto", "store"])
+        let store = try #require(figures["store"])
+        #expect(store["rows"] == 200)
+        for name in [
+            "insert_plaintext_per_s", "insert_encrypted_per_s", "insert_ratio", "read_plaintext_per_s",
+            "read_encrypted_per_s", "read_ratio", "lookup_plaintext_per_s", "lookup_blind_index_per_s",
+            "lookup_ratio", "insert_step_seal_ns", "insert_step_write_ns", "read_step_fetch_ns",
+        ] {
+            #expect((store[name] ?? 0) > 0, "store.\(name)")
+        }
+        let crypto = try #require(figures["crypto"])
+        for name in ["aes_gcm_4k_mb_per_s", "aes_siv_4k_mb_per_s", "field_seal_ns", "field_open_ns"] {
+            #expect((crypto[name] ?? 0) > 0, "crypto.\(name)")
+        }
+    }
+
+    @Test("an unknown area is refused with a clear error")
+    func unknownArea() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: AuditCrashTests.binary))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: AuditCrashTests.binary)
+        process.arguments = ["bench", "--areas", "storage"]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(text.contains("unknown area"))
+    }
+}
