@@ -9,7 +9,7 @@ import TutelaTestSupport
 
 @Suite("Audit log under a killed process")
 struct AuditCrashTests {
-    static let binary = TestEnvironment.repositoryRoot + "/.build/debug/tutela"
+    static let binary = ChildProcess.tutela
 
     @Test("a process killed while appending loses no acknowledged event and the log still verifies")
     func killWhileAppending() async throws {

@@ -7,23 +7,19 @@ struct BenchCommandTests {
     @Test("a small run prints JSON grouped by area with every store and crypto figure, ratios positive")
     func smallRun() throws {
         try #require(
-            FileManager.default.isExecutableFile(atPath: AuditCrashTests.binary),
-            "build the tutela product first (Scripts/test.sh does): \(AuditCrashTests.binary)"
+            FileManager.default.isExecutableFile(atPath: ChildProcess.tutela),
+            "build the tutela product first (Scripts/test.sh does): \(ChildProcess.tutela)"
         )
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: AuditCrashTests.binary)
-        process.arguments = [
-            "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
-            "--policies-dir", TestEnvironment.repositoryRoot + "/Policies",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: Double]])
+        let run = try ChildProcess.run(
+            ChildProcess.tutela,
+            [
+                "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
+                "--policies-dir", TestEnvironment.policiesDirectory,
+            ]
+        )
+        #expect(run.status == 0, "\(run.errors)")
+        let json = try JSONSerialization.jsonObject(with: Data(run.output.utf8))
+        let figures = try #require(json as? [String: [String: Double]])
         #expect(Set(figures.keys) == ["crypto", "store"])
         let store = try #require(figures["store"])
         #expect(store["rows"] == 200)
@@ -42,17 +38,9 @@ struct BenchCommandTests {
 
     @Test("an unknown area is refused with a clear error")
     func unknownArea() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: AuditCrashTests.binary))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: AuditCrashTests.binary)
-        process.arguments = ["bench", "--areas", "storage"]
-        let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
-        #expect(text.contains("unknown area"))
+        try #require(FileManager.default.isExecutableFile(atPath: ChildProcess.tutela))
+        let run = try ChildProcess.run(ChildProcess.tutela, ["bench", "--areas", "storage"])
+        #expect(run.status != 0)
+        #expect(run.errors.contains("unknown area"))
     }
 }
