@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON grouped by area.") var json = false
     @Option(help: "Customer rows for the store benchmark.") var rows = 20_000
     @Option(help: "Records per write transaction.") var batch = 1000
-    @Option(help: "Rounds of each store comparison; medians are reported.") var rounds = 3
+    @Option(help: "Rounds of each store and gateway comparison; medians are reported.") var rounds = 3
     @Option(
         help: "Comma-separated areas to run: crypto, store, policy, pii, audit, gateway (default: all but gateway)."
     )
@@ -73,7 +73,8 @@ struct BenchCommand: AsyncParsableCommand {
                 let benchmark = GatewayBenchmark(
                     directory: scratch + "/gateway",
                     policies: policiesDirectory,
-                    seconds: max(1, loadSeconds)
+                    seconds: max(1, loadSeconds),
+                    rounds: max(1, rounds)
                 )
                 try await benchmark.run(into: report)
             }
