@@ -112,37 +112,43 @@ public struct AuditEvent: Sendable, Hashable {
     /// The canonical encoding after the sequence number: everything the event's writer knows
     /// before the log numbers it, so that it is encoded on the caller's thread, not the log's.
     var canonicalRemainder: [UInt8] {
-        var text = ",\"time_ms\":\(time)"
-        func string(_ key: String, _ value: String) {
-            text += ",\"\(key)\":"
-            JSONText.appendString(value, to: &text)
+        var json = JSONWriter(capacity: 512)
+        func string(_ key: StaticString, _ value: String) {
+            json.append(raw: key)
+            json.append(string: value)
         }
-        func list(_ key: String, _ values: [String]) {
-            text += ",\"\(key)\":["
+        func list(_ key: StaticString, _ values: [String]) {
+            json.append(raw: key)
+            json.append(raw: "[")
             for (index, value) in values.enumerated() {
-                if index > 0 { text += "," }
-                JSONText.appendString(value, to: &text)
+                if index > 0 { json.append(raw: ",") }
+                json.append(string: value)
             }
-            text += "]"
+            json.append(raw: "]")
         }
-        string("request_id", requestID)
-        string("kind", kind)
-        string("principal", principal)
-        string("action", action)
-        string("resource", resource)
-        if let record { string("record", record) }
-        list("subjects", subjects)
-        string("purpose", purpose)
-        string("decision", decision)
-        if let denial { string("denial", denial) }
-        list("policies", policies)
-        string("policy_set", policySet)
-        list("masks", masks)
-        string("outcome", outcome)
-        text += ",\"count\":\(count),\"duration_us\":\(durationMicroseconds)"
-        if let detail { string("detail", detail) }
-        text += "}"
-        return Array(text.utf8)
+        json.append(raw: ",\"time_ms\":")
+        json.append(integer: time)
+        string(",\"request_id\":", requestID)
+        string(",\"kind\":", kind)
+        string(",\"principal\":", principal)
+        string(",\"action\":", action)
+        string(",\"resource\":", resource)
+        if let record { string(",\"record\":", record) }
+        list(",\"subjects\":", subjects)
+        string(",\"purpose\":", purpose)
+        string(",\"decision\":", decision)
+        if let denial { string(",\"denial\":", denial) }
+        list(",\"policies\":", policies)
+        string(",\"policy_set\":", policySet)
+        list(",\"masks\":", masks)
+        string(",\"outcome\":", outcome)
+        json.append(raw: ",\"count\":")
+        json.append(integer: Int64(count))
+        json.append(raw: ",\"duration_us\":")
+        json.append(integer: durationMicroseconds)
+        if let detail { string(",\"detail\":", detail) }
+        json.append(raw: "}")
+        return json.bytes
     }
 
     /// The sequence number at the start of canonical bytes, read without decoding the rest.

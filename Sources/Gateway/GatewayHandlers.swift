@@ -70,7 +70,9 @@ final class GatewayHandlers: Sendable {
         case (.get, "/v1/customers/{id}"):
             let id = try context.parameters.require("id")
             let record = try await tutela.governedRecord(caller, collection: "customers", id: id)
-            return try json(RecordJSON.encode(record, definition: tutela.schema.collection("customers")))
+            var body = JSONWriter(capacity: 512)
+            RecordJSON.encode(record, definition: try tutela.schema.collection("customers"), into: &body)
+            return json(body)
         case (.get, "/v1/customers"):
             let query = request.uri.queryParameters
             let (field, value): (String, String)
@@ -83,7 +85,14 @@ final class GatewayHandlers: Sendable {
             }
             let definition = try tutela.schema.collection("customers")
             let found = try await tutela.governedFind(caller, collection: "customers", field: field, value: value)
-            return json("[" + found.map { RecordJSON.encode($0, definition: definition) }.joined(separator: ",") + "]")
+            var body = JSONWriter(capacity: 512 * max(1, found.count))
+            body.append(raw: "[")
+            for (index, record) in found.enumerated() {
+                if index > 0 { body.append(raw: ",") }
+                RecordJSON.encode(record, definition: definition, into: &body)
+            }
+            body.append(raw: "]")
+            return json(body)
         case (.post, "/v1/customers"), (.post, "/v1/interactions"), (.post, "/v1/conversations"):
             let collection = String(route.path.dropFirst("/v1/".count))
             let rows = try await body(&request, caller: caller, resource: collection)
@@ -244,7 +253,15 @@ final class GatewayHandlers: Sendable {
     }
 
     private func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        var response = Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        json(ByteBuffer(string: text), status: status)
+    }
+
+    private func json(_ writer: JSONWriter, status: HTTPResponse.Status = .ok) -> Response {
+        json(ByteBuffer(bytes: writer.bytes), status: status)
+    }
+
+    private func json(_ buffer: ByteBuffer, status: HTTPResponse.Status) -> Response {
+        var response = Response(status: status, body: ResponseBody(byteBuffer: buffer))
         response.headers[.contentType] = "application/json"
         return response
     }
