@@ -28,8 +28,9 @@ struct AuditKeys: Sendable {
     /// The searchable, non-revealing form of a customer id: HMAC-SHA256, first 16 bytes, hex.
     func subjectHMAC(_ subject: String) -> String {
         var state = subjectKey
-        state.update(data: Data(subject.utf8))
-        return Hex.encode(state.finalize().prefix(16))
+        var subject = subject
+        subject.withUTF8 { state.update(data: UnsafeRawBufferPointer($0)) }
+        return state.finalize().withUnsafeBytes { Hex.encode($0.prefix(16)) }
     }
 
     /// The public key's file form: `ed25519:` and the 32 raw bytes in base64.

@@ -111,10 +111,34 @@ public final class Masker: Sendable {
     /// Keeps the first and last characters and stars the rest; a value too short to hide
     /// anything is starred entirely.
     static func partial(_ text: String, keepFirst: Int, keepLast: Int) -> String {
+        partialPrintableASCII(text, keepFirst: keepFirst, keepLast: keepLast)
+            ?? partialCharacters(text, keepFirst: keepFirst, keepLast: keepLast)
+    }
+
+    /// `partial` character by character, for any text.
+    static func partialCharacters(_ text: String, keepFirst: Int, keepLast: Int) -> String {
         let characters = Array(text)
         guard characters.count > keepFirst + keepLast else { return String(repeating: "*", count: characters.count) }
         let middle = String(repeating: "*", count: characters.count - keepFirst - keepLast)
         return String(characters.prefix(keepFirst)) + middle + String(characters.suffix(keepLast))
+    }
+
+    /// `partial` on printable ASCII (0x20-0x7E), where every byte is one character; nil for any
+    /// other text.
+    static func partialPrintableASCII(_ text: String, keepFirst: Int, keepLast: Int) -> String? {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            guard bytes.allSatisfy({ (0x20...0x7e).contains($0) }) else { return nil }
+            let count = bytes.count
+            let kept = count > keepFirst + keepLast
+            return String(unsafeUninitializedCapacity: count) { output in
+                for index in 0..<count {
+                    let visible = kept && (index < keepFirst || index >= count - keepLast)
+                    output[index] = visible ? bytes[index] : UInt8(ascii: "*")
+                }
+                return count
+            }
+        }
     }
 
     static func generalize(_ value: FieldValue, _ rule: Generalization) -> FieldValue {
