@@ -45,7 +45,9 @@ public enum SchemaLoader {
         var collections: [String: CollectionDefinition] = [:]
         for (name, node) in try collectionsNode.mapping("collections") {
             guard Self.isIdentifier(name) else {
-                throw node.error("collection name '\(name)' must be lowercase letters, digits and underscores")
+                throw node.error(
+                    "collection name '\(name)' must be 1 to 64 lowercase letters, digits and underscores, from a letter"
+                )
             }
             collections[name] = try collection(name, node, classes: classes)
         }
@@ -67,7 +69,9 @@ public enum SchemaLoader {
         var fields: [FieldDefinition] = []
         for (fieldName, fieldNode) in try fieldsNode.mapping("fields of '\(name)'") {
             guard Self.isIdentifier(fieldName) else {
-                throw fieldNode.error("field name '\(fieldName)' must be lowercase letters, digits and underscores")
+                throw fieldNode.error(
+                    "field name '\(fieldName)' must be 1 to 64 lowercase letters, digits and underscores, from a letter"
+                )
             }
             let spec = try fieldNode.fields(
                 "field '\(name).\(fieldName)'",
@@ -104,6 +108,8 @@ public enum SchemaLoader {
                 )
             )
         }
+        // Record payloads count their fields in 16 bits; no real collection comes near this.
+        guard fields.count <= 1024 else { throw fieldsNode.error("collection '\(name)' has more than 1024 fields") }
         let definition = CollectionDefinition(
             name: name,
             keyField: try keyNode.string("key"),
@@ -128,8 +134,12 @@ public enum SchemaLoader {
         return definition
     }
 
+    /// Lowercase letters, digits and underscores, from a letter, at most 64 bytes: record
+    /// payloads store a field name's length in one byte.
     private static func isIdentifier(_ name: String) -> Bool {
-        guard let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        guard name.utf8.count <= 64, let first = name.utf8.first,
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first)
+        else { return false }
         return name.utf8.allSatisfy {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
                 || $0 == UInt8(ascii: "_")

@@ -38,11 +38,20 @@ public enum RecordPayload {
         }
 
         /// Appends a sealed value that `write` appends to the buffer it is given.
+        ///
+        /// When `write` throws, the payload is left as it was before the call.
         public mutating func append(_ name: String, sealedBy write: (inout [UInt8]) throws -> Void) rethrows {
+            let (start, previousCount) = (bytes.count, count)
             appendName(name, kind: 1)
             let lengthAt = bytes.count
             FieldValue.append(UInt32(0), to: &bytes)
-            try write(&bytes)
+            do {
+                try write(&bytes)
+            } catch {
+                bytes.removeSubrange(start...)
+                count = previousCount
+                throw error
+            }
             let length = UInt32(bytes.count - lengthAt - 4)
             for index in 0..<4 { bytes[lengthAt + index] = UInt8(truncatingIfNeeded: length >> (24 - 8 * index)) }
         }

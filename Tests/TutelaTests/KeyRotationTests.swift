@@ -147,6 +147,10 @@ struct OpeningTests {
                 "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: strng, class: public, required: true }\n",
                 "schema.yaml:9: unknown type 'strng'"
             ),
+            (
+                "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: string, class: public, required: true }\n      \(String(repeating: "x", count: 300)): { type: string, class: public }\n",
+                "schema.yaml:10: field name '\(String(repeating: "x", count: 300))' must be 1 to 64"
+            ),
         ]
         for (text, expected) in cases {
             try text.write(toFile: policies + "/schema.yaml", atomically: true, encoding: .utf8)
