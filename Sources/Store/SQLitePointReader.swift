@@ -28,8 +28,8 @@ package final class SQLitePointReader: Sendable {
         decode: (borrowing Columns) throws -> T
     ) throws -> T? {
         try withConnection { connection in
-            try connection.run(sql, arguments) { statement in
-                guard try Self.step(statement, connection) else { return nil }
+            try Self.run(try connection.prepared(sql), arguments) { statement in
+                guard try Self.step(statement) else { return nil }
                 return try decode(Columns(statement: statement))
             }
         }
@@ -42,12 +42,43 @@ package final class SQLitePointReader: Sendable {
         decode: (borrowing Columns) throws -> T
     ) throws -> [T] {
         try withConnection { connection in
-            try connection.run(sql, arguments) { statement in
+            try Self.run(try connection.prepared(sql), arguments) { statement in
                 var rows: [T] = []
-                while try Self.step(statement, connection) { rows.append(try decode(Columns(statement: statement))) }
+                while try Self.step(statement) { rows.append(try decode(Columns(statement: statement))) }
                 return rows
             }
         }
+    }
+
+    /// Binds `arguments` to a prepared statement, runs `body` with it, and resets it; shared
+    /// by these connections and by bulk writes on GRDB's cached statements.
+    static func run<T>(
+        _ statement: OpaquePointer,
+        _ arguments: [Argument],
+        _ body: (OpaquePointer) throws -> T
+    ) throws -> T {
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        let code = Argument.bind(arguments, to: statement)
+        guard code == SQLITE_OK else { throw error(code, sqlite3_db_handle(statement)) }
+        return try body(statement)
+    }
+
+    /// Steps a statement: true for a row, false when it is done.
+    static func step(_ statement: OpaquePointer) throws -> Bool {
+        switch sqlite3_step(statement) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let code: throw error(code, sqlite3_db_handle(statement))
+        }
+    }
+
+    /// SQLite's message for a failed call; it names the failure, never a bound value.
+    static func error(_ code: Int32, _ connection: OpaquePointer?) -> TutelaError {
+        let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "unknown"
+        return TutelaError(.storage, "the database statement failed: SQLite error \(code): \(message)")
     }
 
     /// A value bound to a statement's parameter.
@@ -84,14 +115,6 @@ package final class SQLitePointReader: Sendable {
                 guard code == SQLITE_OK else { return code }
             }
             return SQLITE_OK
-        }
-    }
-
-    private static func step(_ statement: OpaquePointer, _ connection: Connection) throws -> Bool {
-        switch sqlite3_step(statement) {
-        case SQLITE_ROW: return true
-        case SQLITE_DONE: return false
-        case let code: throw connection.error(code)
         }
     }
 
@@ -176,31 +199,14 @@ package final class SQLitePointReader: Sendable {
 
         deinit { close() }
 
-        /// Binds `arguments` to the cached statement for `sql`, runs `body`, and resets it.
-        func run<T>(_ sql: String, _ arguments: [Argument], _ body: (OpaquePointer) throws -> T) throws -> T {
-            let statement = try prepared(sql)
-            defer {
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
-            }
-            let code = Argument.bind(arguments, to: statement)
-            guard code == SQLITE_OK else { throw error(code) }
-            return try body(statement)
-        }
-
-        private func prepared(_ sql: String) throws -> OpaquePointer {
+        /// The cached prepared statement for `sql`.
+        func prepared(_ sql: String) throws -> OpaquePointer {
             if let statement = statements[sql] { return statement }
             var statement: OpaquePointer?
             let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
-            guard code == SQLITE_OK, let statement else { throw error(code) }
+            guard code == SQLITE_OK, let statement else { throw SQLitePointReader.error(code, handle) }
             statements[sql] = statement
             return statement
-        }
-
-        /// SQLite's message for a failed call; it names the failure, never a bound value.
-        func error(_ code: Int32) -> TutelaError {
-            let message = handle.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "unknown"
-            return TutelaError(.storage, "the database read failed: SQLite error \(code): \(message)")
         }
 
         func close() {

@@ -1,6 +1,4 @@
 import GRDB
-import GRDBSQLite
-import TutelaCore
 
 extension Statement {
     /// Runs the statement with `arguments` bound straight to SQLite and resets it.
@@ -21,23 +19,9 @@ extension Statement {
         binding arguments: [SQLitePointReader.Argument],
         decode: (borrowing SQLitePointReader.Columns) throws -> T
     ) throws -> T? {
-        let statement = sqliteStatement
-        defer {
-            sqlite3_reset(statement)
-            sqlite3_clear_bindings(statement)
+        try SQLitePointReader.run(sqliteStatement, arguments) { statement in
+            guard try SQLitePointReader.step(statement) else { return nil }
+            return try decode(SQLitePointReader.Columns(statement: statement))
         }
-        let bound = SQLitePointReader.Argument.bind(arguments, to: statement)
-        guard bound == SQLITE_OK else { throw failure(bound) }
-        switch sqlite3_step(statement) {
-        case SQLITE_DONE: return nil
-        case SQLITE_ROW: return try decode(SQLitePointReader.Columns(statement: statement))
-        case let code: throw failure(code)
-        }
-    }
-
-    /// SQLite's message for a failed call; it names the failure, never a bound value.
-    private func failure(_ code: Int32) -> TutelaError {
-        let message = sqlite3_db_handle(sqliteStatement).flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
-        return TutelaError(.storage, "the database statement failed: SQLite error \(code): \(message ?? "unknown")")
     }
 }

@@ -12,6 +12,20 @@ public struct ChildProcess: Sendable {
     /// The `tutela` binary that `Scripts/test.sh` builds before the tests.
     public static let tutela = TestEnvironment.repositoryRoot + "/.build/debug/tutela"
 
+    /// The `tutela` binary's path.
+    /// - Throws: when it has not been built, saying how to build it.
+    public static func builtTutela() throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: tutela) else {
+            throw MissingBinary(description: "build the tutela product first (Scripts/test.sh does): \(tutela)")
+        }
+        return tutela
+    }
+
+    /// The error of `builtTutela`.
+    public struct MissingBinary: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// Runs `executable` with `arguments`.
     /// - Parameters:
     ///   - environment: the child's environment; nil inherits this process's.

@@ -9,20 +9,15 @@ import TutelaTestSupport
 
 @Suite("Audit log under a killed process")
 struct AuditCrashTests {
-    static let binary = ChildProcess.tutela
-
     @Test("a process killed while appending loses no acknowledged event and the log still verifies")
     func killWhileAppending() async throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: Self.binary),
-            "build the tutela product first (Scripts/test.sh does): \(Self.binary)"
-        )
+        let binary = try ChildProcess.builtTutela()
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         defer { environment.remove() }
         _ = try await environment.start()
 
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
             "audit", "stress", "--count", "1000000", "--writers", "8",
             "--data-dir", environment.configuration.dataDirectory,

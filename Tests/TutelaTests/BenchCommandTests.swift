@@ -6,12 +6,9 @@ import TutelaTestSupport
 struct BenchCommandTests {
     @Test("a small run prints JSON grouped by area with every store and crypto figure, ratios positive")
     func smallRun() throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: ChildProcess.tutela),
-            "build the tutela product first (Scripts/test.sh does): \(ChildProcess.tutela)"
-        )
+        let tutela = try ChildProcess.builtTutela()
         let run = try ChildProcess.run(
-            ChildProcess.tutela,
+            tutela,
             [
                 "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
                 "--policies-dir", TestEnvironment.policiesDirectory,
@@ -38,8 +35,7 @@ struct BenchCommandTests {
 
     @Test("an unknown area is refused with a clear error")
     func unknownArea() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: ChildProcess.tutela))
-        let run = try ChildProcess.run(ChildProcess.tutela, ["bench", "--areas", "storage"])
+        let run = try ChildProcess.run(try ChildProcess.builtTutela(), ["bench", "--areas", "storage"])
         #expect(run.status != 0)
         #expect(run.errors.contains("unknown area"))
     }

@@ -6,12 +6,9 @@ import TutelaTestSupport
 struct WalkthroughTests {
     @Test("the README's HTTP walkthrough, run by Scripts/walkthrough.sh against a live server, passes every check")
     func readmeWalkthrough() throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: ChildProcess.tutela),
-            "build the tutela product first (Scripts/test.sh does): \(ChildProcess.tutela)"
-        )
+        let tutela = try ChildProcess.builtTutela()
         var environment = ProcessInfo.processInfo.environment
-        environment["TUTELA"] = ChildProcess.tutela
+        environment["TUTELA"] = tutela
         for name in ["TUTELA_DATA_DIR", "TUTELA_KEYS_DIR", "TUTELA_MASTER_KEY", "TUTELA_CONFIG"] {
             environment[name] = nil
         }
