@@ -50,8 +50,17 @@ let package = Package(
             name: "Audit",
             dependencies: [
                 "TutelaCore",
+                "SQLiteSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "SQLiteSupport",
+            dependencies: [
+                "TutelaCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         .target(
@@ -59,6 +68,7 @@ let package = Package(
             dependencies: [
                 "TutelaCore",
                 "KeyManagement",
+                "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
@@ -101,6 +111,7 @@ let package = Package(
                 "Gateway",
                 "Masking",
                 "Audit",
+                "SQLiteSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -149,6 +149,4 @@ public protocol RecordStore: Sendable {
 extension TutelaError.Code {
     /// A concurrent writer changed what this write relied on; the write may be retried.
     public static let conflict = Self("conflict")
-    /// The storage backend failed.
-    public static let storage = Self("storage_error")
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import KeyManagement
+import SQLiteSupport
 import TutelaCore
 
 /// The embedded default backend: one SQLite database file in WAL mode, through GRDB.

@@ -49,4 +49,6 @@ extension TutelaError.Code {
     public static let io = Self("io_error")
     /// The operation is not allowed in the current state.
     public static let invalidState = Self("invalid_state")
+    /// A database (the record store's or the audit log's) failed.
+    public static let storage = Self("storage_error")
 }

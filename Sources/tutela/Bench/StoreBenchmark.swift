@@ -3,6 +3,7 @@ import GRDB
 import Governance
 import KeyManagement
 import Policy
+import SQLiteSupport
 import Store
 import TutelaCore
 

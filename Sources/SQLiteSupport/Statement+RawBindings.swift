@@ -9,13 +9,13 @@ extension Statement {
     /// GRDB's transaction or snapshot.
     /// - Returns: whether it returned a row.
     @discardableResult
-    func run(binding arguments: [SQLitePointReader.Argument]) throws -> Bool {
+    package func run(binding arguments: [SQLitePointReader.Argument]) throws -> Bool {
         try run(binding: arguments) { _ in true } ?? false
     }
 
     /// Runs the statement with `arguments` bound straight to SQLite, decodes its first row if
     /// there is one, and resets it.
-    func run<T>(
+    package func run<T>(
         binding arguments: [SQLitePointReader.Argument],
         decode: (borrowing SQLitePointReader.Columns) throws -> T
     ) throws -> T? {

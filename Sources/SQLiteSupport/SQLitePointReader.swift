@@ -52,7 +52,7 @@ package final class SQLitePointReader: Sendable {
 
     /// Binds `arguments` to a prepared statement, runs `body` with it, and resets it; shared
     /// by these connections and by bulk writes on GRDB's cached statements.
-    static func run<T>(
+    package static func run<T>(
         _ statement: OpaquePointer,
         _ arguments: [Argument],
         _ body: (OpaquePointer) throws -> T
@@ -67,7 +67,7 @@ package final class SQLitePointReader: Sendable {
     }
 
     /// Steps a statement: true for a row, false when it is done.
-    static func step(_ statement: OpaquePointer) throws -> Bool {
+    package static func step(_ statement: OpaquePointer) throws -> Bool {
         switch sqlite3_step(statement) {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
@@ -76,7 +76,7 @@ package final class SQLitePointReader: Sendable {
     }
 
     /// SQLite's message for a failed call; it names the failure, never a bound value.
-    static func error(_ code: Int32, _ connection: OpaquePointer?) -> TutelaError {
+    package static func error(_ code: Int32, _ connection: OpaquePointer?) -> TutelaError {
         let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "unknown"
         return TutelaError(.storage, "the database statement failed: SQLite error \(code): \(message)")
     }
@@ -91,7 +91,7 @@ package final class SQLitePointReader: Sendable {
         /// Binds `arguments` to parameters 1, 2, … of a statement; SQLite copies each value
         /// before the call returns.
         /// - Returns: `SQLITE_OK` or the first failing call's code.
-        static func bind(_ arguments: [Argument], to statement: OpaquePointer) -> Int32 {
+        package static func bind(_ arguments: [Argument], to statement: OpaquePointer) -> Int32 {
             let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
             for (offset, argument) in arguments.enumerated() {
                 let position = Int32(offset + 1)
