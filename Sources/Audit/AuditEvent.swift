@@ -101,12 +101,15 @@ public struct AuditEvent: Sendable, Hashable {
     /// order, optional keys left out when absent, no white space, integers in decimal, and
     /// strings escaped as described in `docs/AUDIT.md`.
     public var canonicalBytes: [UInt8] {
-        Self.canonicalPrefix(sequence: sequence) + canonicalRemainder
+        var bytes: [UInt8] = []
+        Self.appendCanonicalPrefix(sequence: sequence, to: &bytes)
+        return bytes + canonicalRemainder
     }
 
-    /// The start of the canonical encoding, up to and including the sequence number.
-    static func canonicalPrefix(sequence: Int) -> [UInt8] {
-        Array("{\"v\":1,\"seq\":\(sequence)".utf8)
+    /// Appends the start of the canonical encoding, up to and including the sequence number.
+    static func appendCanonicalPrefix(sequence: Int, to bytes: inout [UInt8]) {
+        bytes.append(contentsOf: #"{"v":1,"seq":"#.utf8)
+        bytes.append(contentsOf: String(sequence).utf8)
     }
 
     /// The canonical encoding after the sequence number: everything the event's writer knows

@@ -8,6 +8,12 @@ public struct AuditVerification: Sendable, Encodable {
     public var entries: Int
     /// The number of signed checkpoints checked.
     public var checkpoints: Int
+    /// The number of newest entries that no stored checkpoint covers yet.
+    ///
+    /// A running server leaves up to one checkpoint interval of appends, a process that
+    /// stopped under load its last ones. They are checked like the others but are protected by
+    /// a signature only once the next checkpoint is signed.
+    public var unsignedEntries: Int
     /// The first entry found bad, if any.
     public var firstBadEntry: Int?
     /// Plain descriptions of every problem, earliest first.
@@ -18,6 +24,7 @@ public struct AuditVerification: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case entries, checkpoints, problems
+        case unsignedEntries = "unsigned_entries"
         case firstBadEntry = "first_bad_entry"
         case isValid = "valid"
     }
@@ -27,6 +34,7 @@ public struct AuditVerification: Sendable, Encodable {
         try container.encode(isValid, forKey: .isValid)
         try container.encode(entries, forKey: .entries)
         try container.encode(checkpoints, forKey: .checkpoints)
+        try container.encode(unsignedEntries, forKey: .unsignedEntries)
         try container.encodeIfPresent(firstBadEntry, forKey: .firstBadEntry)
         try container.encode(problems, forKey: .problems)
     }
@@ -106,6 +114,7 @@ extension AuditLog {
             }
             checkpoints.append(checkpoint)
         }
+        let signedSize = checkpoints.map(\.size).max() ?? 0
         if let external { checkpoints.append(external) }
         checkpoints.sort { $0.size < $1.size }
         var lastGoodSize = 0
@@ -149,6 +158,7 @@ extension AuditLog {
         return AuditVerification(
             entries: entries.count,
             checkpoints: checkpoints.count,
+            unsignedEntries: max(0, entries.count - signedSize),
             firstBadEntry: firstBad,
             problems: problems
         )

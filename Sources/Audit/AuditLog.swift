@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import SQLiteSupport
 import Synchronization
 import TutelaCore
 
@@ -14,7 +15,9 @@ extension TutelaError.Code {
 /// The append-only, tamper-evident audit log in its own SQLite file.
 ///
 /// Appends are batched: while one batch is being written, new events queue up and go together
-/// into the next transaction (group commit), each batch ending with a signed checkpoint. Every
+/// into the next transaction (group commit). A batch ends with a signed checkpoint when the last
+/// one is older than `checkpointInterval`; entries written after it are signed once the writer
+/// has been idle until the interval ends, or at once by `latestCheckpoint()`. Every
 /// append has a deadline; an event that is not durable by then fails the caller's operation
 /// (fail closed) without ever blocking it longer.
 public final class AuditLog: Sendable {
@@ -24,7 +27,11 @@ public final class AuditLog: Sendable {
     let signingKey: Curve25519.Signing.PrivateKey
     /// How long an append may take before the caller gets an error.
     public let timeout: Duration
+    /// The longest a stream of batches goes without a signed checkpoint.
+    public let checkpointInterval: Duration
     private let pool: DatabasePool
+    /// When the writer last signed a checkpoint, and whether entries were written after it.
+    private let signing = Mutex((lastSigned: ContinuousClock.now, tailUnsigned: true))
     private let queue = Mutex(Queue())
 
     /// Events waiting for the next batch, and whether a batch is being written.
@@ -55,11 +62,13 @@ public final class AuditLog: Sendable {
         path: String,
         logID: String,
         signingKey: Curve25519.Signing.PrivateKey,
-        timeout: Duration = .seconds(2)
+        timeout: Duration = .seconds(2),
+        checkpointInterval: Duration = .milliseconds(250)
     ) throws {
         self.logID = logID
         self.signingKey = signingKey
         self.timeout = timeout
+        self.checkpointInterval = checkpointInterval
         var configuration = Configuration()
         configuration.busyMode = .timeout(max(0.1, Double(timeout.components.seconds) / 2))
         configuration.label = "tutela.audit"
@@ -118,14 +127,16 @@ public final class AuditLog: Sendable {
         return frontier
     }
 
-    /// The saved frontier, checked against the latest checkpoint.
+    /// The saved frontier, checked against the latest checkpoint: it may run ahead of it (a
+    /// process that stopped under load leaves up to one checkpoint interval of entries to the
+    /// next signature), never behind it, and at the same size it must have the same root.
     private static func loadFrontier(_ db: Database) throws -> MerkleFrontier {
         let frontier = try loadState(db)
         // No state row: a new log (a cut-off one is for `verify` against a kept checkpoint).
         guard frontier.size > 0 else { return frontier }
         if let text = try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1"),
             let checkpoint = try? Checkpoint(text: text),
-            checkpoint.size != frontier.size || checkpoint.root != frontier.root
+            checkpoint.size > frontier.size || (checkpoint.size == frontier.size && checkpoint.root != frontier.root)
         {
             throw TutelaError(
                 .auditTampered,
@@ -207,8 +218,8 @@ public final class AuditLog: Sendable {
             while true {
                 switch self?.flushOnce() {
                 case nil: return
-                case true?: continue
-                case false?: _ = wakeup.wait(timeout: .now() + 1)
+                case .write?: continue
+                case .sleep(let seconds)?: _ = wakeup.wait(timeout: .now() + seconds)
                 }
             }
         }
@@ -216,68 +227,55 @@ public final class AuditLog: Sendable {
         thread.start()
     }
 
+    /// What the writer thread does after `flushOnce`.
+    private enum Next {
+        /// Look for the next batch at once.
+        case write
+        /// Wait for events, at most this many seconds.
+        case sleep(Double)
+    }
+
     /// Writes the pending events as one batch.
-    /// - Returns: false when there were none (the writer then sleeps until woken).
-    private func flushOnce() -> Bool {
+    ///
+    /// With none pending, it signs the entries the last batches left unsigned once the
+    /// checkpoint interval has passed, or sleeps until then.
+    private func flushOnce() -> Next {
         let batch = queue.withLock { queue -> [Pending] in
             defer { queue.pending = [] }
             if queue.pending.isEmpty { queue.writerSleeping = true }
             return queue.pending
         }
-        guard !batch.isEmpty else { return false }
-        write(batch)
-        return true
+        guard batch.isEmpty else {
+            write(batch)
+            return .write
+        }
+        let (unsigned, due) = signing.withLock { ($0.tailUnsigned, $0.lastSigned + checkpointInterval) }
+        guard unsigned else { return .sleep(1) }
+        let wait = ContinuousClock.now.duration(to: due)
+        guard wait <= .zero else {
+            return .sleep(Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+        }
+        // A failure leaves the tail marked unsigned: the next idle moment tries again.
+        try? pool.writeWithoutTransaction { db in try self.signTail(db) }
+        return .sleep(1)
     }
 
     private func write(_ batch: [Pending]) {
         do {
-            // The database's state row is the one frontier: read and advanced inside one
-            // IMMEDIATE transaction, so several processes sharing the file (a server and a
-            // command) number their entries one after another.
-            let events = batch.map { ($0.event, $0.remainder) }
-            let logID = logID
-            let signingKey = signingKey
+            // A stream of batches is signed once per interval instead of once per batch; the
+            // tail it leaves is signed when the writer has been idle until the interval ends.
+            let signs = signing.withLock { ContinuousClock.now - $0.lastSigned >= checkpointInterval }
             let first = try pool.writeWithoutTransaction { db in
                 var first = 0
                 try db.inTransaction(.immediate) {
-                    var next = try Self.loadState(db)
-                    first = next.size
-                    let insert = try db.cachedStatement(
-                        sql: """
-                            INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """
-                    )
-                    let subject = try db.cachedStatement(
-                        sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)"
-                    )
-                    for (offset, (event, remainder)) in events.enumerated() {
-                        let sequence = first + offset
-                        let bytes = AuditEvent.canonicalPrefix(sequence: sequence) + remainder
-                        let leaf = MerkleTree.leafHash(bytes)
-                        next.append(leaf)
-                        try insert.execute(arguments: [
-                            sequence, event.time, event.kind, event.principal, event.action, event.purpose,
-                            event.decision, Data(bytes), Data(leaf),
-                        ])
-                        for hmac in event.subjects { try subject.execute(arguments: [hmac, sequence]) }
-                    }
-                    let checkpoint = try Checkpoint.sign(
-                        logID: logID,
-                        size: next.size,
-                        root: next.root,
-                        time: Int64(Date().timeIntervalSince1970 * 1000),
-                        key: signingKey
-                    )
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)")
-                        .execute(arguments: [checkpoint.size, checkpoint.text])
-                    try db.cachedStatement(
-                        sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)"
-                    )
-                    .execute(arguments: [next.size, Data(next.encoded)])
+                    first = try Self.append(batch, to: db, signedBy: signs ? self : nil)
                     return .commit
                 }
                 return first
+            }
+            signing.withLock { state in
+                if signs { state.lastSigned = .now }
+                state.tailUnsigned = !signs
             }
             for (offset, item) in batch.enumerated() {
                 Deadlines.shared.cancel(item.deadline)
@@ -294,6 +292,58 @@ public final class AuditLog: Sendable {
                 item.waiter.resume(with: .failure(failure))
             }
         }
+    }
+
+    /// Inserts a batch's entries and advances the saved frontier, inside the caller's IMMEDIATE
+    /// transaction; with a signer, also stores a checkpoint of the new size.
+    ///
+    /// The database's state row is the one frontier: read and advanced inside that transaction,
+    /// so several processes sharing the file (a server and a command) number their entries one
+    /// after another. Values are bound straight to SQLite: GRDB's argument boxing cost more than
+    /// the inserts themselves.
+    /// - Returns: the first entry's sequence number.
+    private static func append(_ batch: [Pending], to db: Database, signedBy signer: AuditLog?) throws -> Int {
+        var next = try loadState(db)
+        let first = next.size
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        )
+        let subject = try db.cachedStatement(sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)")
+        var bytes: [UInt8] = []
+        for (offset, item) in batch.enumerated() {
+            let sequence = first + offset
+            let event = item.event
+            bytes.removeAll(keepingCapacity: true)
+            AuditEvent.appendCanonicalPrefix(sequence: sequence, to: &bytes)
+            bytes.append(contentsOf: item.remainder)
+            let leaf = MerkleTree.leafHash(bytes)
+            next.append(leaf)
+            try insert.run(binding: [
+                .int(sequence), .int(Int(event.time)), .text(event.kind), .text(event.principal),
+                .text(event.action), .text(event.purpose), .text(event.decision), .blob(bytes), .blob(leaf),
+            ])
+            for hmac in event.subjects { try subject.run(binding: [.text(hmac), .int(sequence)]) }
+        }
+        if let signer { try signer.storeCheckpoint(of: next, in: db) }
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)")
+            .run(binding: [.int(next.size), .blob(next.encoded)])
+        return first
+    }
+
+    /// Signs and stores a checkpoint of `frontier`.
+    private func storeCheckpoint(of frontier: MerkleFrontier, in db: Database) throws {
+        let checkpoint = try Checkpoint.sign(
+            logID: logID,
+            size: frontier.size,
+            root: frontier.root,
+            time: Int64(Date().timeIntervalSince1970 * 1000),
+            key: signingKey
+        )
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO checkpoints (size, text) VALUES (?, ?)")
+            .run(binding: [.int(checkpoint.size), .text(checkpoint.text)])
     }
 
     // MARK: Reading
@@ -334,10 +384,12 @@ public final class AuditLog: Sendable {
         return try AuditEvent(canonical: Array(bytes))
     }
 
-    /// The latest signed checkpoint, or a fresh one for an empty log.
+    /// A signed checkpoint of the whole log: the latest stored one, after signing the entries
+    /// that came after it if there are any; a fresh one for an empty log.
     public func latestCheckpoint() async throws -> Checkpoint {
-        let text = try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1")
+        let text = try await pool.writeWithoutTransaction { db -> String? in
+            try self.signTail(db)
+            return try String.fetchOne(db, sql: "SELECT text FROM checkpoints ORDER BY size DESC LIMIT 1")
         }
         if let text { return try Checkpoint(text: text) }
         return try Checkpoint.sign(
@@ -347,6 +399,26 @@ public final class AuditLog: Sendable {
             time: Int64(Date().timeIntervalSince1970 * 1000),
             key: signingKey
         )
+    }
+
+    /// Signs and stores a checkpoint of the saved state when no stored checkpoint covers all of
+    /// it (entries written by this process or by another one sharing the file).
+    private func signTail(_ db: Database) throws {
+        try db.inTransaction(.immediate) {
+            let frontier = try Self.loadState(db)
+            if frontier.size > 0, try Self.latestCheckpointSize(db) ?? -1 < frontier.size {
+                try storeCheckpoint(of: frontier, in: db)
+            }
+            return .commit
+        }
+        signing.withLock { state in
+            state.lastSigned = .now
+            state.tailUnsigned = false
+        }
+    }
+
+    private static func latestCheckpointSize(_ db: Database) throws -> Int? {
+        try Int.fetchOne(db, sql: "SELECT max(size) FROM checkpoints")
     }
 
     /// Every stored entry's bytes and leaf hash in sequence order, and the stored checkpoints.

@@ -137,6 +137,11 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 if result.isValid {
                     Swift.print("OK: \(result.entries) entries match \(result.checkpoints) signed checkpoints.")
+                    if result.unsignedEntries > 0 {
+                        Swift.print(
+                            "The newest \(result.unsignedEntries) entries await the next checkpoint; 'tutela audit checkpoint' signs them now."
+                        )
+                    }
                     return
                 }
                 Swift.print("TAMPERED: first bad entry \(result.firstBadEntry.map(String.init) ?? "unknown")")

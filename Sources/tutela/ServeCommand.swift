@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Gateway
 import Governance
@@ -61,6 +62,8 @@ struct ServeCommand: AsyncParsableCommand {
                 ]
             )
             try await application.runService()
+            // The last requests' entries are signed now rather than by the next process.
+            _ = try? await tutela.audit.latestCheckpoint()
         }
     }
 

@@ -11,8 +11,18 @@ import TutelaTestSupport
 
 @Suite("Audit log: durability, tamper evidence, fail closed")
 struct AuditLogTests {
-    private func makeLog(_ directory: String, timeout: Duration = .seconds(2)) throws -> AuditLog {
-        try AuditLog(path: directory + "/audit.sqlite", logID: "test-log", signingKey: Self.key, timeout: timeout)
+    private func makeLog(
+        _ directory: String,
+        timeout: Duration = .seconds(2),
+        checkpointInterval: Duration = .milliseconds(250)
+    ) throws -> AuditLog {
+        try AuditLog(
+            path: directory + "/audit.sqlite",
+            logID: "test-log",
+            signingKey: Self.key,
+            timeout: timeout,
+            checkpointInterval: checkpointInterval
+        )
     }
 
     static let key = Curve25519.Signing.PrivateKey()
@@ -34,16 +44,28 @@ struct AuditLogTests {
         )
     }
 
-    /// Fills a log with 30 events appended concurrently (so they group into batches).
-    private func filledLog(_ path: String) async throws -> AuditLog {
-        let log = try makeLog(path)
+    /// Fills a log with 30 events appended concurrently (so they group into batches), signed
+    /// up to the last one.
+    private func filledLog(_ path: String, checkpointInterval: Duration = .milliseconds(250)) async throws -> AuditLog {
+        let log = try makeLog(path, checkpointInterval: checkpointInterval)
+        try await append(0..<30, to: log)
+        _ = try await log.latestCheckpoint()
+        return log
+    }
+
+    private func append(_ numbers: Range<Int>, to log: AuditLog) async throws {
         try await withThrowingTaskGroup(of: Int.self) { group in
-            for number in 0..<30 { group.addTask { try await log.append(self.event(number)) } }
+            for number in numbers { group.addTask { try await log.append(self.event(number)) } }
             var sequences: Set<Int> = []
             for try await sequence in group { sequences.insert(sequence) }
-            #expect(sequences == Set(0..<30))
+            #expect(sequences == Set(numbers))
         }
-        return log
+    }
+
+    private func storedCheckpointSizes(_ path: String) throws -> [Int] {
+        try DatabaseQueue(path: path + "/audit.sqlite").read { db in
+            try Int.fetchAll(db, sql: "SELECT size FROM checkpoints ORDER BY size")
+        }
     }
 
     private func execute(_ path: String, _ sql: String) throws {
@@ -169,6 +191,52 @@ struct AuditLogTests {
             key: Curve25519.Signing.PrivateKey()
         )
         #expect(try await cut.verify(against: forged).problems.contains { $0.contains("bad signature") })
+    }
+
+    @Test("batches are signed once per interval; the writer signs the tail when idle, a reader on demand")
+    func checkpointInterval() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // An interval longer than the test: nothing is signed by the writer.
+        let slow = try makeLog(path, checkpointInterval: .seconds(3600))
+        try await append(0..<30, to: slow)
+        #expect(try storedCheckpointSizes(path) == [])
+        let unsigned = try await slow.verify()
+        #expect(unsigned.isValid, "\(unsigned.problems)")
+        #expect(unsigned.unsignedEntries == 30)
+        // A log whose tail is unsigned (a process stopped under load) opens and goes on.
+        let reopened = try makeLog(path, checkpointInterval: .milliseconds(20))
+        #expect(try await reopened.append(event(30)) == 30)
+        // Idle for longer than the interval: the writer signs everything.
+        var sizes: [Int] = []
+        for _ in 0..<100 where sizes.last != 31 {
+            try await Task.sleep(for: .milliseconds(20))
+            sizes = try storedCheckpointSizes(path)
+        }
+        #expect(sizes == [31])
+        #expect(try await reopened.verify().unsignedEntries == 0)
+        // Asking for the latest checkpoint signs what is not signed yet.
+        try await append(31..<40, to: slow)
+        let checkpoint = try await slow.latestCheckpoint()
+        #expect(checkpoint.size == 40)
+        #expect(try storedCheckpointSizes(path).last == 40)
+    }
+
+    @Test("a log cut behind its latest checkpoint, state rewritten to match, refuses to open")
+    func checkpointAheadOfState() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await filledLog(path)
+        try await DatabaseQueue(path: path + "/audit.sqlite").write { db in
+            var frontier = MerkleFrontier()
+            for leaf in try Data.fetchAll(db, sql: "SELECT leaf FROM entries WHERE seq < 20 ORDER BY seq") {
+                frontier.append(Array(leaf))
+            }
+            try db.execute(sql: "DELETE FROM entries WHERE seq >= 20")
+            try db.execute(sql: "UPDATE state SET size = 20, frontier = ?", arguments: [Data(frontier.encoded)])
+        }
+        let error = #expect(throws: TutelaError.self) { try makeLog(path) }
+        #expect(error?.code == .auditTampered)
     }
 
     @Test("with the audit store locked, an append fails within its deadline instead of hanging")
