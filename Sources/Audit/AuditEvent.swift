@@ -156,8 +156,10 @@ public struct AuditEvent: Sendable, Hashable {
 
     /// The sequence number at the start of canonical bytes, read without decoding the rest.
     public static func sequence(inCanonical bytes: [UInt8]) -> Int? {
-        let prefix = Array("{\"v\":1,\"seq\":".utf8)
-        guard bytes.count > prefix.count, bytes.starts(with: prefix) else { return nil }
+        let prefix = #"{"v":1,"seq":"#.utf8
+        guard bytes.count > prefix.count, bytes.starts(with: prefix), bytes.last == UInt8(ascii: "}") else {
+            return nil
+        }
         var value = 0
         var index = prefix.count
         while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57, index - prefix.count < 18 {

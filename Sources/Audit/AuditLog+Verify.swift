@@ -94,11 +94,14 @@ extension AuditLog {
             if leaf != entry.leaf, problems.count < 20 {
                 flag(entry.sequence, "entry \(entry.sequence) was altered: its content no longer hashes to its leaf")
             }
-            if let event = try? AuditEvent(canonical: entry.event) {
-                if event.sequence != entry.sequence, problems.count < 20 {
+            // The number inside the signed bytes, read without decoding the whole event: the
+            // bytes themselves are checked by their hashes, so decoding them all (a third of
+            // the time of verifying) would find nothing more.
+            if let sequence = AuditEvent.sequence(inCanonical: entry.event) {
+                if sequence != entry.sequence, problems.count < 20 {
                     flag(
                         entry.sequence,
-                        "entry \(entry.sequence) holds the event numbered \(event.sequence): entries were reordered or moved"
+                        "entry \(entry.sequence) holds the event numbered \(sequence): entries were reordered or moved"
                     )
                 }
             } else if problems.count < 20 {
