@@ -30,8 +30,8 @@ public final class AuditLog: Sendable {
     /// The longest a stream of batches goes without a signed checkpoint.
     public let checkpointInterval: Duration
     private let pool: DatabasePool
-    /// When the writer last signed a checkpoint, and whether entries were written after it.
-    private let signing = Mutex((lastSigned: ContinuousClock.now, tailUnsigned: true))
+    /// When the writer last signed a checkpoint, and whether this process wrote entries after it.
+    private let signing = Mutex((lastSigned: ContinuousClock.now, tailUnsigned: false))
     private let queue = Mutex(Queue())
 
     /// Events waiting for the next batch, and whether a batch is being written.
@@ -83,6 +83,14 @@ public final class AuditLog: Sendable {
             throw error
         } catch {
             throw TutelaError(.auditUnavailable, "the audit log \(path) cannot be opened", cause: error)
+        }
+    }
+
+    /// Signs what this process wrote since the last checkpoint, so that a command that appends
+    /// and exits leaves the log signed.
+    deinit {
+        if signing.withLock({ $0.tailUnsigned }) {
+            try? pool.writeWithoutTransaction { db in try signTail(db) }
         }
     }
 

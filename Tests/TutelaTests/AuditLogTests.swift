@@ -222,6 +222,26 @@ struct AuditLogTests {
         #expect(try storedCheckpointSizes(path).last == 40)
     }
 
+    @Test("a log released with entries it has not signed yet signs them as it closes")
+    func signsOnClose() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let log = try makeLog(path, checkpointInterval: .seconds(3600))
+            try await append(0..<5, to: log)
+            #expect(try storedCheckpointSizes(path) == [])
+        }
+        var sizes: [Int] = []
+        for _ in 0..<100 where sizes != [5] {
+            try await Task.sleep(for: .milliseconds(10))
+            sizes = try storedCheckpointSizes(path)
+        }
+        #expect(sizes == [5])
+        // Opening and verifying writes nothing.
+        do { _ = try await makeLog(path).verify() }
+        #expect(try storedCheckpointSizes(path) == [5])
+    }
+
     @Test("a log cut behind its latest checkpoint, state rewritten to match, refuses to open")
     func checkpointAheadOfState() async throws {
         let path = try directory()
