@@ -26,11 +26,13 @@ extension Tutela {
         started: ContinuousClock.Instant? = nil,
         detail: String? = nil
     ) -> AuditEvent {
-        let masks = decision.map { decision in
-            decision.obligations.masks.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var hmacs: [String]
+        if subjects.count == 1 {
+            hmacs = [auditKeys.subjectHMAC(subjects[0])]
+        } else {
+            hmacs = Array(Set(subjects.map(auditKeys.subjectHMAC))).sorted()
+            if hmacs.count > 1000 { hmacs = Array(hmacs.prefix(1000)) }
         }
-        var hmacs = Array(Set(subjects.map(auditKeys.subjectHMAC))).sorted()
-        if hmacs.count > 1000 { hmacs = Array(hmacs.prefix(1000)) }
         return AuditEvent(
             time: Self.now,
             requestID: requestID,
@@ -45,7 +47,7 @@ extension Tutela {
             denial: decision?.denial?.rawValue,
             policies: decision?.policyIDs ?? [],
             policySet: decision?.policySetDigest ?? policies.digest,
-            masks: masks ?? [],
+            masks: decision?.maskSummary ?? [],
             outcome: outcome,
             count: count,
             durationMicroseconds: started.map { Self.microseconds(since: $0) } ?? 0,

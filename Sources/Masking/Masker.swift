@@ -68,7 +68,7 @@ public final class Masker: Sendable {
         _ value: FieldValue,
         with maskOperator: MaskOperator,
         fieldClass: String,
-        domain: String,
+        domain: @autoclosure () -> String,
         subject: String,
         purpose: String
     ) throws -> FieldValue? {
@@ -86,7 +86,7 @@ public final class Masker: Sendable {
             guard case .string(let text) = value else { return .string("[REDACTED]") }
             return .string(detector.scrub(text))
         case .reversibleToken:
-            return .string(try tokenizer.token(for: value.displayText, domain: domain))
+            return .string(try tokenizer.token(for: value.displayText, domain: domain()))
         case .pseudonym:
             // Keyed by purpose and class, not field: the same customer id gives the same pseudonym
             // in every collection (joins work) but differs from one purpose to another.

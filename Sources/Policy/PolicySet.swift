@@ -92,6 +92,8 @@ public struct PolicySet: Sendable {
     let index: [Action: [String: [Int]]]
     /// Each permit's masks with `*` expanded over the schema's classes, by rule index.
     let resolvedMasks: [[String: MaskOperator]]
+    /// The same as audit events record them (`Obligations.summary`), by rule index.
+    let resolvedMaskSummaries: [[String]]
     /// Collections and purposes interned as bits, so that matching a rule costs two bit tests
     /// instead of two string hashes.
     ///
@@ -147,6 +149,7 @@ public struct PolicySet: Sendable {
             }
             return masks
         }
+        self.resolvedMaskSummaries = resolvedMasks.map { Obligations(masks: $0).summary }
     }
 
     /// A principal's roles with everything they inherit.
@@ -252,7 +255,8 @@ public struct PolicySet: Sendable {
             policyIDs: (permits + withheld).map { rules[$0].id },
             obligations: obligations,
             policySetDigest: digest,
-            explanation: explanation
+            explanation: explanation,
+            maskSummary: permits.count == 1 && withheld.isEmpty ? resolvedMaskSummaries[first] : nil
         )
     }
 

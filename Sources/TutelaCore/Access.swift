@@ -181,6 +181,11 @@ public struct Obligations: Sendable, Hashable {
         masks[name] ?? .suppress
     }
 
+    /// The masks as audit events record them: `class=operator`, in class order.
+    public var summary: [String] {
+        masks.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    }
+
     /// The encrypted fields of a collection whose mask does not use the value (suppress,
     /// redact, class token): they are withheld, never decrypted for this decision.
     public func withheldFields(of definition: CollectionDefinition) -> Set<String> {
@@ -224,20 +229,25 @@ public struct Decision: Sendable, Hashable {
     public var policySetDigest: String
     /// A sentence for administrators.
     public var explanation: String
+    /// `obligations.summary` as decided, for the audit event of every governed call; the policy
+    /// set hands over one made when it loaded for the usual single permit.
+    public let maskSummary: [String]
 
-    /// Creates a decision.
+    /// Creates a decision; `maskSummary`, when given, must equal `obligations.summary`.
     public init(
         denial: Denial?,
         policyIDs: [String],
         obligations: Obligations,
         policySetDigest: String,
-        explanation: String
+        explanation: String,
+        maskSummary: [String]? = nil
     ) {
         self.denial = denial
         self.policyIDs = policyIDs
         self.obligations = obligations
         self.policySetDigest = policySetDigest
         self.explanation = explanation
+        self.maskSummary = maskSummary ?? obligations.summary
     }
 
     /// Whether the request is allowed.

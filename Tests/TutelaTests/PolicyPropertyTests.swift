@@ -29,13 +29,23 @@ struct PolicyPropertyTests {
                 actions: Set(subset(PolicyPropertyTests.actions)),
                 collections: Set(subset(PolicyPropertyTests.collections)),
                 purposes: Set(subset(PolicyPropertyTests.purposes)),
-                masks: effect == .permit ? ["public": .clear] : [:],
+                masks: effect == .permit ? masks() : [:],
                 fieldClasses: [],
                 requiresConsent: false,
                 conditionText: nil,
                 condition: nil,
                 location: "generated"
             )
+        }
+
+        /// A few classes (the wildcard among them) with operators from most to least revealing.
+        mutating func masks() -> [String: MaskOperator] {
+            let operators: [MaskOperator] = [.clear, .partial(keepFirst: 0, keepLast: 4), .redact, .suppress]
+            var masks: [String: MaskOperator] = [:]
+            for fieldClass in subset(["public", "pii.email", "quasi.age", "*"]) {
+                masks[fieldClass] = operators[random.next(below: operators.count)]
+            }
+            return masks
         }
 
         mutating func request() -> AccessRequest {
@@ -82,7 +92,9 @@ struct PolicyPropertyTests {
             && rule.collections.contains(request.collection) && rule.purposes.contains(request.purpose)
     }
 
-    @Test("forbid always wins, no permit means deny, and the engine agrees with a brute-force oracle")
+    @Test(
+        "forbid always wins, no permit means deny, the engine agrees with a brute-force oracle, and a decision's mask summary is its obligations'"
+    )
     func forbidWinsAndDefaultDeny() throws {
         let schema = try TestEnvironment.schema()
         var generator = Generator(random: SplitMix64(seed: 2024))
@@ -95,6 +107,7 @@ struct PolicyPropertyTests {
             for _ in 0..<40 {
                 let request = generator.request()
                 let decision = policies.evaluate(request)
+                #expect(decision.maskSummary == decision.obligations.summary)
                 let forbids = rules.filter { $0.effect == .forbid && Self.matches($0, request) }
                 let permits = rules.filter { $0.effect == .permit && Self.matches($0, request) }
                 if !forbids.isEmpty {
