@@ -72,11 +72,10 @@ public final class AuditLog: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(max(0.1, Double(timeout.components.seconds) / 2))
         configuration.label = "tutela.audit"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // An event is reported durable only once it is on disk.
+            try pool.requireDurableCommits()
             try Self.migrator.migrate(pool)
             _ = try pool.read { db in try Self.loadFrontier(db) }
         } catch let error as TutelaError {
@@ -85,6 +84,9 @@ public final class AuditLog: Sendable {
             throw TutelaError(.auditUnavailable, "the audit log \(path) cannot be opened", cause: error)
         }
     }
+
+    /// The writer connection's `synchronous` setting, for tests.
+    func writerSynchronousSetting() throws -> Int { try pool.writerSynchronousSetting() }
 
     /// Signs what this process wrote since the last checkpoint, so that a command that appends
     /// and exits leaves the log signed.

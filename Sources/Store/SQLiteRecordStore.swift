@@ -24,12 +24,17 @@ public final class SQLiteRecordStore: RecordStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // An erasure, a key change or an import is reported only once it is on disk.
+            try pool.requireDurableCommits()
             try Self.migrator.migrate(pool)
             reader = SQLitePointReader(path: path)
         } catch {
             throw TutelaError(.storage, "cannot open the database \(path): \(Self.describe(error))", cause: error)
         }
     }
+
+    /// The writer connection's `synchronous` setting, for tests.
+    func writerSynchronousSetting() throws -> Int { try pool.writerSynchronousSetting() }
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -8,6 +8,7 @@ import TutelaCore
 import TutelaTestSupport
 
 @testable import Audit
+@testable import Store
 
 @Suite("Audit log: durability, tamper evidence, fail closed")
 struct AuditLogTests {
@@ -396,5 +397,26 @@ struct AuditLogSharingTests {
         #expect(sequences == Array(1...10))
         #expect(try await server.verify().isValid)
         #expect(try await command.size == 11)
+    }
+}
+
+@Suite("Durable commits")
+struct DurableCommitTests {
+    @Test(
+        "the audit log's and the store's writers sync every commit (synchronous = FULL, which a WAL pool would lower)"
+    )
+    func writersSyncEveryCommit() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tutela-sync-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(
+            path: path + "/audit.sqlite",
+            logID: "test-log",
+            signingKey: Curve25519.Signing.PrivateKey()
+        )
+        #expect(try log.writerSynchronousSetting() == 2)
+        let store = try SQLiteRecordStore(path: path + "/tutela.sqlite")
+        #expect(try store.writerSynchronousSetting() == 2)
     }
 }

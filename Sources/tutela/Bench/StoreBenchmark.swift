@@ -204,6 +204,8 @@ private struct PlaintextTable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // As durable as the store it is compared with.
+        try pool.requireDurableCommits()
         reader = SQLitePointReader(path: path)
         self.definition = definition
         let columns = definition.fields.map(\.name)
