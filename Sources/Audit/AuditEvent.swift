@@ -106,9 +106,12 @@ public struct AuditEvent: Sendable, Hashable {
         return bytes + canonicalRemainder
     }
 
+    /// The canonical encoding's first bytes, up to the sequence number.
+    private static let sequenceKey = #"{"v":1,"seq":"#
+
     /// Appends the start of the canonical encoding, up to and including the sequence number.
     static func appendCanonicalPrefix(sequence: Int, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: #"{"v":1,"seq":"#.utf8)
+        bytes.append(contentsOf: sequenceKey.utf8)
         bytes.append(contentsOf: String(sequence).utf8)
     }
 
@@ -156,7 +159,7 @@ public struct AuditEvent: Sendable, Hashable {
 
     /// The sequence number at the start of canonical bytes, read without decoding the rest.
     public static func sequence(inCanonical bytes: [UInt8]) -> Int? {
-        let prefix = #"{"v":1,"seq":"#.utf8
+        let prefix = sequenceKey.utf8
         guard bytes.count > prefix.count, bytes.starts(with: prefix), bytes.last == UInt8(ascii: "}") else {
             return nil
         }

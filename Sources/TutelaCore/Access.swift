@@ -223,8 +223,9 @@ public struct Decision: Sendable, Hashable {
     /// The ids of the policies that decided: the matching forbids when forbidden, the matching
     /// permits when allowed.
     public var policyIDs: [String]
-    /// What the results must undergo (empty when denied).
-    public var obligations: Obligations
+    /// What the results must undergo (empty when denied); fixed, so that `maskSummary` stays
+    /// its summary.
+    public let obligations: Obligations
     /// The digest of the policy set that decided.
     public var policySetDigest: String
     /// A sentence for administrators.
