@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Governance
 import HTTPTypes
@@ -58,9 +59,22 @@ public func buildApplication(
     let gateway = GatewayHandlers(tutela: tutela, configuration: configuration, logger: logger)
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: GatewayMiddleware(gateway: gateway))
+    let audit = tutela.audit
     for route in GatewayRoute.all {
+        let audited = route.action != nil
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
-            try await gateway.withTimeout { try await gateway.respond(to: route, request: request, context: context) }
+            guard audited else {
+                return try await gateway.withTimeout {
+                    try await gateway.respond(to: route, request: request, context: context)
+                }
+            }
+            // The audit log's writer may hold a batch open for this call's event, so that calls
+            // under load share a commit.
+            return try await audit.expectingAppend {
+                try await gateway.withTimeout {
+                    try await gateway.respond(to: route, request: request, context: context)
+                }
+            }
         }
     }
     var server = HTTPServerBuilder.http1()

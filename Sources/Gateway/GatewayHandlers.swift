@@ -242,7 +242,13 @@ final class GatewayHandlers: Sendable {
                 )
             }
         case "/metrics":
-            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
+            // Events per batch shows how well the audit log's group commit works under load.
+            let written = tutela.audit.writeCounts
+            let text =
+                metrics.render() + "# TYPE tutela_audit_batches_total counter\n"
+                + "tutela_audit_batches_total \(written.batches)\n" + "# TYPE tutela_audit_events_total counter\n"
+                + "tutela_audit_events_total \(written.events)\n"
+            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4"
             return response
         default:

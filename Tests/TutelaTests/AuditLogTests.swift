@@ -15,14 +15,16 @@ struct AuditLogTests {
     private func makeLog(
         _ directory: String,
         timeout: Duration = .seconds(2),
-        checkpointInterval: Duration = .milliseconds(250)
+        checkpointInterval: Duration = .milliseconds(250),
+        gatherWindow: Duration = .milliseconds(1)
     ) throws -> AuditLog {
         try AuditLog(
             path: directory + "/audit.sqlite",
             logID: "test-log",
             signingKey: Self.key,
             timeout: timeout,
-            checkpointInterval: checkpointInterval
+            checkpointInterval: checkpointInterval,
+            gatherWindow: gatherWindow
         )
     }
 
@@ -221,6 +223,58 @@ struct AuditLogTests {
         let checkpoint = try await slow.latestCheckpoint()
         #expect(checkpoint.size == 40)
         #expect(try storedCheckpointSizes(path).last == 40)
+    }
+
+    @Test("expected calls share one commit: the writer holds a batch until the last of them has appended")
+    func groupCommitWaitsForExpectedCalls() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // A window far longer than the calls' spread, shorter than the append timeout.
+        let log = try makeLog(path, timeout: .seconds(30), gatherWindow: .seconds(10))
+        let sequences = try await withThrowingTaskGroup(of: Int.self) { group in
+            for number in 0..<4 {
+                group.addTask {
+                    try await log.expectingAppend {
+                        try await Task.sleep(for: .milliseconds(50 * number))
+                        return try await log.append(self.event(number))
+                    }
+                }
+            }
+            return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
+        }
+        #expect(sequences == [0, 1, 2, 3])
+        #expect(log.writeCounts.batches == 1)
+        #expect(log.writeCounts.events == 4)
+        // Without a window, the same calls 50 ms apart do not wait for each other.
+        let eagerPath = try directory()
+        defer { try? FileManager.default.removeItem(atPath: eagerPath) }
+        let eager = try makeLog(eagerPath, gatherWindow: .zero)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for number in 0..<4 {
+                group.addTask {
+                    try await eager.expectingAppend {
+                        try await Task.sleep(for: .milliseconds(50 * number))
+                        _ = try await eager.append(self.event(number))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(eager.writeCounts.batches > 1)
+    }
+
+    @Test("a lone call, or one whose expected neighbour has appended, is never held for the window")
+    func groupCommitDoesNotHoldALoneCall() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // Held for the window, these appends would miss their 2 s deadline and fail.
+        let log = try makeLog(path, timeout: .seconds(2), gatherWindow: .seconds(60))
+        #expect(try await log.expectingAppend { try await log.append(event(0)) } == 0)
+        #expect(try await log.append(event(1)) == 1)
+        // A call that ended without appending is no longer expected.
+        await log.expectingAppend {}
+        #expect(try await log.expectingAppend { try await log.append(event(2)) } == 2)
+        #expect(log.writeCounts.batches == 3)
     }
 
     @Test("a log released with entries it has not signed yet signs them as it closes")

@@ -295,11 +295,21 @@ struct GatewayTests {
                 #expect(response.status == .ok)
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
                 #expect(
-                    String(buffer: response.body).contains(
+                    text.contains(
                         "tutela_http_requests_total{route=\"/v1/customers/{id}\",method=\"GET\",status=\"200\"} 1"
                     )
                 )
+                // The audit log's commits and the events in them, this process's own.
+                func value(_ name: String) -> Int? {
+                    text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap {
+                        Int($0.split(separator: " ")[1])
+                    }
+                }
+                let batches = try #require(value("tutela_audit_batches_total"))
+                let events = try #require(value("tutela_audit_events_total"))
+                #expect(batches >= 1 && events >= batches)
             }
         }
     }

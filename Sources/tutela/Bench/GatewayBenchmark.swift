@@ -1,3 +1,4 @@
+import Audit
 import Crypto
 import Foundation
 import Gateway
@@ -65,6 +66,7 @@ struct GatewayBenchmark {
         // Static and governed load back to back in each round; the round with the median ratio
         // is reported whole, so that its figures agree with each other.
         var measured: [(staticLoad: Load, governedLoad: Load)] = []
+        let writtenBefore = tutela.audit.writeCounts
         for _ in 0..<rounds {
             let staticLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: ["\(base)/healthz"])
             let governedLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: governedArguments)
@@ -75,6 +77,10 @@ struct GatewayBenchmark {
                 < $1.governedLoad.requestsPerSecond / max(1, $1.staticLoad.requestsPerSecond)
         }
         let (staticLoad, governedLoad) = measured[measured.count / 2]
+        let writtenAfter = tutela.audit.writeCounts
+        // Audit events per commit under the governed peak load: the audit log's group commit.
+        let batches = writtenAfter.batches - writtenBefore.batches
+        let events = writtenAfter.events - writtenBefore.events
         report.record("gateway", "rounds", Double(rounds))
         report.record("gateway", "static_per_s", staticLoad.requestsPerSecond)
         report.record("gateway", "static_p50_ms", staticLoad.p50Milliseconds)
@@ -82,6 +88,7 @@ struct GatewayBenchmark {
         report.record("gateway", "governed_fetch_per_s", governedLoad.requestsPerSecond)
         report.record("gateway", "governed_fetch_p50_ms", governedLoad.p50Milliseconds)
         report.record("gateway", "governed_fetch_p99_ms", governedLoad.p99Milliseconds)
+        report.record("gateway", "governed_audit_events_per_batch", Double(events) / Double(max(1, batches)))
         report.record(
             "gateway",
             "governed_vs_static_throughput",
