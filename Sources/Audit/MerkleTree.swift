@@ -13,19 +13,23 @@ public enum MerkleTree {
 
     /// The leaf hash of an entry.
     public static func leafHash(_ data: [UInt8]) -> Hash {
-        var hasher = SHA256()
-        hasher.update(data: [0])
-        hasher.update(data: data)
-        return Array(hasher.finalize())
+        hash(prefix: 0, data, nil)
     }
 
     /// The hash of an interior node.
     public static func nodeHash(_ left: Hash, _ right: Hash) -> Hash {
+        hash(prefix: 1, left, right)
+    }
+
+    /// SHA-256 of a prefix byte and one or two byte strings, fed to the hasher as buffers: the
+    /// generic `DataProtocol` path and copying the digest byte by byte cost more than hashing
+    /// a leaf (the audit writer hashes every entry and one node per entry on average).
+    private static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8]?) -> Hash {
         var hasher = SHA256()
-        hasher.update(data: [1])
-        hasher.update(data: left)
-        hasher.update(data: right)
-        return Array(hasher.finalize())
+        withUnsafeBytes(of: prefix) { hasher.update(bufferPointer: $0) }
+        first.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        second?.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().withUnsafeBytes { Array($0) }
     }
 
     /// The root of the tree over `leaves` (leaf hashes).
