@@ -20,6 +20,9 @@ final class GatewayHandlers: Sendable {
     let tutela: Tutela
     let configuration: GatewayConfiguration
     let logger: Logger
+    /// The logger's handler when it writes JSON lines: request lines then skip swift-log's
+    /// metadata dictionary.
+    let jsonLog: JSONLogHandler?
     let metrics = GatewayMetrics()
     private let limiter: RateLimiter
     private let inFlight = Mutex(0)
@@ -29,6 +32,7 @@ final class GatewayHandlers: Sendable {
         self.tutela = tutela
         self.configuration = configuration
         self.logger = logger
+        self.jsonLog = logger.handler as? JSONLogHandler
         self.limiter = RateLimiter(requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst)
         let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml")
         self.openAPIDocument = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""

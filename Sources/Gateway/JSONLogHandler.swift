@@ -27,32 +27,84 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "{\"time\":"
-        JSONText.appendString(Self.timestamp(), to: &line)
-        line += ",\"level\":"
-        JSONText.appendString(event.level.rawValue, to: &line)
-        line += ",\"label\":"
-        JSONText.appendString(label, to: &line)
-        line += ",\"message\":"
-        JSONText.appendString(event.message.description, to: &line)
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            guard let value = merged[key] else { continue }
-            line += ","
-            JSONText.appendString(key, to: &line)
-            line += ":"
-            JSONText.appendString(value.description, to: &line)
+        Self.write(line(for: event))
+    }
+
+    /// The line for an event.
+    func line(for event: LogEvent) -> [UInt8] {
+        var line = JSONWriter(capacity: 256)
+        Self.appendHead(level: event.level, label: label, message: event.message.description, to: &line)
+        let merged = metadata.isEmpty ? event.metadata ?? [:] : metadata.merging(event.metadata ?? [:]) { $1 }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line.append(raw: ",")
+            line.append(string: key)
+            line.append(raw: ":")
+            line.append(string: value.description)
         }
-        line += "}\n"
-        Self.write(line)
+        line.append(raw: "}\n")
+        return line.bytes
+    }
+
+    /// Writes the line of an info-level `request` event with these fields, the line `log` writes
+    /// for it, without building swift-log's metadata dictionary: the server writes one for every
+    /// call it answers.
+    public func logRequest(requestID: String, method: String, route: String, status: Int, milliseconds: String) {
+        guard logLevel <= .info else { return }
+        Self.write(
+            requestLine(requestID: requestID, method: method, route: route, status: status, milliseconds: milliseconds)
+        )
+    }
+
+    /// The line `logRequest` writes.
+    func requestLine(requestID: String, method: String, route: String, status: Int, milliseconds: String) -> [UInt8] {
+        let fields: [(key: StaticString, value: String)] = [
+            ("duration_ms", milliseconds), ("method", method), ("request_id", requestID), ("route", route),
+            ("status", String(status)),
+        ]
+        guard metadata.isEmpty else {
+            var event: Logger.Metadata = [:]
+            for field in fields { event[field.key.description] = .string(field.value) }
+            return line(
+                for: LogEvent(
+                    level: .info,
+                    message: "request",
+                    metadata: event,
+                    source: "Gateway",
+                    file: #fileID,
+                    function: #function,
+                    line: #line
+                )
+            )
+        }
+        var line = JSONWriter(capacity: 256)
+        Self.appendHead(level: .info, label: label, message: "request", to: &line)
+        // In key order, as `log` sorts them.
+        for field in fields {
+            line.append(raw: ",\"")
+            line.append(raw: field.key)
+            line.append(raw: "\":")
+            line.append(string: field.value)
+        }
+        line.append(raw: "}\n")
+        return line.bytes
+    }
+
+    private static func appendHead(level: Logger.Level, label: String, message: String, to line: inout JSONWriter) {
+        line.append(raw: "{\"time\":")
+        line.append(string: timestamp())
+        line.append(raw: ",\"level\":")
+        line.append(string: level.rawValue)
+        line.append(raw: ",\"label\":")
+        line.append(string: label)
+        line.append(raw: ",\"message\":")
+        line.append(string: message)
     }
 
     private static let output = Mutex(())
 
-    private static func write(_ line: String) {
+    private static func write(_ bytes: [UInt8]) {
         output.withLock { _ in
-            var line = line
-            line.withUTF8 { bytes in
+            bytes.withUnsafeBufferPointer { bytes in
                 guard let base = bytes.baseAddress else { return }
                 var offset = 0
                 while offset < bytes.count {
