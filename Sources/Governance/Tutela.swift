@@ -186,13 +186,23 @@ public final class Tutela: Sendable {
     }
 }
 
-/// A fresh random request id: 16 hex characters.
+/// A fresh request id: 16 hex characters.
 func newRequestID() -> String { Tutela.makeRequestID() }
 
+/// The request id sequence of this process, from a random start.
+private let requestIDSequence = Atomic<UInt64>(UInt64.random(in: .min ... .max))
+
 extension Tutela {
-    /// A fresh random request id: 16 hex characters.
+    /// A fresh request id: 16 hex characters, random-looking and never repeated by this process.
+    ///
+    /// The server makes one per call, so not one system call per id: the ids are a sequence
+    /// from a random start, stepping by an odd constant, passed through SplitMix64's finalizer.
+    /// Both steps are one-to-one on 64 bits, so a process never repeats an id, and ids of
+    /// different processes collide no more often than random ones.
     public static func makeRequestID() -> String {
-        // One draw from the system generator: a system call per draw, so one, not one per byte.
-        Hex.encode(UInt64.random(in: .min ... .max))
+        var value = requestIDSequence.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Hex.encode(value ^ (value >> 31))
     }
 }

@@ -16,9 +16,13 @@ struct HexTests {
         }
     }
 
-    @Test("request ids are 16 hex digits and differ")
-    func requestIDs() {
-        let ids = (0..<1000).map { _ in Tutela.makeRequestID() }
+    @Test("request ids are 16 hex digits and differ, also when made concurrently")
+    func requestIDs() async {
+        let ids = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<4 { group.addTask { (0..<25_000).map { _ in Tutela.makeRequestID() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(ids.count == 100_000)
         #expect(Set(ids).count == ids.count)
         #expect(ids.allSatisfy { $0.utf8.count == 16 && Hex.decode($0) != nil })
     }
