@@ -68,8 +68,8 @@ struct GatewayBenchmark {
         var measured: [(staticLoad: Load, governedLoad: Load)] = []
         let writtenBefore = tutela.audit.writeCounts
         for _ in 0..<rounds {
-            let staticLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: ["\(base)/healthz"])
-            let governedLoad = try Self.wrk(wrk, connections: 32, seconds: seconds, arguments: governedArguments)
+            let staticLoad = try await Self.wrk(wrk, connections: 32, seconds: seconds, arguments: ["\(base)/healthz"])
+            let governedLoad = try await Self.wrk(wrk, connections: 32, seconds: seconds, arguments: governedArguments)
             measured.append((staticLoad, governedLoad))
         }
         measured.sort {
@@ -96,7 +96,7 @@ struct GatewayBenchmark {
         )
         var half = governedLoad
         for connections in [1, 2, 4, 8] {
-            let load = try Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
+            let load = try await Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
             if abs(load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
                 < abs(half.requestsPerSecond - governedLoad.requestsPerSecond / 2)
             {
@@ -142,7 +142,37 @@ struct GatewayBenchmark {
         report.record("gateway", "step_read_decrypt_ns", nanoseconds(read))
     }
 
-    static func wrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) throws -> Load {
+    /// One `wrk` run against the server in this process.
+    ///
+    /// `wrk` is waited for on a thread of its own: blocked on a thread of Swift's cooperative
+    /// pool, which has one thread per core, it would take half of the server's request
+    /// threads away on two cores, and the governed route, which does most of its work there,
+    /// far more than the static one.
+    static func wrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) async throws -> Load {
+        let text = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            let thread = Thread {
+                continuation.resume(
+                    with: Result {
+                        try runWrk(path, connections: connections, seconds: seconds, arguments: arguments)
+                    }
+                )
+            }
+            thread.name = "tutela.bench.wrk"
+            thread.start()
+        }
+        var load = Load(requestsPerSecond: 0, p50Milliseconds: 0, p99Milliseconds: 0)
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.first == "Requests/sec:", parts.count == 2 { load.requestsPerSecond = Double(parts[1]) ?? 0 }
+            if parts.count == 2, parts[0] == "50%" { load.p50Milliseconds = milliseconds(parts[1]) }
+            if parts.count == 2, parts[0] == "99%" { load.p99Milliseconds = milliseconds(parts[1]) }
+        }
+        guard load.requestsPerSecond > 0 else { throw TutelaError(.io, "wrk produced no figures") }
+        return load
+    }
+
+    /// Runs `wrk` to its end and returns what it printed; blocks the calling thread.
+    private static func runWrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments =
@@ -153,15 +183,7 @@ struct GatewayBenchmark {
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        var load = Load(requestsPerSecond: 0, p50Milliseconds: 0, p99Milliseconds: 0)
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.first == "Requests/sec:", parts.count == 2 { load.requestsPerSecond = Double(parts[1]) ?? 0 }
-            if parts.count == 2, parts[0] == "50%" { load.p50Milliseconds = milliseconds(parts[1]) }
-            if parts.count == 2, parts[0] == "99%" { load.p99Milliseconds = milliseconds(parts[1]) }
-        }
-        guard load.requestsPerSecond > 0 else { throw TutelaError(.io, "wrk produced no figures") }
-        return load
+        return text
     }
 
     static func milliseconds(_ text: Substring) -> Double {
