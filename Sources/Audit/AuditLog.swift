@@ -18,11 +18,13 @@ extension TutelaError.Code {
 /// into the next transaction (group commit). A server runs each audited call inside
 /// `expectingAppend`; while such calls are under way and have not appended yet, the writer
 /// holds a batch open for at most `gatherWindow` so that their events share its commit,
-/// instead of paying a commit and a disk sync each. A lone caller is never held. A batch ends with a signed checkpoint when the last
-/// one is older than `checkpointInterval`; entries written after it are signed once the writer
-/// has been idle until the interval ends, or at once by `latestCheckpoint()`. Every
-/// append has a deadline; an event that is not durable by then fails the caller's operation
-/// (fail closed) without ever blocking it longer.
+/// instead of paying a commit and a disk sync each. A lone caller is never held.
+///
+/// A batch ends with a signed checkpoint when the last one is older than `checkpointInterval`;
+/// entries written after it are signed once the writer has been idle until the interval ends,
+/// or at once by `latestCheckpoint()`. Every append has a deadline; an event that is not
+/// durable by then fails the caller's operation (fail closed) without ever blocking it longer.
+/// The gather window is meant to stay far below that deadline.
 public final class AuditLog: Sendable {
     /// The log's id, written into every checkpoint.
     public let logID: String
