@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Governance
 import Hummingbird
+import Logging
 import Store
 import TutelaCore
 
@@ -53,7 +54,8 @@ struct GatewayBenchmark {
                 requestsPerSecond: 1e9,
                 burst: 1e9,
                 maxConcurrentRequests: 4096
-            )
+            ),
+            logger: Self.serverLogger
         )
         let server = Task { try await app.run() }
         defer { server.cancel() }
@@ -184,6 +186,15 @@ struct GatewayBenchmark {
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return text
+    }
+
+    /// The in-process server's logger: its start line and the error it logs when the benchmark
+    /// cancels it at the end would land in the middle of the figures. A server that does not
+    /// answer shows as a `wrk` run without figures.
+    private static var serverLogger: Logger {
+        var logger = Logger(label: "tutela.bench.gateway")
+        logger.logLevel = .critical
+        return logger
     }
 
     static func milliseconds(_ text: Substring) -> Double {
