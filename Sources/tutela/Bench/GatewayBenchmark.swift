@@ -188,9 +188,11 @@ struct GatewayBenchmark {
         return text
     }
 
-    /// The in-process server's logger: its start line and the error it logs when the benchmark
-    /// cancels it at the end would land in the middle of the figures. A server that does not
-    /// answer shows as a `wrk` run without figures.
+    /// The in-process server's logger, critical messages only.
+    ///
+    /// Its start line and the error it logs when the benchmark cancels it at the end would land
+    /// in the middle of the figures; a server that does not answer shows as a `wrk` run without
+    /// figures.
     private static var serverLogger: Logger {
         var logger = Logger(label: "tutela.bench.gateway")
         logger.logLevel = .critical
