@@ -48,6 +48,8 @@ public struct GatewayRoute: Sendable, Hashable {
 
 /// The header that names the purpose of a data or model request.
 public let purposeHeader = HTTPField.Name("Tutela-Purpose") ?? .accept
+/// The response header that carries the request id.
+let requestIDHeader = HTTPField.Name("X-Request-Id") ?? .accept
 
 /// Builds the HTTP application over a Tutela instance; `tutela serve` and the tests call this.
 /// - Throws: `.configurationInvalid` when the TLS certificate or key cannot be read.
@@ -148,7 +150,7 @@ struct GatewayMiddleware: RouterMiddleware {
                 response = GatewayErrors.response(for: error, requestID: context.requestID)
             }
         }
-        response.headers[HTTPField.Name("X-Request-Id") ?? .accept] = context.requestID
+        response.headers[requestIDHeader] = context.requestID
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let route = context.endpointPath ?? "unmatched"

@@ -130,20 +130,33 @@ final class GatewayHandlers: Sendable {
         }
     }
 
+    /// A request header's value: the one field's value, or all of them joined as HTTP does
+    /// when the header is repeated (which no valid credential or purpose matches).
+    ///
+    /// `HTTPFields`' own subscript always joins through a lazy sequence; one field, the usual
+    /// case, is found by a scan of the few fields a request has.
+    static func header(_ name: HTTPField.Name, in fields: HTTPFields) -> String? {
+        var found: String?
+        for field in fields where field.name == name {
+            guard found == nil else { return fields[name] }
+            found = field.value
+        }
+        return found
+    }
+
     /// Authentication, rate limit and purpose, in that order; each failure is audited.
     private func admit(_ request: Request, context: GatewayRequestContext, route: GatewayRoute) async throws -> Caller {
         // A keyring changed by `tutela keys ...` in another process is in force from the next
         // request on: one stat call when nothing changed.
         if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
         var token: String?
-        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+        if let header = Self.header(.authorization, in: request.headers), header.hasPrefix("Bearer ") {
             token = String(header.dropFirst(7))
         }
         let principal = try await tutela.authenticate(token: token, requestID: context.requestID)
-        // An admitted token is `tut_KEYID_SECRET`: its key id names the bucket.
-        let bucket =
-            token.map { token in String(token.split(separator: "_", maxSplits: 2).dropFirst().first ?? "") }
-            ?? principal
+        // An admitted token is `tut_KEYID_SECRET` with a key id of 16 ASCII characters: it
+        // names the bucket.
+        let bucket = token.map { String(decoding: $0.utf8.dropFirst(4).prefix(16), as: UTF8.self) } ?? principal
         if let wait = limiter.take(bucket) {
             try await tutela.auditRejection(
                 principal: principal,
@@ -158,7 +171,7 @@ final class GatewayHandlers: Sendable {
                 retryAfter: max(1, Int(wait.rounded(.up)))
             )
         }
-        guard let purpose = request.headers[purposeHeader], !purpose.isEmpty else {
+        guard let purpose = Self.header(purposeHeader, in: request.headers), !purpose.isEmpty else {
             throw GatewayRejection(
                 status: .badRequest,
                 code: "purpose_required",

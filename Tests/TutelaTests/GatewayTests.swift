@@ -91,6 +91,13 @@ struct GatewayTests {
                         #expect(String(buffer: response.body).contains("\"code\":\"\(code)\""))
                     }
                 }
+                // A valid key next to a second Authorization header is no credential at all.
+                var repeated = GatewayFixture.headers(fixture.keys["agent"])
+                repeated.append(HTTPField(name: .authorization, value: "Bearer tut_0000000000000000_AAAA"))
+                try await client.execute(uri: uri, method: route.method, headers: repeated, body: body) { response in
+                    #expect(response.status == .unauthorized, "\(route.method) \(route.path)")
+                    #expect(String(buffer: response.body).contains("\"code\":\"invalid_credentials\""))
+                }
                 try await client.execute(
                     uri: uri,
                     method: route.method,
@@ -105,7 +112,7 @@ struct GatewayTests {
         }
         var failed = AuditFilter()
         failed.kind = "auth.failed"
-        #expect(try await fixture.tutela.auditSearch(failed, limit: 1000).count == guarded.count * 4)
+        #expect(try await fixture.tutela.auditSearch(failed, limit: 1000).count == guarded.count * 5)
         var denied = AuditFilter()
         denied.decision = "deny"
         #expect(try await fixture.tutela.auditSearch(denied, limit: 1000).count >= guarded.count)
