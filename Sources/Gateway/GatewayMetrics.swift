@@ -7,53 +7,68 @@ import Synchronization
 final class GatewayMetrics: Sendable {
     static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
+    /// One request counter's labels, kept as values: the label text is made only when rendered.
+    private struct RequestKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+
+        var labels: String { "route=\"\(route)\",method=\"\(method)\",status=\"\(status)\"" }
+    }
+
+    private struct Histogram {
+        var counts = [Int](repeating: 0, count: GatewayMetrics.buckets.count + 1)
+        var sum = 0.0
+    }
+
     private struct State {
-        var requests: [String: Int] = [:]
-        var histograms: [String: [Int]] = [:]
-        var sums: [String: Double] = [:]
+        var requests: [RequestKey: Int] = [:]
+        /// By route template.
+        var histograms: [String: Histogram] = [:]
+        /// By outcome.
         var decisions: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
 
+    /// Counts one answered request; called for every request, so it builds no label text and
+    /// updates the histogram in place.
     func record(route: String, method: String, status: Int, seconds: Double) {
+        let index = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
+        let outcome: String? =
+            route.hasPrefix("/v1/")
+            ? (status == 403 ? "deny" : (status == 401 ? "unauthenticated" : (status < 400 ? "allow" : "error")))
+            : nil
         state.withLock { state in
-            state.requests["route=\"\(route)\",method=\"\(method)\",status=\"\(status)\"", default: 0] += 1
-            let key = "route=\"\(route)\""
-            var counts = state.histograms[key] ?? Array(repeating: 0, count: Self.buckets.count + 1)
-            let index = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
-            counts[index] += 1
-            state.histograms[key] = counts
-            state.sums[key, default: 0] += seconds
-            if route.hasPrefix("/v1/") {
-                let outcome =
-                    status == 403 ? "deny" : (status == 401 ? "unauthenticated" : (status < 400 ? "allow" : "error"))
-                state.decisions["outcome=\"\(outcome)\"", default: 0] += 1
-            }
+            state.requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
+            state.histograms[route, default: Histogram()].counts[index] += 1
+            state.histograms[route, default: Histogram()].sum += seconds
+            if let outcome { state.decisions[outcome, default: 0] += 1 }
         }
     }
 
     func render() -> String {
         state.withLock { state in
             var text = "# TYPE tutela_http_requests_total counter\n"
-            for (labels, count) in state.requests.sorted(by: { $0.key < $1.key }) {
+            for (labels, count) in state.requests.map({ ($0.key.labels, $0.value) }).sorted(by: { $0.0 < $1.0 }) {
                 text += "tutela_http_requests_total{\(labels)} \(count)\n"
             }
             text += "# TYPE tutela_http_request_duration_seconds histogram\n"
-            for (labels, counts) in state.histograms.sorted(by: { $0.key < $1.key }) {
+            for (route, histogram) in state.histograms.sorted(by: { $0.key < $1.key }) {
+                let labels = "route=\"\(route)\""
                 var cumulative = 0
                 for (index, bound) in Self.buckets.enumerated() {
-                    cumulative += counts[index]
+                    cumulative += histogram.counts[index]
                     text += "tutela_http_request_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
                 }
-                cumulative += counts[Self.buckets.count]
+                cumulative += histogram.counts[Self.buckets.count]
                 text += "tutela_http_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
-                text += "tutela_http_request_duration_seconds_sum{\(labels)} \(state.sums[labels] ?? 0)\n"
+                text += "tutela_http_request_duration_seconds_sum{\(labels)} \(histogram.sum)\n"
                 text += "tutela_http_request_duration_seconds_count{\(labels)} \(cumulative)\n"
             }
             text += "# TYPE tutela_policy_decisions_total counter\n"
-            for (labels, count) in state.decisions.sorted(by: { $0.key < $1.key }) {
-                text += "tutela_policy_decisions_total{\(labels)} \(count)\n"
+            for (outcome, count) in state.decisions.sorted(by: { $0.key < $1.key }) {
+                text += "tutela_policy_decisions_total{outcome=\"\(outcome)\"} \(count)\n"
             }
             return text
         }
