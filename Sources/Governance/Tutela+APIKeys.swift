@@ -101,11 +101,10 @@ extension Tutela {
             )
             throw TutelaError(.missingCredentials, "an API key is required (Authorization: Bearer tut_...)")
         }
-        let parts = token.split(separator: "_", maxSplits: 2)
         var reason = "malformed"
         var keyID = "-"
-        if parts.count == 3, parts[0] == "tut", parts[1].count == 16, let secret = Base64URL.decode(parts[2]) {
-            keyID = String(parts[1])
+        if let (id, encodedSecret) = Self.tokenParts(token), let secret = Base64URL.decode(encodedSecret) {
+            keyID = id
             if let key = try await apiKeyStore.apiKey(id: keyID) {
                 let matches = Self.constantTimeEqual(Array(SHA256.hash(data: secret)), key.secretHash)
                 if !matches {
@@ -126,6 +125,20 @@ extension Tutela {
                 .with(record: "key \(keyID): \(reason)")
         )
         throw TutelaError(.invalidCredentials, "the API key is not valid (unknown, revoked or expired)")
+    }
+
+    /// The key id and the encoded secret of `tut_<16 ASCII characters>_<secret>`, found by
+    /// position in the UTF-8 bytes; nil for anything else.
+    static func tokenParts(_ token: String) -> (id: String, secret: Substring)? {
+        let bytes = token.utf8
+        guard bytes.count > 21, bytes.starts(with: "tut_".utf8) else { return nil }
+        let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
+        let idEnd = bytes.index(idStart, offsetBy: 16)
+        // Key ids are ASCII: both ends of the id then fall on character boundaries.
+        guard bytes[idEnd] == UInt8(ascii: "_"),
+            bytes[idStart..<idEnd].allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: "_") })
+        else { return nil }
+        return (String(token[idStart..<idEnd]), token[bytes.index(after: idEnd)...])
     }
 
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
