@@ -65,18 +65,14 @@ public func buildApplication(
     for route in GatewayRoute.all {
         let audited = route.action != nil
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
-            guard audited else {
-                return try await gateway.withTimeout {
-                    try await gateway.respond(to: route, request: request, context: context)
-                }
-            }
-            // The audit log's writer may hold a batch open for this call's event, so that calls
-            // under load share a commit.
-            return try await audit.expectingAppend {
+            let respond = {
                 try await gateway.withTimeout {
                     try await gateway.respond(to: route, request: request, context: context)
                 }
             }
+            // The audit log's writer may hold a batch open for an audited call's event, so that
+            // calls under load share a commit.
+            return try await audited ? audit.expectingAppend(respond) : respond()
         }
     }
     var server = HTTPServerBuilder.http1()

@@ -19,6 +19,11 @@ final class GatewayMetrics: Sendable {
     private struct Histogram {
         var counts = [Int](repeating: 0, count: GatewayMetrics.buckets.count + 1)
         var sum = 0.0
+
+        mutating func record(bucket: Int, seconds: Double) {
+            counts[bucket] += 1
+            sum += seconds
+        }
     }
 
     private struct State {
@@ -41,8 +46,7 @@ final class GatewayMetrics: Sendable {
             : nil
         state.withLock { state in
             state.requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
-            state.histograms[route, default: Histogram()].counts[index] += 1
-            state.histograms[route, default: Histogram()].sum += seconds
+            state.histograms[route, default: Histogram()].record(bucket: index, seconds: seconds)
             if let outcome { state.decisions[outcome, default: 0] += 1 }
         }
     }

@@ -231,7 +231,20 @@ struct AuditLogTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         // A window far longer than the calls' spread, shorter than the append timeout.
         let log = try makeLog(path, timeout: .seconds(30), gatherWindow: .seconds(10))
-        let sequences = try await withThrowingTaskGroup(of: Int.self) { group in
+        #expect(try await appendSpacedOut(to: log) == [0, 1, 2, 3])
+        #expect(log.writeCounts.batches == 1)
+        #expect(log.writeCounts.events == 4)
+        // Without a window, the same calls do not wait for each other.
+        let eagerPath = try directory()
+        defer { try? FileManager.default.removeItem(atPath: eagerPath) }
+        let eager = try makeLog(eagerPath, gatherWindow: .zero)
+        #expect(try await appendSpacedOut(to: eager) == [0, 1, 2, 3])
+        #expect(eager.writeCounts.batches > 1)
+    }
+
+    /// Four expected calls that append 50 ms apart; their sequence numbers.
+    private func appendSpacedOut(to log: AuditLog) async throws -> Set<Int> {
+        try await withThrowingTaskGroup(of: Int.self) { group in
             for number in 0..<4 {
                 group.addTask {
                     try await log.expectingAppend {
@@ -242,25 +255,6 @@ struct AuditLogTests {
             }
             return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
         }
-        #expect(sequences == [0, 1, 2, 3])
-        #expect(log.writeCounts.batches == 1)
-        #expect(log.writeCounts.events == 4)
-        // Without a window, the same calls 50 ms apart do not wait for each other.
-        let eagerPath = try directory()
-        defer { try? FileManager.default.removeItem(atPath: eagerPath) }
-        let eager = try makeLog(eagerPath, gatherWindow: .zero)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for number in 0..<4 {
-                group.addTask {
-                    try await eager.expectingAppend {
-                        try await Task.sleep(for: .milliseconds(50 * number))
-                        _ = try await eager.append(self.event(number))
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        #expect(eager.writeCounts.batches > 1)
     }
 
     @Test("a lone call, or one whose expected neighbour has appended, is never held for the window")
