@@ -168,6 +168,40 @@ struct StoreConformanceTests {
         #expect(gone?.code == .subjectErased)
     }
 
+    private func interaction(_ id: String, of customer: String) -> Record {
+        Record(
+            collection: "interactions",
+            id: id,
+            subject: customer,
+            fields: [
+                "interaction_id": .string(id), "customer_id": .string(customer), "item_id": .string("p1"),
+                "kind": .string("view"), "occurred_at": .timestamp(milliseconds: 1_700_000_000_000),
+            ]
+        )
+    }
+
+    @Test(
+        "erasing a subject removes its records in every collection and nobody else's",
+        arguments: backends
+    )
+    func erasureAcrossCollections(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        // The interaction with id c1 is c2's record and stays; the one with id c2 is c1's and goes.
+        try await store.put([
+            interaction("i1", of: "c1"), interaction("c2", of: "c1"), interaction("c1", of: "c2"),
+            interaction("i4", of: "c2"),
+        ])
+        let report = try await store.erase(subject: "c1", at: 1)
+        #expect(report == ErasureReport(dataKeyDestroyed: true, recordsRemoved: 3, lookupsRemoved: 2))
+        let customers = try await store.page(collection: "customers", after: nil, limit: 10)
+        #expect(customers.map(\.id) == ["c2"])
+        let interactions = try await store.page(collection: "interactions", after: nil, limit: 10)
+        #expect(interactions.map(\.id) == ["c1", "i4"])
+        #expect(interactions.allSatisfy { $0.subject == "c2" })
+    }
+
     @Test("a batch with one failing record writes nothing", arguments: backends)
     func atomicBatch(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
