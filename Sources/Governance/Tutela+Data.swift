@@ -36,7 +36,7 @@ extension Tutela {
         into collection: String,
         data: Data,
         format: RecordFileFormat,
-        progress: @Sendable (ImportPhase, Int, Int) -> Void = { _, _, _ in }
+        progress: @escaping @Sendable (ImportPhase, Int, Int) -> Void = { _, _, _ in }
     ) async throws -> ImportReport {
         let definition = try schema.collection(collection)
         progress(.parsing, 0, 0)
@@ -75,11 +75,13 @@ extension Tutela {
         )
         do {
             let written: (()) -> Int = { _ in records.count }
-            try await audited(started, count: written) { try await store.put(records) }
+            let total = records.count
+            try await audited(started, count: written) {
+                try await store.put(records) { done in progress(.writing, done, total) }
+            }
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
         }
-        progress(.writing, records.count, records.count)
         return ImportReport(collection: collection, records: records.count, subjects: Set(records.map(\.subject)).count)
     }
 

@@ -50,20 +50,71 @@ public final class EncryptedStore: Sendable {
 
     /// Stores records atomically: all of them or, on any error, none.
     /// - Throws: `.subjectErased` for a subject that was erased, `.storage` on backend failure.
-    public func put(_ records: [Record]) async throws {
+    /// - Parameter written: called with the number of records written so far, as the write
+    ///   proceeds.
+    public func put(_ records: [Record], written: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         guard !records.isEmpty else { return }
         do {
-            try await backend.apply(try await seal(records))
+            try await write(records, written: written)
         } catch let error as TutelaError where error.code == .conflict {
             // Another writer created a data key for one of these subjects first: seal again with it.
-            try await backend.apply(try await seal(records))
+            try await write(records, written: written)
         }
+    }
+
+    /// Records per sealed batch when a write is streamed to the backend.
+    public static let streamedBatchSize = 256
+
+    /// Seals and writes records in one transaction.
+    ///
+    /// Beyond one batch's worth, the records are sealed batch by batch while the backend writes
+    /// the batches sealed before, so that the sealing (on every core) and the database writes
+    /// (on the writer's thread) overlap.
+    private func write(_ records: [Record], written: @escaping @Sendable (Int) -> Void) async throws {
+        guard records.count > Self.streamedBatchSize else {
+            try await backend.apply(try await seal(records))
+            written(records.count)
+            return
+        }
+        let (batches, continuation) = AsyncThrowingStream.makeStream(of: WriteBatch.self)
+        let sealer = Task {
+            var known: [String: DataKey] = [:]
+            do {
+                for start in stride(from: 0, to: records.count, by: Self.streamedBatchSize) {
+                    try Task.checkCancellation()
+                    let part = Array(records[start..<min(start + Self.streamedBatchSize, records.count)])
+                    guard case .enqueued = continuation.yield(try await self.seal(part, known: &known)) else { break }
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        defer { sealer.cancel() }
+        try await backend.apply(streaming: batches, written: written)
     }
 
     /// The write batch that `put` applies: data keys found or made, every record sealed.
     package func seal(_ records: [Record]) async throws -> WriteBatch {
-        let subjects = Array(Set(records.map(\.subject)))
-        let existing = try await backend.dataKeys(subjects: Set(subjects))
+        var known: [String: DataKey] = [:]
+        return try await seal(records, known: &known)
+    }
+
+    /// Seals records whose subjects' data keys are in `known` or are found or made here (and then
+    /// added to `known`): a batch creates or relies on a data key only the first time a write
+    /// meets its subject.
+    private func seal(_ records: [Record], known: inout [String: DataKey]) async throws -> WriteBatch {
+        var keys: [String: DataKey] = [:]
+        var unresolved: Set<String> = []
+        for record in records where keys[record.subject] == nil {
+            if let key = known[record.subject] {
+                keys[record.subject] = key
+            } else {
+                unresolved.insert(record.subject)
+            }
+        }
+        let subjects = Array(unresolved)
+        let existing = try await backend.dataKeys(subjects: unresolved)
         // Unwrapping, key creation and field sealing are independent per subject and record:
         // spread them over the cores in chunks, keeping the input order.
         let cipher = self.cipher
@@ -75,10 +126,9 @@ public final class EncryptedStore: Sendable {
             return (subject, key, wrapped, true)
         }
         var batch = WriteBatch()
-        var keys: [String: DataKey] = [:]
-        keys.reserveCapacity(subjects.count)
         for (subject, key, wrapped, isNew) in resolved {
             keys[subject] = key
+            known[subject] = key
             if isNew {
                 batch.newDataKeys.append(StoredDataKey(subject: subject, wrapped: wrapped))
             } else {

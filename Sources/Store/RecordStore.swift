@@ -101,6 +101,18 @@ public protocol RecordStore: Sendable {
     ///   `.subjectErased` when it writes records of an erased subject.
     func apply(_ batch: WriteBatch) async throws
 
+    /// Applies batches as they arrive, all in one transaction: all of them or none.
+    ///
+    /// The caller seals the next batch while the backend writes the one before.
+    /// - Parameters:
+    ///   - batches: the batches, in order; an error ending it undoes everything.
+    ///   - written: called with the number of records written so far after each batch.
+    /// - Throws: as `apply(_:)`, or the error that ended `batches`.
+    func apply(
+        streaming batches: AsyncThrowingStream<WriteBatch, any Error>,
+        written: @escaping @Sendable (Int) -> Void
+    ) async throws
+
     /// One record and its subject's wrapped data key.
     func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)?
 

@@ -101,73 +101,107 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func apply(_ batch: WriteBatch) async throws {
+        try await write { db in try Self.write(batch, to: db) }
+    }
+
+    public func apply(
+        streaming batches: AsyncThrowingStream<WriteBatch, any Error>,
+        written: @escaping @Sendable (Int) -> Void
+    ) async throws {
+        let handoff = BlockingHandoff<WriteBatch>()
+        let feeder = Task {
+            do {
+                for try await batch in batches {
+                    guard handoff.send(batch) else { break }
+                }
+                handoff.finish()
+            } catch {
+                handoff.finish(throwing: error)
+            }
+        }
+        defer {
+            handoff.close()
+            feeder.cancel()
+        }
+        // The writer thread waits for each batch inside the transaction; the feeder always
+        // finishes the handoff, so the wait ends when the stream does, with its error if any.
         try await write { db in
-            let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
-            for (subject, keyID) in batch.expectedKeyIDs {
-                guard let current = try currentKey.run(binding: [.text(subject)], decode: { $0.blob(0) }),
-                    current == keyID
-                else {
-                    throw TutelaError(.conflict, "a data key changed during the write")
-                }
+            var count = 0
+            while let batch = try handoff.next() {
+                try Self.write(batch, to: db)
+                count += batch.records.count
+                written(count)
             }
-            let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
-            let insertKey = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
-            )
-            for key in batch.newDataKeys {
-                if try erased.run(binding: [.text(key.subject)]) {
-                    throw TutelaError(
-                        .subjectErased,
-                        "subject \(key.subject) was erased; its data cannot be written again"
-                    )
-                }
-                try insertKey.run(binding: [
-                    .text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed),
-                ])
-                guard db.changesCount == 1 else {
-                    throw TutelaError(.conflict, "another writer created the same subject's data key")
-                }
+        }
+    }
+
+    /// Writes one batch inside the caller's transaction.
+    private static func write(_ batch: WriteBatch, to db: Database) throws {
+        let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
+        for (subject, keyID) in batch.expectedKeyIDs {
+            guard let current = try currentKey.run(binding: [.text(subject)], decode: { $0.blob(0) }),
+                current == keyID
+            else {
+                throw TutelaError(.conflict, "a data key changed during the write")
             }
-            let insertRecord = try db.cachedStatement(
-                sql: """
-                    INSERT INTO records (collection, id, subject, payload, lookups) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (collection, id) DO NOTHING
-                    """
-            )
-            let replaceRecord = try db.cachedStatement(
-                sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
-            )
-            let insertLookup = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
-            )
-            for record in batch.records {
-                let lookups: SQLitePointReader.Argument = LookupList.encode(record.lookups).map { .blob($0) } ?? .null
-                let payload = SQLitePointReader.Argument.blob(record.payload)
-                try insertRecord.run(binding: [
-                    .text(record.collection), .text(record.id), .text(record.subject), payload, lookups,
-                ])
-                if db.changesCount == 0 {
-                    // A replacement: drop the old record's index entries, then overwrite it.
-                    try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
-                    try replaceRecord.run(binding: [
-                        .text(record.subject), payload, lookups, .text(record.collection), .text(record.id),
-                    ])
-                }
-                for lookup in record.lookups {
-                    try insertLookup.run(binding: [
-                        .text(record.collection), .text(lookup.field), .blob(lookup.digest), .text(record.id),
-                    ])
-                }
+        }
+        let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
+        let insertKey = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
+        )
+        for key in batch.newDataKeys {
+            if try erased.run(binding: [.text(key.subject)]) {
+                throw TutelaError(
+                    .subjectErased,
+                    "subject \(key.subject) was erased; its data cannot be written again"
+                )
             }
-            let rewrap = try db.cachedStatement(
-                sql:
-                    "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
-            )
-            for (key, previous) in batch.rewrapped {
-                try rewrap.execute(arguments: [
-                    key.wrapped.kekVersion, Data(key.wrapped.sealed), key.subject, Data(key.wrapped.id), previous,
+            try insertKey.run(binding: [
+                .text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed),
+            ])
+            guard db.changesCount == 1 else {
+                throw TutelaError(.conflict, "another writer created the same subject's data key")
+            }
+        }
+        let insertRecord = try db.cachedStatement(
+            sql: """
+                INSERT INTO records (collection, id, subject, payload, lookups) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (collection, id) DO NOTHING
+                """
+        )
+        let replaceRecord = try db.cachedStatement(
+            sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
+        )
+        let insertLookup = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
+        )
+        for record in batch.records {
+            let lookups: SQLitePointReader.Argument = LookupList.encode(record.lookups).map { .blob($0) } ?? .null
+            let payload = SQLitePointReader.Argument.blob(record.payload)
+            try insertRecord.run(binding: [
+                .text(record.collection), .text(record.id), .text(record.subject), payload, lookups,
+            ])
+            if db.changesCount == 0 {
+                // A replacement: drop the old record's index entries, then overwrite it.
+                try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
+                try replaceRecord.run(binding: [
+                    .text(record.subject), payload, lookups, .text(record.collection), .text(record.id),
                 ])
             }
+            for lookup in record.lookups {
+                try insertLookup.run(binding: [
+                    .text(record.collection), .text(lookup.field), .blob(lookup.digest), .text(record.id),
+                ])
+            }
+        }
+        let rewrap = try db.cachedStatement(
+            sql:
+                "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE subject = ? AND key_id = ? AND kek_version = ?"
+        )
+        for (key, previous) in batch.rewrapped {
+            try rewrap.execute(arguments: [
+                key.wrapped.kekVersion, Data(key.wrapped.sealed), key.subject, Data(key.wrapped.id), previous,
+            ])
         }
     }
 

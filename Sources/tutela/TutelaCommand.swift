@@ -75,7 +75,8 @@ enum Console {
     /// A progress line on stderr: rewritten in place on a terminal; otherwise one line per quarter
     /// for long work and one at the end.
     final class Progress: @unchecked Sendable {
-        // Only ever called from the command's own task, one call at a time.
+        // Called one report at a time: a command's phases run one after another (an import's
+        // writing phase reports from the database writer's thread, after validation ended).
         private let isTerminal = isatty(STDERR_FILENO) == 1
         private var lastDecile = -1
         private var lastLabel = ""

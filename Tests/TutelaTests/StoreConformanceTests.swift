@@ -2,6 +2,7 @@ import Foundation
 import Governance
 import KeyManagement
 import Store
+import Synchronization
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -212,6 +213,53 @@ struct StoreConformanceTests {
         await #expect(throws: TutelaError.self) { try await store.put(batch) }
         #expect(try await store.backend.count(collection: "customers") == 0)
         #expect(try await store.backend.dataKeys(subjects: ["c2"]).isEmpty)
+    }
+
+    @Test(
+        "a write larger than one sealed batch is streamed: keys made once per subject, progress reported, all read back",
+        arguments: backends
+    )
+    func streamedWrite(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("c1", email: "alice@example.com")])
+        // Three batches' worth, each batch with interactions of the same 20 customers, one of
+        // whom (c1) already has a data key.
+        let count = EncryptedStore.streamedBatchSize * 3 - 7
+        let records = (0..<count).map { interaction(String(format: "i%05d", $0), of: "c\($0 % 20 + 1)") }
+        let reports = Mutex<[Int]>([])
+        try await store.put(records) { done in reports.withLock { $0.append(done) } }
+
+        let progress = reports.withLock { $0 }
+        #expect(progress.count == 3)
+        #expect(progress == progress.sorted() && progress.last == count)
+        #expect(try await store.backend.count(collection: "interactions") == count)
+        #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 20)
+        let page = try await store.page(collection: "interactions", after: nil, limit: count + 1)
+        #expect(page == records)
+    }
+
+    @Test(
+        "a streamed write that fails in a later batch leaves nothing of the earlier ones",
+        arguments: backends
+    )
+    func streamedWriteAtomicity(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([customer("gone", email: "gone@example.com")])
+        _ = try await store.erase(subject: "gone", at: 1)
+        let size = EncryptedStore.streamedBatchSize
+        var records = (0..<(size * 3)).map { interaction(String(format: "i%05d", $0), of: "c\($0)") }
+        // The database refuses the third batch (an erased subject's record)...
+        records[size * 2 + 5] = interaction("late", of: "gone")
+        let erased = await #expect(throws: TutelaError.self) { try await store.put(records) }
+        #expect(erased?.code == .subjectErased)
+        // ... and the sealing of the third batch fails in another (a collection the schema lacks).
+        records[size * 2 + 5] = Record(collection: "nowhere", id: "x", subject: "c1", fields: [:])
+        let unknown = await #expect(throws: TutelaError.self) { try await store.put(records) }
+        #expect(unknown?.code != nil && unknown?.code != .subjectErased)
+        #expect(try await store.backend.count(collection: "interactions") == 0)
+        #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 0)
     }
 }
 
