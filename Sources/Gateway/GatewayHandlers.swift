@@ -203,14 +203,14 @@ final class GatewayHandlers: Sendable {
                 message: "the body is larger than \(configuration.maxBodyBytes) bytes"
             )
         }
-        let data = Data(buffer.readableBytesView)
-        let decoder = JSONDecoder()
-        if let one = try? decoder.decode([String: RawFieldValue].self, from: data) { return [one] }
-        if let many = try? decoder.decode([[String: RawFieldValue]].self, from: data) { return many }
-        throw TutelaError(
-            .invalidInput,
-            "the body must be a JSON object or an array of objects of field names to values"
-        )
+        do {
+            return try buffer.withUnsafeReadableBytes { try FlatJSONReader.objects($0) }
+        } catch let error as TutelaError {
+            throw TutelaError(
+                .invalidInput,
+                "the body must be a JSON object or an array of objects of field names to values; \(error.message)"
+            )
+        }
     }
 
     private func export(collection: String, caller: Caller) async throws -> Response {

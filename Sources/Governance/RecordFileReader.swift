@@ -48,23 +48,25 @@ public enum RecordFileReader {
     }
 
     private static func readJSONLines(_ data: Data) throws -> [RawRow] {
-        let decoder = JSONDecoder()
-        var rows: [RawRow] = []
-        var line = 0
-        for slice in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            line += 1
-            if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
-            do {
-                let values = try decoder.decode([String: RawFieldValue].self, from: Data(slice))
-                rows.append(RawRow(line: line, values: values))
-            } catch {
-                throw TutelaError(
-                    .invalidInput,
-                    "line \(line): not a JSON object of field names to strings, numbers, booleans or null"
-                )
+        try data.withUnsafeBytes { bytes in
+            var rows: [RawRow] = []
+            var line = 0
+            var start = 0
+            while start < bytes.count {
+                line += 1
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                let text = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+                start = end + 1
+                if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
+                do {
+                    rows.append(RawRow(line: line, values: try FlatJSONReader.object(text)))
+                } catch let error as TutelaError {
+                    throw TutelaError(.invalidInput, "line \(line): \(error.message)")
+                }
             }
+            return rows
         }
-        return rows
     }
 
     private static func readCSV(_ bytes: [UInt8]) throws -> [RawRow] {
@@ -158,22 +160,5 @@ struct CSVParser {
         guard !quoted else { throw TutelaError(.invalidInput, "line \(startLine): a quoted field is never closed") }
         cells.append(String(decoding: cell, as: UTF8.self))
         return (startLine, cells)
-    }
-}
-
-extension RawFieldValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .number(Double(value), exactInteger: value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value, exactInteger: nil)
-        } else {
-            self = .text(try container.decode(String.self))
-        }
     }
 }

@@ -86,7 +86,22 @@ struct ImportTests {
             collection: "customers",
             format: .jsonl,
             content: "{\"customer_id\":\"c1\"}\n{\"customer_id\": secret.two@example.com}\n",
-            expected: "line 2: not a JSON object"
+            expected: "line 2: not valid JSON: expected a string, number, boolean or null"
+        ),
+        BadFile(
+            name: "nested value in JSON",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"customer_id\":\"c1\",\"email\":{\"value\":\"secret.one@example.com\"}}\n",
+            expected: "line 1: not valid JSON: a value is an object or array"
+        ),
+        BadFile(
+            name: "field named twice in JSON",
+            collection: "customers",
+            format: .jsonl,
+            content:
+                "{\"customer_id\":\"c1\",\"email\":\"secret.one@example.com\",\"email\":\"secret.two@example.com\"}\n",
+            expected: "line 1: not valid JSON: a field name appears twice in one object"
         ),
         BadFile(
             name: "number where text is expected in JSON",
