@@ -30,7 +30,7 @@ extension Tutela {
         if subjects.count == 1 {
             hmacs = [auditKeys.subjectHMAC(subjects[0])]
         } else {
-            hmacs = Array(Set(subjects.map(auditKeys.subjectHMAC))).sorted()
+            hmacs = Set(subjects).map(auditKeys.subjectHMAC).sorted()
             if hmacs.count > 1000 { hmacs = Array(hmacs.prefix(1000)) }
         }
         return AuditEvent(

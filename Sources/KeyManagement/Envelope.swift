@@ -127,7 +127,7 @@ public struct FieldBuffers {
 /// The first 30 bytes (the header) and the field context are the authenticated data, so a
 /// ciphertext moved to another tenant, collection, record or field fails to open; the
 /// fingerprint lets the error say that it was moved rather than altered.
-public struct EnvelopeCipher: Sendable {
+public final class EnvelopeCipher: Sendable {
     /// The current ciphertext format version.
     public static let formatVersion: UInt8 = 1
     /// The algorithm id of AES-256-GCM.
@@ -246,7 +246,10 @@ public struct EnvelopeCipher: Sendable {
         defer { Self.zero(&buffers.plaintext) }
         let fingerprint = context.encode(into: &buffers.context)
         let start = output.count
-        output.reserveCapacity(start + Self.overhead + buffers.plaintext.count)
+        // Grow geometrically: reserving the exact size per field would copy a record's payload
+        // once per sealed field.
+        let needed = start + Self.overhead + buffers.plaintext.count
+        if output.capacity < needed { output.reserveCapacity(max(needed, 2 * output.capacity)) }
         output.append(Self.formatVersion)
         output.append(Self.aes256GCM)
         output.append(contentsOf: dataKey.id)
