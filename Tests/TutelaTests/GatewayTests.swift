@@ -66,11 +66,11 @@ struct GatewayTests {
         defer { fixture.environment.remove() }
         let revoked = try await fixture.tutela.createAPIKey(principal: "agent", expiresAt: nil)
         try await fixture.tutela.revokeAPIKey(id: revoked.id)
-        let expiring = try await fixture.tutela.createAPIKey(
-            principal: "agent",
-            expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 30
-        )
-        try await Task.sleep(for: .milliseconds(60))
+        // Far enough ahead that a loaded machine still creates it before it expires; then wait
+        // until it has.
+        let expiry = Int64(Date().timeIntervalSince1970 * 1000) + 500
+        let expiring = try await fixture.tutela.createAPIKey(principal: "agent", expiresAt: expiry)
+        while Int64(Date().timeIntervalSince1970 * 1000) <= expiry { try await Task.sleep(for: .milliseconds(20)) }
         let guarded = GatewayRoute.all.filter { $0.action != nil }
         #expect(guarded.count >= 9)
         try await app.test(.router) { client in
