@@ -38,18 +38,49 @@ public enum RecordFileReader {
 
     /// Reads all rows of a file.
     public static func read(_ data: Data, format: RecordFileFormat) throws -> [RawRow] {
+        var rows: [RawRow] = []
+        try forEachRow(in: data, format: format) { rows.append($0) }
+        return rows
+    }
+
+    /// Calls `body` with each row in file order, so that a caller converting rows as they come
+    /// never holds the whole file's rows at once.
+    public static func forEachRow(
+        in data: Data,
+        format: RecordFileFormat,
+        _ body: (RawRow) throws -> Void
+    ) throws {
         guard data.count <= maximumBytes else {
             throw TutelaError(.invalidInput, "the file is larger than \(maximumBytes >> 20) MiB")
         }
         switch format {
-        case .csv: return try readCSV(Array(data))
-        case .jsonl: return try readJSONLines(data)
+        case .csv: try forEachCSVRow(Array(data), body)
+        case .jsonl: try forEachJSONLine(data, body)
         }
     }
 
-    private static func readJSONLines(_ data: Data) throws -> [RawRow] {
+    /// The number of rows a file holds at most (its non-blank lines, less a CSV header), for
+    /// progress before the rows are read; a CSV value with line breaks makes it an overestimate.
+    public static func estimatedRowCount(of data: Data, format: RecordFileFormat) -> Int {
+        data.withUnsafeBytes { bytes in
+            var count = 0
+            var blank = true
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\n"):
+                    if !blank { count += 1 }
+                    blank = true
+                case 0x20, 0x09, 0x0D: continue
+                default: blank = false
+                }
+            }
+            if !blank { count += 1 }
+            return format == .csv ? max(0, count - 1) : count
+        }
+    }
+
+    private static func forEachJSONLine(_ data: Data, _ body: (RawRow) throws -> Void) throws {
         try data.withUnsafeBytes { bytes in
-            var rows: [RawRow] = []
             var line = 0
             var start = 0
             while start < bytes.count {
@@ -59,19 +90,20 @@ public enum RecordFileReader {
                 let text = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
                 start = end + 1
                 if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
+                let values: [String: RawFieldValue]
                 do {
-                    rows.append(RawRow(line: line, values: try FlatJSONReader.object(text)))
+                    values = try FlatJSONReader.object(text)
                 } catch let error as TutelaError {
                     throw TutelaError(.invalidInput, "line \(line): \(error.message)")
                 }
+                try body(RawRow(line: line, values: values))
             }
-            return rows
         }
     }
 
-    private static func readCSV(_ bytes: [UInt8]) throws -> [RawRow] {
+    private static func forEachCSVRow(_ bytes: [UInt8], _ body: (RawRow) throws -> Void) throws {
         var parser = CSVParser(bytes: bytes)
-        guard let (_, header) = try parser.nextRecord() else { return [] }
+        guard let (_, header) = try parser.nextRecord() else { return }
         let names = header.map { String($0.trimmingWhitespace) }
         var seen: Set<String> = []
         for name in names {
@@ -80,7 +112,6 @@ public enum RecordFileReader {
                 throw TutelaError(.invalidInput, "line 1: column '\(name)' appears twice in the header")
             }
         }
-        var rows: [RawRow] = []
         while let (line, cells) = try parser.nextRecord() {
             if cells.count == 1, cells[0].isEmpty { continue }
             guard cells.count == names.count else {
@@ -91,9 +122,8 @@ public enum RecordFileReader {
             for (name, cell) in zip(names, cells) {
                 values[name] = cell.isEmpty ? .null : .text(cell)
             }
-            rows.append(RawRow(line: line, values: values))
+            try body(RawRow(line: line, values: values))
         }
-        return rows
     }
 }
 

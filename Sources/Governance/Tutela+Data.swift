@@ -40,12 +40,13 @@ extension Tutela {
     ) async throws -> ImportReport {
         let definition = try schema.collection(collection)
         progress(.parsing, 0, 0)
-        let rows = try RecordFileReader.read(data, format: format)
+        // Rows are converted as they are read: the file's raw rows are never all held at once.
+        let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
         var records: [Record] = []
-        records.reserveCapacity(rows.count)
+        records.reserveCapacity(estimate)
         var firstLine: [String: Int] = [:]
-        let step = max(1, rows.count / 20)
-        for (index, row) in rows.enumerated() {
+        let step = max(1, estimate / 20)
+        try RecordFileReader.forEachRow(in: data, format: format) { row in
             let record: Record
             do {
                 record = try definition.makeRecord(from: row.values)
@@ -59,9 +60,10 @@ extension Tutela {
                 )
             }
             records.append(record)
-            if index % step == 0 { progress(.validating, index, rows.count) }
+            if records.count % step == 0 { progress(.validating, records.count, max(estimate, records.count)) }
         }
-        progress(.validating, rows.count, rows.count)
+        firstLine = [:]
+        progress(.validating, records.count, records.count)
         progress(.writing, 0, records.count)
         let started = event(
             kind: "data.import",
