@@ -32,6 +32,15 @@ struct ImportTests {
         #expect(exported == exported.sorted())
     }
 
+    @Test("the row estimate for progress counts non-blank lines, less a CSV header")
+    func rowEstimate() {
+        let jsonl = Data("{\"a\":1}\n\n  \r\n{\"a\":2}\n{\"a\":3}".utf8)
+        #expect(RecordFileReader.estimatedRowCount(of: jsonl, format: .jsonl) == 3)
+        let csv = Data("a,b\n1,2\n\n3,4\n".utf8)
+        #expect(RecordFileReader.estimatedRowCount(of: csv, format: .csv) == 2)
+        #expect(RecordFileReader.estimatedRowCount(of: Data(), format: .csv) == 0)
+    }
+
     @Test("CSV quoting: commas, doubled quotes and line breaks inside quoted fields")
     func csvQuoting() throws {
         let text = "a,b,c\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\nplain,,z\n"
