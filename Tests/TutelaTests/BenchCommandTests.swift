@@ -24,6 +24,7 @@ struct BenchCommandTests {
             "insert_plaintext_per_s", "insert_encrypted_per_s", "insert_ratio", "read_plaintext_per_s",
             "read_encrypted_per_s", "read_ratio", "lookup_plaintext_per_s", "lookup_blind_index_per_s",
             "lookup_ratio", "insert_step_seal_ns", "insert_step_write_ns", "read_step_fetch_ns",
+            "import_jsonl_rows", "import_jsonl_per_s",
         ] {
             #expect((store[name] ?? 0) > 0, "store.\(name)")
         }

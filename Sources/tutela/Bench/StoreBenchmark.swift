@@ -96,6 +96,39 @@ struct StoreBenchmark {
         }
         lookups.report(into: report, count: emails.count, baseline: "lookup_plaintext", ours: "lookup_blind_index")
         report.record("store", "lookup_ratio", lookups.medianRatio)
+        try await importJSONL(schema: schema, keyring: keyring, into: report)
+    }
+
+    /// An import as `tutela data import` runs it, less its audit event: about `rows` JSONL
+    /// interactions read and validated, then sealed and written in one streamed transaction into a
+    /// store that holds their customers' data keys already.
+    func importJSONL(schema: Schema, keyring: Keyring, into report: BenchReport) async throws {
+        let dataset = SampleDataset.generate(customers: max(1, rows / 10), interactionsPerCustomer: 10)
+        let text = Data(dataset.interactionsJSONL.utf8)
+        let interactions = try schema.collection("interactions")
+        let customers = try schema.collection("customers")
+        let store = EncryptedStore(
+            backend: try SQLiteRecordStore(path: directory + "/import.sqlite"),
+            schema: schema,
+            keyring: keyring,
+            tenant: "bench"
+        )
+        var owners: [TutelaCore.Record] = []
+        try RecordFileReader.forEachRow(in: Data(dataset.customersCSV.utf8), format: .csv) {
+            owners.append(try customers.makeRecord(from: $0.values))
+        }
+        try await store.put(owners)
+        var count = 0
+        let seconds = try await measureAsync {
+            var records: [TutelaCore.Record] = []
+            try RecordFileReader.forEachRow(in: text, format: .jsonl) {
+                records.append(try interactions.makeRecord(from: $0.values))
+            }
+            count = records.count
+            try await store.put(records)
+        }
+        report.record("store", "import_jsonl_rows", Double(count))
+        report.record("store", "import_jsonl_per_s", Double(count) / seconds)
     }
 }
 
