@@ -42,8 +42,9 @@ extension Tutela {
         progress(.parsing, 0, 0)
         // Rows are converted as they are read: the file's raw rows are never all held at once.
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
+        // Not reserved from the estimate: a file of millions of short bad lines would reserve
+        // gigabytes before its first line is refused.
         var records: [Record] = []
-        records.reserveCapacity(estimate)
         var firstLine: [String: Int] = [:]
         let step = max(1, estimate / 20)
         try RecordFileReader.forEachRow(in: data, format: format) { row in
