@@ -50,13 +50,8 @@ public enum RecordFileReader {
         format: RecordFileFormat,
         _ body: (RawRow) throws -> Void
     ) throws {
-        guard data.count <= maximumBytes else {
-            throw TutelaError(.invalidInput, "the file is larger than \(maximumBytes >> 20) MiB")
-        }
-        switch format {
-        case .csv: try forEachCSVRow(Array(data), body)
-        case .jsonl: try forEachJSONLine(data, body)
-        }
+        var file = try RecordFile(data, format: format)
+        try file.scan(body)
     }
 
     /// The number of rows a file holds at most (its non-blank lines, less a CSV header), for
@@ -78,32 +73,45 @@ public enum RecordFileReader {
             return format == .csv ? max(0, count - 1) : count
         }
     }
+}
 
-    private static func forEachJSONLine(_ data: Data, _ body: (RawRow) throws -> Void) throws {
-        try data.withUnsafeBytes { bytes in
-            var line = 0
-            var start = 0
-            while start < bytes.count {
-                line += 1
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
-                let text = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-                start = end + 1
-                if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
-                let values: [String: RawFieldValue]
-                do {
-                    values = try FlatJSONReader.object(text)
-                } catch let error as TutelaError {
-                    throw TutelaError(.invalidInput, "line \(line): \(error.message)")
-                }
-                try body(RawRow(line: line, values: values))
-            }
+/// An input file read in two passes: `scan` reads every row once, checking it and remembering
+/// where it is; `row(_:)` reads one of them again.
+///
+/// An import validates the whole file before it writes anything, then writes it; keeping where
+/// each row is, a few bytes a row, instead of every parsed row keeps its memory near the file's
+/// own size.
+public struct RecordFile: Sendable {
+    /// The file's format.
+    public let format: RecordFileFormat
+    private let data: Data
+    // The CSV header's column names, and where the first row starts.
+    private let names: [String]
+    private let firstRow: Int
+    private let firstLine: Int
+    // Per scanned row: where it starts in `data`, and its line number.
+    private var spans: [(start: Int, line: Int)] = []
+
+    /// Opens a file's content; a CSV header is read and checked here.
+    /// - Throws: `TutelaError` with `.invalidInput` for an oversized file or a bad header.
+    public init(_ data: Data, format: RecordFileFormat) throws {
+        guard data.count <= RecordFileReader.maximumBytes else {
+            throw TutelaError(.invalidInput, "the file is larger than \(RecordFileReader.maximumBytes >> 20) MiB")
         }
-    }
-
-    private static func forEachCSVRow(_ bytes: [UInt8], _ body: (RawRow) throws -> Void) throws {
-        var parser = CSVParser(bytes: bytes)
-        guard let (_, header) = try parser.nextRecord() else { return }
+        self.format = format
+        self.data = data
+        guard format == .csv else {
+            (names, firstRow, firstLine) = ([], 0, 1)
+            return
+        }
+        let (header, afterHeader, nextLine) = try data.withUnsafeBytes { bytes in
+            var parser = CSVParser(bytes: bytes)
+            return (try parser.nextRecord()?.1, parser.position, parser.line)
+        }
+        guard let header else {
+            (names, firstRow, firstLine) = ([], data.count, 1)
+            return
+        }
         let names = header.map { String($0.trimmingWhitespace) }
         var seen: Set<String> = []
         for name in names {
@@ -112,30 +120,99 @@ public enum RecordFileReader {
                 throw TutelaError(.invalidInput, "line 1: column '\(name)' appears twice in the header")
             }
         }
-        while let (line, cells) = try parser.nextRecord() {
-            if cells.count == 1, cells[0].isEmpty { continue }
+        (self.names, firstRow, firstLine) = (names, afterHeader, nextLine)
+    }
+
+    /// The number of rows `scan` found.
+    public var rowCount: Int { spans.count }
+
+    /// Reads every row in file order, calling `body` with each; blank lines are skipped.
+    /// - Throws: the first error of the file or of `body`, naming the line.
+    public mutating func scan(_ body: (RawRow) throws -> Void) throws {
+        spans.removeAll()
+        var position = firstRow
+        var line = firstLine
+        while position < data.count {
+            let start = position
+            let startLine = line
+            guard let row = try read(from: &position, line: &line) else { continue }
+            spans.append((start, startLine))
+            try body(RawRow(line: startLine, values: row))
+        }
+    }
+
+    /// Row `index` of the last scan, read again.
+    public func row(_ index: Int) throws -> RawRow {
+        let span = spans[index]
+        var position = span.start
+        var line = span.line
+        guard let values = try read(from: &position, line: &line) else {
+            throw TutelaError(.invalidState, "line \(span.line) no longer holds a row")
+        }
+        return RawRow(line: span.line, values: values)
+    }
+
+    /// Reads the row at `position` and moves past it; nil for a blank line.
+    private func read(from position: inout Int, line: inout Int) throws -> [String: RawFieldValue]? {
+        try data.withUnsafeBytes { bytes in try read(bytes, from: &position, line: &line) }
+    }
+
+    private func read(
+        _ bytes: UnsafeRawBufferPointer,
+        from position: inout Int,
+        line: inout Int
+    ) throws -> [String: RawFieldValue]? {
+        switch format {
+        case .jsonl:
+            var end = position
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let text = UnsafeRawBufferPointer(rebasing: bytes[position..<end])
+            let number = line
+            position = end + 1
+            line += 1
+            if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return nil }
+            do {
+                return try FlatJSONReader.object(text)
+            } catch let error as TutelaError {
+                throw TutelaError(.invalidInput, "line \(number): \(error.message)")
+            }
+        case .csv:
+            var parser = CSVParser(bytes: bytes, position: position, line: line)
+            defer { (position, line) = (parser.position, parser.line) }
+            guard let (number, cells) = try parser.nextRecord() else { return nil }
+            if cells.count == 1, cells[0].isEmpty { return nil }
             guard cells.count == names.count else {
-                throw TutelaError(.invalidInput, "line \(line): \(cells.count) columns, the header has \(names.count)")
+                throw TutelaError(
+                    .invalidInput,
+                    "line \(number): \(cells.count) columns, the header has \(names.count)"
+                )
             }
             var values: [String: RawFieldValue] = [:]
             values.reserveCapacity(names.count)
             for (name, cell) in zip(names, cells) {
                 values[name] = cell.isEmpty ? .null : .text(cell)
             }
-            try body(RawRow(line: line, values: values))
+            return values
         }
     }
 }
 
 /// A streaming RFC 4180 parser: quoted fields may hold commas, quotes (doubled) and line breaks.
 struct CSVParser {
-    let bytes: [UInt8]
+    let bytes: UnsafeRawBufferPointer
     var position = 0
     var line = 1
 
-    init(bytes: [UInt8]) {
+    init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
+    }
+
+    /// A parser that starts at a record found by an earlier pass.
+    init(bytes: UnsafeRawBufferPointer, position: Int, line: Int) {
+        self.bytes = bytes
+        self.position = position
+        self.line = line
     }
 
     /// The next record and the line it starts on, or nil at the end.

@@ -40,14 +40,15 @@ extension Tutela {
     ) async throws -> ImportReport {
         let definition = try schema.collection(collection)
         progress(.parsing, 0, 0)
-        // Rows are converted as they are read: the file's raw rows are never all held at once.
+        // First pass: every row checked; only ids (for repeats) and subjects are kept. The
+        // second pass, the write, reads each row again as its batch is sealed.
+        var file = try RecordFile(data, format: format)
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
-        // Not reserved from the estimate: a file of millions of short bad lines would reserve
-        // gigabytes before its first line is refused.
-        var records: [Record] = []
-        var firstLine: [String: Int] = [:]
         let step = max(1, estimate / 20)
-        try RecordFileReader.forEachRow(in: data, format: format) { row in
+        var firstLine: [String: Int] = [:]
+        var subjects: Set<String> = []
+        var count = 0
+        try file.scan { row in
             let record: Record
             do {
                 record = try definition.makeRecord(from: row.values)
@@ -60,12 +61,13 @@ extension Tutela {
                     "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
                 )
             }
-            records.append(record)
-            if records.count % step == 0 { progress(.validating, records.count, max(estimate, records.count)) }
+            subjects.insert(record.subject)
+            count += 1
+            if count % step == 0 { progress(.validating, count, max(estimate, count)) }
         }
         firstLine = [:]
-        progress(.validating, records.count, records.count)
-        progress(.writing, 0, records.count)
+        progress(.validating, count, count)
+        progress(.writing, 0, count)
         let started = event(
             kind: "data.import",
             principal: configuration.operatorName,
@@ -73,19 +75,24 @@ extension Tutela {
             action: .write,
             resource: collection,
             outcome: "started",
-            count: records.count,
-            subjects: records.map(\.subject)
+            count: count,
+            subjects: Array(subjects)
         )
+        let rows = file
         do {
-            let written: (()) -> Int = { _ in records.count }
-            let total = records.count
+            let written: (()) -> Int = { _ in count }
+            let total = count
             try await audited(started, count: written) {
-                try await store.put(records) { done in progress(.writing, done, total) }
+                try await store.put(count: total) { index in
+                    try definition.makeRecord(from: try rows.row(index).values)
+                } written: { done in
+                    progress(.writing, done, total)
+                }
             }
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
         }
-        return ImportReport(collection: collection, records: records.count, subjects: Set(records.map(\.subject)).count)
+        return ImportReport(collection: collection, records: count, subjects: subjects.count)
     }
 
     /// The number of records in a collection.

@@ -53,12 +53,27 @@ public final class EncryptedStore: Sendable {
     /// - Parameter written: called with the number of records written so far, as the write
     ///   proceeds.
     public func put(_ records: [Record], written: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        guard !records.isEmpty else { return }
+        try await put(count: records.count, record: { records[$0] }, written: written)
+    }
+
+    /// Stores `count` records made on demand by `record` (from 0 up), atomically.
+    ///
+    /// The records are made as they are sealed, a batch at a time, so that a caller that can
+    /// make them again cheaply (an import reading its file a second time) never holds them all.
+    /// `record` may be called more than once for an index: when another writer created one of
+    /// the subjects' data keys first, the whole write starts again.
+    /// - Throws: as `put(_:)`, or what `record` throws; nothing is then stored.
+    public func put(
+        count: Int,
+        record: @escaping @Sendable (Int) throws -> Record,
+        written: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        guard count > 0 else { return }
         do {
-            try await write(records, written: written)
+            try await write(count: count, record: record, written: written)
         } catch let error as TutelaError where error.code == .conflict {
             // Another writer created a data key for one of these subjects first: seal again with it.
-            try await write(records, written: written)
+            try await write(count: count, record: record, written: written)
         }
     }
 
@@ -67,22 +82,28 @@ public final class EncryptedStore: Sendable {
 
     /// Seals and writes records in one transaction.
     ///
-    /// Beyond one batch's worth, the records are sealed batch by batch while the backend writes
-    /// the batches sealed before, so that the sealing (on every core) and the database writes
-    /// (on the writer's thread) overlap.
-    private func write(_ records: [Record], written: @escaping @Sendable (Int) -> Void) async throws {
-        guard records.count > Self.streamedBatchSize else {
-            try await backend.apply(try await seal(records))
-            written(records.count)
+    /// Beyond one batch's worth, the records are made and sealed batch by batch while the
+    /// backend writes the batches sealed before, so that the sealing (on every core) and the
+    /// database writes (on the writer's thread) overlap.
+    private func write(
+        count: Int,
+        record: @escaping @Sendable (Int) throws -> Record,
+        written: @escaping @Sendable (Int) -> Void
+    ) async throws {
+        guard count > Self.streamedBatchSize else {
+            try await backend.apply(try await seal((0..<count).map(record)))
+            written(count)
             return
         }
         let (batches, continuation) = AsyncThrowingStream.makeStream(of: WriteBatch.self)
         let sealer = Task {
             var known: [String: DataKey] = [:]
             do {
-                for start in stride(from: 0, to: records.count, by: Self.streamedBatchSize) {
+                for start in stride(from: 0, to: count, by: Self.streamedBatchSize) {
                     try Task.checkCancellation()
-                    let part = Array(records[start..<min(start + Self.streamedBatchSize, records.count)])
+                    let part = try await Self.concurrentMap(Array(start..<min(start + Self.streamedBatchSize, count))) {
+                        try record($0)
+                    }
                     guard case .enqueued = continuation.yield(try await self.seal(part, known: &known)) else { break }
                 }
                 continuation.finish()

@@ -32,6 +32,25 @@ struct ImportTests {
         #expect(exported == exported.sorted())
     }
 
+    @Test("a file's second pass reads each row exactly as its first did, line numbers included")
+    func twoPasses() throws {
+        let csv = "a,b\r\n1,\"two\nlines\"\n\n3,\"x, \"\"y\"\"\"\n4,\n"
+        let jsonl = "{\"a\":1}\n\n  \n{\"a\":\"\\u00e9\",\"b\":null}\n{\"a\":true}"
+        for (text, format, count) in [(csv, RecordFileFormat.csv, 3), (jsonl, .jsonl, 3)] {
+            var file = try RecordFile(Data(text.utf8), format: format)
+            var first: [RawRow] = []
+            try file.scan { first.append($0) }
+            #expect(file.rowCount == count)
+            let second = try (0..<file.rowCount).map { try file.row($0) }
+            #expect(second.map(\.line) == first.map(\.line))
+            #expect(second.map(\.values) == first.map(\.values))
+        }
+        var file = try RecordFile(Data(csv.utf8), format: .csv)
+        try file.scan { _ in }
+        #expect(try file.row(1).line == 5)
+        #expect(try file.row(1).values == ["a": .text("3"), "b": .text("x, \"y\"")])
+    }
+
     @Test("the row estimate for progress counts non-blank lines, less a CSV header")
     func rowEstimate() {
         let jsonl = Data("{\"a\":1}\n\n  \r\n{\"a\":2}\n{\"a\":3}".utf8)
