@@ -95,24 +95,8 @@ public final class EncryptedStore: Sendable {
             written(count)
             return
         }
-        let (batches, continuation) = AsyncThrowingStream.makeStream(of: WriteBatch.self)
-        let sealer = Task {
-            var known: [String: DataKey] = [:]
-            do {
-                for start in stride(from: 0, to: count, by: Self.streamedBatchSize) {
-                    try Task.checkCancellation()
-                    let part = try await Self.concurrentMap(Array(start..<min(start + Self.streamedBatchSize, count))) {
-                        try record($0)
-                    }
-                    guard case .enqueued = continuation.yield(try await self.seal(part, known: &known)) else { break }
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        defer { sealer.cancel() }
-        try await backend.apply(streaming: batches, written: written)
+        let sealer = BatchSealer(store: self, count: count, record: record)
+        try await backend.apply(batches: { try await sealer.next() }, written: written)
     }
 
     /// The write batch that `put` applies: data keys found or made, every record sealed.
@@ -124,7 +108,7 @@ public final class EncryptedStore: Sendable {
     /// Seals records whose subjects' data keys are in `known` or are found or made here (and then
     /// added to `known`): a batch creates or relies on a data key only the first time a write
     /// meets its subject.
-    private func seal(_ records: [Record], known: inout [String: DataKey]) async throws -> WriteBatch {
+    fileprivate func seal(_ records: [Record], known: inout [String: DataKey]) async throws -> WriteBatch {
         var keys: [String: DataKey] = [:]
         var unresolved: Set<String> = []
         for record in records where keys[record.subject] == nil {
@@ -167,7 +151,7 @@ public final class EncryptedStore: Sendable {
     }
 
     /// Maps `items` in order, in chunks that run concurrently when there are enough of them.
-    private static func concurrentMap<Item: Sendable, Result: Sendable>(
+    fileprivate static func concurrentMap<Item: Sendable, Result: Sendable>(
         _ items: [Item],
         _ transform: @escaping @Sendable (Item) throws -> Result
     ) async throws -> [Result] {
@@ -386,5 +370,36 @@ public final class EncryptedStore: Sendable {
         }
         try await backend.apply(batch)
         return (keys.count, last.subject)
+    }
+}
+
+/// The batches of one streamed write, made and sealed one at a time as the backend asks.
+private actor BatchSealer {
+    private let store: EncryptedStore
+    private let count: Int
+    private let record: @Sendable (Int) throws -> Record
+    private var start = 0
+    // Data keys found or made so far in this write, by subject.
+    private var known: [String: DataKey] = [:]
+
+    init(store: EncryptedStore, count: Int, record: @escaping @Sendable (Int) throws -> Record) {
+        self.store = store
+        self.count = count
+        self.record = record
+    }
+
+    /// The next batch sealed; nil after the last.
+    func next() async throws -> WriteBatch? {
+        guard start < count else { return nil }
+        try Task.checkCancellation()
+        let end = min(start + EncryptedStore.streamedBatchSize, count)
+        let record = self.record
+        let part = try await EncryptedStore.concurrentMap(Array(start..<end)) { try record($0) }
+        start = end
+        // Taken out while sealing, so that adding keys does not copy the whole dictionary.
+        var keys = known
+        known = [:]
+        defer { known = keys }
+        return try await store.seal(part, known: &keys)
     }
 }

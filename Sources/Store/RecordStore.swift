@@ -101,15 +101,17 @@ public protocol RecordStore: Sendable {
     ///   `.subjectErased` when it writes records of an erased subject.
     func apply(_ batch: WriteBatch) async throws
 
-    /// Applies batches as they arrive, all in one transaction: all of them or none.
+    /// Applies batches as `next` makes them, all in one transaction: all of them or none.
     ///
-    /// The caller seals the next batch while the backend writes the one before.
+    /// `next` (called one call at a time, until it returns nil) seals the next batch while the
+    /// backend writes the one before; a backend asks for a batch only when few are waiting, so
+    /// sealed batches do not pile up.
     /// - Parameters:
-    ///   - batches: the batches, in order; an error ending it undoes everything.
+    ///   - next: the next batch, nil after the last; an error undoes everything.
     ///   - written: called with the number of records written so far after each batch.
-    /// - Throws: as `apply(_:)`, or the error that ended `batches`.
+    /// - Throws: as `apply(_:)`, or the error `next` threw.
     func apply(
-        streaming batches: AsyncThrowingStream<WriteBatch, any Error>,
+        batches next: @escaping @Sendable () async throws -> WriteBatch?,
         written: @escaping @Sendable (Int) -> Void
     ) async throws
 

@@ -105,14 +105,14 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func apply(
-        streaming batches: AsyncThrowingStream<WriteBatch, any Error>,
+        batches next: @escaping @Sendable () async throws -> WriteBatch?,
         written: @escaping @Sendable (Int) -> Void
     ) async throws {
         let handoff = BlockingHandoff<WriteBatch>()
         let feeder = Task {
             do {
-                for try await batch in batches {
-                    guard handoff.send(batch) else { break }
+                while let batch = try await next() {
+                    guard await handoff.send(batch) else { break }
                 }
                 handoff.finish()
             } catch {

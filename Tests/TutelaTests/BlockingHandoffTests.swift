@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TutelaCore
 
@@ -23,25 +24,46 @@ struct BlockingHandoffTests {
 
     @Test("items sent from a task reach the blocked consumer in order, then the end")
     func order() async throws {
-        let handoff = BlockingHandoff<Int>()
+        let handoff = BlockingHandoff<Int>(capacity: 3)
         Task {
-            for item in 0..<1000 {
-                handoff.send(item)
-                if item % 100 == 0 { await Task.yield() }
-            }
+            for item in 0..<1000 { await handoff.send(item) }
             handoff.finish()
         }
         let taken = try await drain(handoff).get()
         #expect(taken == Array(0..<1000))
     }
 
+    @Test("a producer that gets capacity items ahead waits until the consumer takes one")
+    func backpressure() async throws {
+        let handoff = BlockingHandoff<Int>(capacity: 2)
+        let sent = Atomic<Int>(0)
+        let producer = Task {
+            for item in 0..<3 {
+                await handoff.send(item)
+                sent.add(1, ordering: .relaxed)
+            }
+        }
+        // Wait until it has sent two, then give it time to (wrongly) send the third.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while sent.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(sent.load(ordering: .relaxed) == 2)
+        #expect(try handoff.next() == 0)
+        await producer.value
+        #expect(sent.load(ordering: .relaxed) == 3)
+        #expect(try handoff.next() == 1)
+        #expect(try handoff.next() == 2)
+    }
+
     @Test("a producer's error reaches the consumer after the items sent before it; later sends are dropped")
     func failure() async throws {
-        let handoff = BlockingHandoff<Int>()
-        handoff.send(1)
-        handoff.send(2)
+        let handoff = BlockingHandoff<Int>(capacity: 4)
+        await handoff.send(1)
+        await handoff.send(2)
         handoff.finish(throwing: TutelaError(.invalidInput, "sealing failed"))
-        #expect(!handoff.send(3))
+        #expect(await !handoff.send(3))
         handoff.finish()
         var taken: [Int] = []
         let error = #expect(throws: TutelaError.self) {
@@ -51,11 +73,15 @@ struct BlockingHandoffTests {
         #expect(error?.message == "sealing failed")
     }
 
-    @Test("once the consumer has gone, sends are refused")
-    func consumerGone() {
-        let handoff = BlockingHandoff<Int>()
-        #expect(handoff.send(1))
+    @Test("once the consumer has gone, a waiting producer resumes and sends are refused")
+    func consumerGone() async throws {
+        let handoff = BlockingHandoff<Int>(capacity: 1)
+        #expect(await handoff.send(1))
+        let blocked = Task { await handoff.send(2) }
+        // Closed whether the second send is waiting yet or not: either way it is refused.
+        try await Task.sleep(for: .milliseconds(50))
         handoff.close()
-        #expect(!handoff.send(2))
+        #expect(await blocked.value == false)
+        #expect(await !handoff.send(3))
     }
 }
