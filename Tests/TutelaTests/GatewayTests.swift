@@ -230,6 +230,17 @@ struct GatewayTests {
                 #expect(response.status == .badRequest)
                 #expect(String(buffer: response.body).contains("customer_id"))
             }
+            // A field named twice is refused, not resolved by picking one of the two values.
+            try await client.execute(
+                uri: "/v1/conversations",
+                method: .post,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: ByteBuffer(string: "{\"message_id\":\"m9002\",\"text\":\"secret one\",\"text\":\"secret two\"}")
+            ) { response in
+                #expect(response.status == .badRequest)
+                let text = String(buffer: response.body)
+                #expect(text.contains("a field name appears twice") && !text.contains("secret"))
+            }
             try await client.execute(
                 uri: "/v1/customers/c000003/consents/analytics",
                 method: .put,
