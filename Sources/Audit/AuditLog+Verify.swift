@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import TutelaCore
 
 /// The outcome of verifying the log.
@@ -67,104 +68,114 @@ extension AuditLog {
     /// sequence; a moved one carries another sequence number inside its signed bytes; a cut-off
     /// log is shorter than a checkpoint that covers it.
     public func verify(against external: Checkpoint? = nil) async throws -> AuditVerification {
-        let (entries, checkpointTexts) = try await snapshot()
-        var problems: [String] = []
-        // An entry that fails on its own is named exactly; a checkpoint mismatch only bounds the
-        // range, so it names the range's start unless an exact finding lies inside it.
-        var exactBad: Int?
-        var rangeBad: Int?
-        func flag(_ entry: Int, _ problem: String) {
-            if exactBad == nil || entry < (exactBad ?? entry) { exactBad = entry }
-            problems.append(problem)
-        }
-        func flagRange(from start: Int, _ problem: String) {
-            if rangeBad == nil || start < (rangeBad ?? start) { rangeBad = start }
-            problems.append(problem)
-        }
-        var leaves: [MerkleTree.Hash] = []
-        leaves.reserveCapacity(entries.count)
-        for (position, entry) in entries.enumerated() {
-            if entry.sequence != position, problems.count < 20 {
-                flag(
-                    position,
-                    "entry \(position) is missing: the next stored entry is \(entry.sequence) (deleted or cut)"
-                )
+        let (publicKey, logID) = (self.publicKey, self.logID)
+        // One pass over the entries in one read transaction, holding none of them: memory does
+        // not grow with the log.
+        return try await readLog { db in
+            var checkpoints: [Checkpoint] = []
+            var unreadableCheckpoints = 0
+            for text in try String.fetchAll(db, sql: "SELECT text FROM checkpoints ORDER BY size") {
+                if let checkpoint = try? Checkpoint(text: text) {
+                    checkpoints.append(checkpoint)
+                } else {
+                    unreadableCheckpoints += 1
+                }
             }
-            let leaf = MerkleTree.leafHash(entry.event)
-            if leaf != entry.leaf, problems.count < 20 {
-                flag(entry.sequence, "entry \(entry.sequence) was altered: its content no longer hashes to its leaf")
+            let signedSize = checkpoints.map(\.size).max() ?? 0
+            if let external { checkpoints.append(external) }
+            checkpoints.sort { $0.size < $1.size }
+            let wanted = Set(checkpoints.map(\.size))
+
+            var problems: [String] = []
+            // An entry that fails on its own is named exactly; a checkpoint mismatch only bounds
+            // the range, so it names the range's start unless an exact finding lies inside it.
+            var exactBad: Int?
+            var rangeBad: Int?
+            func flag(_ entry: Int, _ problem: String) {
+                if exactBad == nil || entry < (exactBad ?? entry) { exactBad = entry }
+                problems.append(problem)
             }
-            // The number inside the signed bytes, read without decoding the whole event: the
-            // bytes themselves are checked by their hashes, so decoding them all (a third of
-            // the time of verifying) would find nothing more.
-            if let sequence = AuditEvent.sequence(inCanonical: entry.event) {
-                if sequence != entry.sequence, problems.count < 20 {
+            func flagRange(from start: Int, _ problem: String) {
+                if rangeBad == nil || start < (rangeBad ?? start) { rangeBad = start }
+                problems.append(problem)
+            }
+            // The frontier's root at each checkpoint's size, taken as the entries go by.
+            var frontier = MerkleFrontier()
+            var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
+            var count = 0
+            let entries = try Row.fetchCursor(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq")
+            while let row = try entries.next() {
+                let position = count
+                let sequence: Int = row[0]
+                let event = Array(row[1] as Data)
+                if sequence != position, problems.count < 20 {
                     flag(
-                        entry.sequence,
-                        "entry \(entry.sequence) holds the event numbered \(sequence): entries were reordered or moved"
+                        position,
+                        "entry \(position) is missing: the next stored entry is \(sequence) (deleted or cut)"
                     )
                 }
-            } else if problems.count < 20 {
-                flag(entry.sequence, "entry \(entry.sequence) is not a readable event")
+                let leaf = MerkleTree.leafHash(event)
+                if leaf != Array(row[2] as Data), problems.count < 20 {
+                    flag(sequence, "entry \(sequence) was altered: its content no longer hashes to its leaf")
+                }
+                // The number inside the signed bytes, read without decoding the whole event: the
+                // bytes themselves are checked by their hashes, so decoding them all (a third of
+                // the time of verifying) would find nothing more.
+                if let inside = AuditEvent.sequence(inCanonical: event) {
+                    if inside != sequence, problems.count < 20 {
+                        flag(
+                            sequence,
+                            "entry \(sequence) holds the event numbered \(inside): entries were reordered or moved"
+                        )
+                    }
+                } else if problems.count < 20 {
+                    flag(sequence, "entry \(sequence) is not a readable event")
+                }
+                frontier.append(leaf)
+                count += 1
+                if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
             }
-            leaves.append(leaf)
-        }
-        var checkpoints: [Checkpoint] = []
-        for text in checkpointTexts {
-            guard let checkpoint = try? Checkpoint(text: text) else {
-                problems.append("a stored checkpoint is unreadable")
-                continue
-            }
-            checkpoints.append(checkpoint)
-        }
-        let signedSize = checkpoints.map(\.size).max() ?? 0
-        if let external { checkpoints.append(external) }
-        checkpoints.sort { $0.size < $1.size }
-        var lastGoodSize = 0
-        var mismatched = 0
-        // One pass over the leaves: the frontier's root at each checkpoint's size.
-        var frontier = MerkleFrontier()
-        var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
-        let wanted = Set(checkpoints.map(\.size))
-        for leaf in leaves {
-            frontier.append(leaf)
-            if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
-        }
-        for checkpoint in checkpoints {
-            let origin = checkpoint == external ? "the given checkpoint" : "the stored checkpoint"
-            guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
-                problems.append("\(origin) of size \(checkpoint.size) has a bad signature or belongs to another log")
-                continue
-            }
-            guard checkpoint.size <= leaves.count, let root = roots[checkpoint.size] else {
-                flagRange(
-                    from: leaves.count,
-                    "the log ends after \(leaves.count) entries, but \(origin) signs \(checkpoint.size): entries \(leaves.count) to \(checkpoint.size - 1) were cut off"
-                )
-                continue
-            }
-            if root == checkpoint.root {
-                lastGoodSize = max(lastGoodSize, checkpoint.size)
-            } else {
-                mismatched += 1
-                if mismatched == 1 {
+            for _ in 0..<unreadableCheckpoints { problems.append("a stored checkpoint is unreadable") }
+            var lastGoodSize = 0
+            var mismatched = 0
+            for checkpoint in checkpoints {
+                let origin = checkpoint == external ? "the given checkpoint" : "the stored checkpoint"
+                guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
+                    problems.append(
+                        "\(origin) of size \(checkpoint.size) has a bad signature or belongs to another log"
+                    )
+                    continue
+                }
+                guard checkpoint.size <= count, let root = roots[checkpoint.size] else {
                     flagRange(
-                        from: lastGoodSize,
-                        "entries \(lastGoodSize) to \(checkpoint.size - 1) do not match \(origin) of size \(checkpoint.size): one of them was changed"
+                        from: count,
+                        "the log ends after \(count) entries, but \(origin) signs \(checkpoint.size): entries \(count) to \(checkpoint.size - 1) were cut off"
                     )
+                    continue
+                }
+                if root == checkpoint.root {
+                    lastGoodSize = max(lastGoodSize, checkpoint.size)
+                } else {
+                    mismatched += 1
+                    if mismatched == 1 {
+                        flagRange(
+                            from: lastGoodSize,
+                            "entries \(lastGoodSize) to \(checkpoint.size - 1) do not match \(origin) of size \(checkpoint.size): one of them was changed"
+                        )
+                    }
                 }
             }
+            if mismatched > 1 { problems.append("\(mismatched - 1) later checkpoints do not match either") }
+            var firstBad = exactBad ?? rangeBad
+            if let exact = exactBad, let range = rangeBad, exact < range { firstBad = exact }
+            return AuditVerification(
+                entries: count,
+                checkpoints: checkpoints.count,
+                unsignedEntries: max(0, count - signedSize),
+                firstBadEntry: firstBad,
+                problems: problems
+            )
         }
-        if mismatched > 1 { problems.append("\(mismatched - 1) later checkpoints do not match either") }
-        var firstBad = exactBad ?? rangeBad
-        if let exact = exactBad, let range = rangeBad, exact < range { firstBad = exact }
-        return AuditVerification(
-            entries: entries.count,
-            checkpoints: checkpoints.count,
-            unsignedEntries: max(0, entries.count - signedSize),
-            firstBadEntry: firstBad,
-            problems: problems
-        )
     }
 
     /// The inclusion proof of an entry in the tree of `size` entries (default: the whole log).
@@ -203,7 +214,13 @@ extension AuditLog {
         )
     }
 
+    /// Every entry's leaf hash, computed from its stored bytes; the bytes are not kept.
     private func leafHashes() async throws -> [MerkleTree.Hash] {
-        try await snapshot().entries.map { MerkleTree.leafHash($0.event) }
+        try await readLog { db in
+            var leaves: [MerkleTree.Hash] = []
+            let events = try Row.fetchCursor(db, sql: "SELECT event FROM entries ORDER BY seq")
+            while let row = try events.next() { leaves.append(MerkleTree.leafHash(Array(row[0] as Data))) }
+            return leaves
+        }
     }
 }

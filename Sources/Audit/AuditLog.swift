@@ -516,6 +516,11 @@ public final class AuditLog: Sendable {
         try Int.fetchOne(db, sql: "SELECT max(size) FROM checkpoints")
     }
 
+    /// Runs `body` in one read transaction of the log's database.
+    func readLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
+    }
+
     /// Every stored entry's bytes and leaf hash in sequence order, and the stored checkpoints.
     func snapshot() async throws -> (entries: [(sequence: Int, event: [UInt8], leaf: [UInt8])], checkpoints: [String]) {
         try await pool.read { db in
