@@ -212,16 +212,63 @@ extension MerkleFrontier {
     }
 }
 
-extension MerkleTree {
-    /// The inclusion proof of every leaf in one pass, in O(n log n) instead of O(n²).
-    public static func allInclusionProofs(_ leaves: ArraySlice<Hash>) -> [[Hash]] {
-        guard leaves.count > 1 else { return leaves.isEmpty ? [] : [[]] }
-        let split = largestPowerOfTwo(below: leaves.count)
-        let middle = leaves.startIndex + split
-        let left = leaves[leaves.startIndex..<middle]
-        let right = leaves[middle...]
-        let leftRoot = root(left)
-        let rightRoot = root(right)
-        return allInclusionProofs(left).map { $0 + [rightRoot] } + allInclusionProofs(right).map { $0 + [leftRoot] }
+/// Every level of the tree over a run of leaves, kept flat (32 bytes a node), giving any leaf's
+/// inclusion proof in O(log n) with memory of about 64 bytes a leaf.
+///
+/// Pairing each level's nodes in order and carrying an unpaired last node up unchanged builds
+/// the same tree as RFC 6962's split at the largest power of two.
+public struct MerkleLevels: Sendable {
+    private var levels: [[UInt8]] = [[]]
+    /// The number of leaves.
+    public private(set) var size = 0
+
+    /// An empty tree.
+    public init() {}
+
+    /// Adds a leaf hash; `close` must follow the last one.
+    public mutating func append(_ leaf: MerkleTree.Hash) {
+        levels[0].append(contentsOf: leaf)
+        size += 1
+    }
+
+    /// Computes the levels above the leaves.
+    public mutating func close() {
+        levels.removeSubrange(1...)
+        var level = 0
+        while levels[level].count > 32 {
+            let nodes = levels[level].count / 32
+            var above: [UInt8] = []
+            above.reserveCapacity((nodes + 1) / 2 * 32)
+            var index = 0
+            while index + 1 < nodes {
+                above.append(contentsOf: MerkleTree.nodeHash(node(level, index), node(level, index + 1)))
+                index += 2
+            }
+            if index < nodes { above.append(contentsOf: node(level, index)) }
+            levels.append(above)
+            level += 1
+        }
+    }
+
+    /// The root (after `close`).
+    public var root: MerkleTree.Hash { size == 0 ? MerkleTree.emptyRoot : levels[levels.count - 1] }
+
+    /// Leaf `index`'s hash.
+    public func leaf(_ index: Int) -> MerkleTree.Hash { node(0, index) }
+
+    /// The audit path of leaf `index` (after `close`), as `MerkleTree.inclusionProof` gives it.
+    public func inclusionProof(index: Int) -> [MerkleTree.Hash] {
+        var proof: [MerkleTree.Hash] = []
+        var position = index
+        for level in 0..<(levels.count - 1) {
+            let sibling = position ^ 1
+            if sibling < levels[level].count / 32 { proof.append(node(level, sibling)) }
+            position >>= 1
+        }
+        return proof
+    }
+
+    private func node(_ level: Int, _ index: Int) -> MerkleTree.Hash {
+        Array(levels[level][(index * 32)..<(index * 32 + 32)])
     }
 }

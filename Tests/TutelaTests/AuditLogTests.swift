@@ -148,6 +148,29 @@ struct AuditLogTests {
         #expect(result.firstBadEntry == tamper.firstBad, "\(result.problems)")
     }
 
+    @Test("an export proves every entry against the latest checkpoint, and refuses a log that no longer matches it")
+    func export() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        var lines: [String] = []
+        let checkpoint = try await log.export { lines.append($0) }
+        #expect(checkpoint.size == 30)
+        #expect(lines.count == 31 && lines.last?.hasPrefix("{\"checkpoint\":") == true)
+        for (index, line) in lines.dropLast().enumerated() {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let leafText = try #require(object["leaf"] as? String)
+            let leaf = try #require(Hex.decode(leafText))
+            let path = try #require(object["inclusion"] as? [String]).compactMap { Hex.decode($0) }
+            #expect(object["tree_size"] as? Int == 30)
+            #expect((object["event"] as? [String: Any])?["seq"] as? Int == index)
+            #expect(MerkleTree.verifyInclusion(leaf: leaf, index: index, size: 30, proof: path, root: checkpoint.root))
+        }
+        try execute(path, "UPDATE entries SET event = replace(event, 'data.read', 'data.xead') WHERE seq = 13")
+        let error = await #expect(throws: TutelaError.self) { try await makeLog(path).export { _ in } }
+        #expect(error?.code == .invalidState)
+    }
+
     @Test("an entry edited with a correctly recomputed leaf hash is still caught by the signed roots")
     func consistentEdit() async throws {
         let path = try directory()

@@ -40,10 +40,14 @@ struct MerkleTreeTests {
         for size in 1...40 {
             let tree = hashes[0..<size]
             let root = MerkleTree.root(tree)
-            let all = MerkleTree.allInclusionProofs(tree)
+            var levels = MerkleLevels()
+            for leaf in tree { levels.append(leaf) }
+            levels.close()
+            #expect(levels.size == size && levels.root == root)
             for index in 0..<size {
                 let proof = MerkleTree.inclusionProof(index: index, leaves: tree)
-                #expect(proof == all[index])
+                #expect(levels.leaf(index) == hashes[index])
+                #expect(levels.inclusionProof(index: index) == proof)
                 #expect(
                     MerkleTree.verifyInclusion(leaf: hashes[index], index: index, size: size, proof: proof, root: root)
                 )
