@@ -520,17 +520,6 @@ public final class AuditLog: Sendable {
     func readLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.read(body)
     }
-
-    /// Every stored entry's bytes and leaf hash in sequence order, and the stored checkpoints.
-    func snapshot() async throws -> (entries: [(sequence: Int, event: [UInt8], leaf: [UInt8])], checkpoints: [String]) {
-        try await pool.read { db in
-            let entries = try Row.fetchAll(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq").map {
-                (sequence: $0[0] as Int, event: Array($0[1] as Data), leaf: Array($0[2] as Data))
-            }
-            let checkpoints = try String.fetchAll(db, sql: "SELECT text FROM checkpoints ORDER BY size")
-            return (entries, checkpoints)
-        }
-    }
 }
 
 /// What `search` filters by; nil fields match everything.

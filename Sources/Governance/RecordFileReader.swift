@@ -39,19 +39,9 @@ public enum RecordFileReader {
     /// Reads all rows of a file.
     public static func read(_ data: Data, format: RecordFileFormat) throws -> [RawRow] {
         var rows: [RawRow] = []
-        try forEachRow(in: data, format: format) { rows.append($0) }
-        return rows
-    }
-
-    /// Calls `body` with each row in file order, so that a caller converting rows as they come
-    /// never holds the whole file's rows at once.
-    public static func forEachRow(
-        in data: Data,
-        format: RecordFileFormat,
-        _ body: (RawRow) throws -> Void
-    ) throws {
         var file = try RecordFile(data, format: format)
-        try file.scan(body)
+        try file.scan { rows.append($0) }
+        return rows
     }
 
     /// The number of rows a file holds at most (its non-blank lines, less a CSV header), for

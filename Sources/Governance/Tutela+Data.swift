@@ -45,27 +45,10 @@ extension Tutela {
         var file = try RecordFile(data, format: format)
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
         let step = max(1, estimate / 20)
-        var firstLine: [String: Int] = [:]
-        var subjects: Set<String> = []
-        var count = 0
-        try file.scan { row in
-            let record: Record
-            do {
-                record = try definition.makeRecord(from: row.values)
-            } catch let error as TutelaError {
-                throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
-            }
-            if let earlier = firstLine.updateValue(row.line, forKey: record.id) {
-                throw TutelaError(
-                    .invalidInput,
-                    "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
-                )
-            }
-            subjects.insert(record.subject)
-            count += 1
-            if count % step == 0 { progress(.validating, count, max(estimate, count)) }
+        let subjects = try file.check(as: definition) { done in
+            if done % step == 0 { progress(.validating, done, max(estimate, done)) }
         }
-        firstLine = [:]
+        let count = file.rowCount
         progress(.validating, count, count)
         progress(.writing, 0, count)
         let started = event(
@@ -83,8 +66,8 @@ extension Tutela {
             let written: (()) -> Int = { _ in count }
             let total = count
             try await audited(started, count: written) {
-                try await store.put(count: total) { index in
-                    try definition.makeRecord(from: try rows.row(index).values)
+                try await store.put(count: total) {
+                    try rows.record($0, as: definition)
                 } written: { done in
                     progress(.writing, done, total)
                 }
@@ -200,5 +183,44 @@ extension Tutela {
             }
         }
         return granted
+    }
+}
+
+extension RecordFile {
+    /// An import's first pass: every row made into a record of `definition`, which checks it
+    /// against the schema, and record ids checked for repeats; only the subjects are kept.
+    /// - Parameter progress: called with the rows checked so far after each row.
+    /// - Returns: the distinct subjects of the rows.
+    /// - Throws: `TutelaError` naming the line, ending in "nothing was imported".
+    public mutating func check(
+        as definition: CollectionDefinition,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> Set<String> {
+        var firstLine: [String: Int] = [:]
+        var subjects: Set<String> = []
+        var count = 0
+        try scan { row in
+            let record: Record
+            do {
+                record = try definition.makeRecord(from: row.values)
+            } catch let error as TutelaError {
+                throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
+            }
+            if let earlier = firstLine.updateValue(row.line, forKey: record.id) {
+                throw TutelaError(
+                    .invalidInput,
+                    "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
+                )
+            }
+            subjects.insert(record.subject)
+            count += 1
+            progress(count)
+        }
+        return subjects
+    }
+
+    /// Row `index` of the last scan as a record of `definition`: an import's second pass.
+    public func record(_ index: Int, as definition: CollectionDefinition) throws -> Record {
+        try definition.makeRecord(from: try row(index).values)
     }
 }

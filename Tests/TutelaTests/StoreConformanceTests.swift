@@ -257,7 +257,7 @@ struct StoreConformanceTests {
         // ... and the sealing of the third batch fails in another (a collection the schema lacks).
         records[size * 2 + 5] = Record(collection: "nowhere", id: "x", subject: "c1", fields: [:])
         let unknown = await #expect(throws: TutelaError.self) { try await store.put(records) }
-        #expect(unknown?.code != nil && unknown?.code != .subjectErased)
+        #expect(unknown?.code == .notFound && unknown?.message.contains("unknown collection 'nowhere'") == true)
         #expect(try await store.backend.count(collection: "interactions") == 0)
         #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 0)
     }

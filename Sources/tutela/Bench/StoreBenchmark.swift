@@ -113,19 +113,16 @@ struct StoreBenchmark {
             keyring: keyring,
             tenant: "bench"
         )
-        var owners: [TutelaCore.Record] = []
-        try RecordFileReader.forEachRow(in: Data(dataset.customersCSV.utf8), format: .csv) {
-            owners.append(try customers.makeRecord(from: $0.values))
-        }
-        try await store.put(owners)
+        let owners = try RecordFileReader.read(Data(dataset.customersCSV.utf8), format: .csv)
+        try await store.put(try owners.map { try customers.makeRecord(from: $0.values) })
         var count = 0
         let seconds = try await measureAsync {
             // Both passes of the import: rows checked first, then read again as they are sealed.
             var file = try RecordFile(text, format: .jsonl)
-            try file.scan { _ = try interactions.makeRecord(from: $0.values) }
+            _ = try file.check(as: interactions)
             count = file.rowCount
             let rows = file
-            try await store.put(count: count) { try interactions.makeRecord(from: try rows.row($0).values) }
+            try await store.put(count: count) { try rows.record($0, as: interactions) }
         }
         report.record("store", "import_jsonl_rows", Double(count))
         report.record("store", "import_jsonl_per_s", Double(count) / seconds)
