@@ -43,8 +43,10 @@ public struct FieldContext: Sendable {
     public let collection: String
     /// The record id.
     public let recordID: String
-    /// The field name.
+    /// The field name; empty for a sealed group.
     public var field: String
+    // The fields of a sealed group, in order; nil for a single field.
+    private var group: [String]?
     // The encoding of everything but the field, and its FNV-1a state, computed once per record.
     private let prefix: [UInt8]
     private let prefixHash: UInt64
@@ -62,18 +64,30 @@ public struct FieldContext: Sendable {
         self.prefixHash = EnvelopeCipher.fingerprint(prefix)
     }
 
+    /// Creates the context of a sealed group: several fields of one record in one ciphertext,
+    /// bound to the record and to the names and order of its fields.
+    public init(tenant: String, collection: String, recordID: String, fields: [String]) {
+        self.init(tenant: tenant, collection: collection, recordID: recordID, field: "")
+        group = fields
+    }
+
     /// The same place in another tenant, collection or record (for tests and diagnostics).
     public func moved(tenant: String? = nil, collection: String? = nil, recordID: String? = nil) -> FieldContext {
-        FieldContext(
+        var moved = FieldContext(
             tenant: tenant ?? self.tenant,
             collection: collection ?? self.collection,
             recordID: recordID ?? self.recordID,
             field: field
         )
+        moved.group = group
+        return moved
     }
 
     /// The record and field, as error messages name them.
-    var place: String { "\(collection)/\(recordID) field '\(field)'" }
+    var place: String {
+        guard let group else { return "\(collection)/\(recordID) field '\(field)'" }
+        return "\(collection)/\(recordID) fields \(group.map { "'\($0)'" }.joined(separator: ", "))"
+    }
 
     /// Replaces `bytes` with the length-prefixed encoding authenticated with the ciphertext,
     /// reusing its storage.
@@ -82,7 +96,14 @@ public struct FieldContext: Sendable {
         bytes.removeAll(keepingCapacity: true)
         bytes.append(contentsOf: prefix)
         let start = bytes.count
-        Self.append(field, to: &bytes)
+        if let group {
+            // A marker no field name can be (names are identifiers), then every name.
+            Self.append("*group", to: &bytes)
+            FieldValue.append(UInt32(group.count), to: &bytes)
+            for name in group { Self.append(name, to: &bytes) }
+        } else {
+            Self.append(field, to: &bytes)
+        }
         return EnvelopeCipher.fingerprint(bytes[start...], continuing: prefixHash)
     }
 
@@ -244,22 +265,59 @@ public final class EnvelopeCipher: Sendable {
         buffers.plaintext.removeAll(keepingCapacity: true)
         value.encode(into: &buffers.plaintext)
         defer { Self.zero(&buffers.plaintext) }
-        let fingerprint = context.encode(into: &buffers.context)
+        try seal(
+            buffers.plaintext,
+            with: dataKey,
+            context: context,
+            contextBytes: &buffers.context,
+            associatedData: &buffers.associatedData,
+            appendingTo: &output
+        )
+    }
+
+    /// Encrypts values already in their binary form (a sealed group's, one after the other)
+    /// under a data key, appending the ciphertext to `output`; the caller zeroes `encoded`.
+    public func seal(
+        encoded: [UInt8],
+        with dataKey: DataKey,
+        context: FieldContext,
+        buffers: inout FieldBuffers,
+        appendingTo output: inout [UInt8]
+    ) throws {
+        try seal(
+            encoded,
+            with: dataKey,
+            context: context,
+            contextBytes: &buffers.context,
+            associatedData: &buffers.associatedData,
+            appendingTo: &output
+        )
+    }
+
+    private func seal(
+        _ plaintext: [UInt8],
+        with dataKey: DataKey,
+        context: FieldContext,
+        contextBytes: inout [UInt8],
+        associatedData: inout [UInt8],
+        appendingTo output: inout [UInt8]
+    ) throws {
+        let fingerprint = context.encode(into: &contextBytes)
         let start = output.count
         // Grow geometrically: reserving the exact size per field would copy a record's payload
         // once per sealed field.
-        let needed = start + Self.overhead + buffers.plaintext.count
+        let needed = start + Self.overhead + plaintext.count
         if output.capacity < needed { output.reserveCapacity(max(needed, 2 * output.capacity)) }
         output.append(Self.formatVersion)
         output.append(Self.aes256GCM)
         output.append(contentsOf: dataKey.id)
         FieldValue.append(UInt32(1), to: &output)
         FieldValue.append(fingerprint, to: &output)
-        buffers.associatedData.removeAll(keepingCapacity: true)
-        buffers.associatedData.append(contentsOf: output[start...])
-        buffers.associatedData.append(contentsOf: buffers.context)
+        associatedData.removeAll(keepingCapacity: true)
+        associatedData.append(contentsOf: output[start...])
+        associatedData.append(contentsOf: contextBytes)
         do {
-            try dataKey.cipher.seal(buffers.plaintext, authenticating: buffers.associatedData, appendingTo: &output)
+            try dataKey.cipher.seal(plaintext, authenticating: associatedData, appendingTo: &output)
         } catch {
             output.removeSubrange(start...)
             throw error
@@ -291,6 +349,44 @@ public final class EnvelopeCipher: Sendable {
         context: FieldContext,
         buffers: inout FieldBuffers
     ) throws -> FieldValue {
+        try openEncoded(ciphertext, with: dataKey, context: context, buffers: &buffers)
+        defer { Self.zero(&buffers.plaintext) }
+        do {
+            var offset = 0
+            let value = try FieldValue.decode(from: buffers.plaintext, at: &offset)
+            guard offset == buffers.plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
+            return value
+        } catch {
+            throw TutelaError(.ciphertextTampered, "the ciphertext of \(context.place) holds no valid value")
+        }
+    }
+
+    /// Decrypts a ciphertext of values in their binary form (a sealed group) and lets `body`
+    /// read them; the clear bytes are zeroed when it returns or throws.
+    /// - Throws: as `open(_:with:context:)`, or what `body` throws.
+    public func open<Result>(
+        encoded ciphertext: ArraySlice<UInt8>,
+        with dataKey: DataKey,
+        context: FieldContext,
+        buffers: inout FieldBuffers,
+        reading body: (inout ByteReader) throws -> Result
+    ) throws -> Result {
+        try openEncoded(ciphertext, with: dataKey, context: context, buffers: &buffers)
+        defer { Self.zero(&buffers.plaintext) }
+        // The reader shares the buffer; it must be gone before the buffer is zeroed in place.
+        func read(_ plaintext: [UInt8]) throws -> Result {
+            var reader = ByteReader(bytes: plaintext)
+            return try body(&reader)
+        }
+        return try read(buffers.plaintext)
+    }
+
+    private func openEncoded(
+        _ ciphertext: ArraySlice<UInt8>,
+        with dataKey: DataKey,
+        context: FieldContext,
+        buffers: inout FieldBuffers
+    ) throws {
         let base = ciphertext.startIndex
         guard ciphertext.count >= Self.overhead else {
             throw TutelaError(.ciphertextTampered, "the ciphertext of \(context.place) is truncated")
@@ -322,7 +418,6 @@ public final class EnvelopeCipher: Sendable {
                 "the ciphertext of \(context.place) belongs to another record or field"
             )
         }
-        defer { Self.zero(&buffers.plaintext) }
         do {
             try dataKey.cipher.open(
                 ciphertext[(base + Self.headerLength)...],
@@ -330,10 +425,6 @@ public final class EnvelopeCipher: Sendable {
                 buffers.context,
                 into: &buffers.plaintext
             )
-            var offset = 0
-            let value = try FieldValue.decode(from: buffers.plaintext, at: &offset)
-            guard offset == buffers.plaintext.count else { throw TutelaError(.invalidInput, "trailing bytes") }
-            return value
         } catch {
             throw TutelaError(
                 .ciphertextTampered,
@@ -372,7 +463,8 @@ public final class EnvelopeCipher: Sendable {
         return hash
     }
 
-    static func zero(_ bytes: inout [UInt8]) {
+    /// Overwrites every byte of `bytes` with zero.
+    public static func zero(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { buffer in
             guard let base = buffer.baseAddress else { return }
             memset(base, 0, buffer.count)

@@ -171,16 +171,11 @@ public final class EncryptedStore: Sendable {
     private func seal(_ record: Record, with key: DataKey, cipher: EnvelopeCipher) throws -> StoredRecord {
         let collection = try schema.collection(record.collection)
         var payload = RecordPayload.Writer()
-        var buffers = FieldBuffers()
         var lookups: [Lookup] = []
-        var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: record.id, field: "")
         for field in collection.fields {
             guard let value = record.fields[field.name], !value.isNull else { continue }
             if field.isEncrypted {
-                context.field = field.name
-                try payload.append(field.name) { output in
-                    try cipher.seal(value, with: key, context: context, buffers: &buffers, appendingTo: &output)
-                }
+                payload.append(field.name, sealed: value)
             } else {
                 payload.append(field.name, clear: value)
             }
@@ -193,11 +188,23 @@ public final class EncryptedStore: Sendable {
                 lookups.append(Lookup(field: field.name, digest: digest))
             }
         }
+        // Every sealed field of the record in one ciphertext: one AES-GCM operation and one
+        // header per record instead of one per field (see Keys/README.md, "Record payloads").
+        let sealed = try payload.finish { values, names, output in
+            var buffers = FieldBuffers()
+            let context = FieldContext(
+                tenant: cipher.tenant,
+                collection: collection.name,
+                recordID: record.id,
+                fields: names
+            )
+            try cipher.seal(encoded: values, with: key, context: context, buffers: &buffers, appendingTo: &output)
+        }
         return StoredRecord(
             collection: collection.name,
             id: record.id,
             subject: record.subject,
-            payload: payload.finish(),
+            payload: sealed,
             lookups: lookups
         )
     }
@@ -263,11 +270,21 @@ public final class EncryptedStore: Sendable {
         let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
         var dataKey: DataKey?
+        func key() throws -> DataKey {
+            if let dataKey { return dataKey }
+            guard let wrapped else {
+                throw TutelaError(.subjectErased, "the data key of \(collection.name)/\(stored.id) was destroyed")
+            }
+            let key = try cipher.unwrap(wrapped, subject: stored.subject)
+            dataKey = key
+            return key
+        }
         var present: Set<String> = []
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(collection.fields.count)
         var buffers = FieldBuffers()
         var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
+        var grouped: [String] = []
         // Entries are stored in the schema's field order: the next definition is usually the match.
         var next = 0
         try RecordPayload.forEach(in: stored.payload) { nameBytes, entry in
@@ -275,21 +292,48 @@ public final class EncryptedStore: Sendable {
             switch entry {
             case .clear(let value):
                 fields[name] = value
+            case .grouped:
+                if grouped.isEmpty { grouped.reserveCapacity(collection.fields.count) }
+                grouped.append(name)
             case .sealed where !withheld.isEmpty && withheld.contains(name):
                 present.insert(name)
             case .sealed(let ciphertext):
-                if dataKey == nil {
-                    guard let wrapped else {
-                        throw TutelaError(
-                            .subjectErased,
-                            "the data key of \(collection.name)/\(stored.id) was destroyed"
-                        )
-                    }
-                    dataKey = try cipher.unwrap(wrapped, subject: stored.subject)
-                }
-                guard let dataKey else { return }
                 context.field = name
-                fields[name] = try cipher.open(ciphertext, with: dataKey, context: context, buffers: &buffers)
+                fields[name] = try cipher.open(ciphertext, with: try key(), context: context, buffers: &buffers)
+            }
+        }
+        if !grouped.isEmpty {
+            guard let range = try RecordPayload.groupRange(in: stored.payload) else {
+                throw TutelaError(
+                    .storage,
+                    "the record payload of \(collection.name)/\(stored.id) lost its sealed group"
+                )
+            }
+            let groupContext = FieldContext(
+                tenant: cipher.tenant,
+                collection: collection.name,
+                recordID: stored.id,
+                fields: grouped
+            )
+            try cipher.open(encoded: stored.payload[range], with: try key(), context: groupContext, buffers: &buffers) {
+                reader in
+                do {
+                    for name in grouped {
+                        // A withheld field's value is stepped over, never made into a value.
+                        if !withheld.isEmpty && withheld.contains(name) {
+                            try FieldValue.skip(in: &reader)
+                            present.insert(name)
+                        } else {
+                            fields[name] = try FieldValue.decode(from: &reader)
+                        }
+                    }
+                    guard reader.isAtEnd else { throw TutelaError(.invalidInput, "trailing bytes") }
+                } catch {
+                    throw TutelaError(
+                        .ciphertextTampered,
+                        "the sealed fields of \(collection.name)/\(stored.id) do not match their names"
+                    )
+                }
             }
         }
         var record = Record(collection: collection.name, id: stored.id, subject: stored.subject, fields: fields)

@@ -69,6 +69,21 @@ extension FieldValue {
         }
     }
 
+    /// Steps over one value without reading it into a value.
+    /// - Throws: `TutelaError` with code `.invalidInput` when the bytes are not a value.
+    public static func skip(in reader: inout ByteReader) throws {
+        guard let tag = Tag(rawValue: try reader.byte()) else {
+            throw TutelaError(.invalidInput, "unknown value tag")
+        }
+        switch tag {
+        case .null: break
+        case .string: _ = try reader.bytes(Int(try reader.uint32()))
+        case .int, .double, .timestamp: _ = try reader.bytes(8)
+        case .bool: _ = try reader.bytes(1)
+        case .date: _ = try reader.bytes(4)
+        }
+    }
+
     /// Appends an integer in big-endian order.
     @inlinable
     public static func append<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {

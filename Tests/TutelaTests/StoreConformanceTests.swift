@@ -113,32 +113,139 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test("a stored ciphertext edited in the database is reported with record and field", arguments: backends)
+    @Test("a stored ciphertext edited in the database is reported with record and fields", arguments: backends)
     func tamperedPayload(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
         let (stored, key) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
-        // Flip one bit inside the sealed email, leaving the payload's framing intact.
-        let entries = try RecordPayload.decode(stored.payload).map { name, entry in
-            guard name == "email", case .sealed(var ciphertext) = entry else { return (name: name, entry: entry) }
-            ciphertext[ciphertext.count - 20] ^= 0x01
-            return (name: name, entry: RecordPayload.Entry.sealed(ciphertext))
-        }
+        // Flip one bit inside the sealed group, leaving the payload's framing intact.
+        let group = try #require(try RecordPayload.groupRange(in: stored.payload))
         var altered = stored
-        altered.payload = RecordPayload.encode(entries)
-        #expect(altered.payload != stored.payload)
+        altered.payload[group.upperBound - 20] ^= 0x01
         let error = #expect(throws: TutelaError.self) { try store.open(altered, key: key) }
         #expect(error?.code == .ciphertextTampered)
-        #expect(error?.message.contains("customers/c1 field 'email'") == true)
+        #expect(error?.message.contains("customers/c1 fields 'email', 'phone', 'full_name', 'birth_date'") == true)
 
-        // c1's payload copied onto c2 under c2's key: every sealed field is misplaced.
+        // The clear names say which value is which: relabelling two sealed fields is caught.
+        var relabelled = stored
+        let email = Array("email".utf8) + [2]
+        let phone = Array("phone".utf8) + [2]
+        let emailAt = try #require(Self.firstRange(of: email, in: relabelled.payload))
+        let phoneAt = try #require(Self.firstRange(of: phone, in: relabelled.payload))
+        relabelled.payload.replaceSubrange(emailAt, with: phone)
+        relabelled.payload.replaceSubrange(phoneAt, with: email)
+        let relabelError = #expect(throws: TutelaError.self) { try store.open(relabelled, key: key) }
+        #expect(relabelError?.code == .ciphertextMisplaced)
+        #expect(relabelError?.message.contains("belongs to another record or field") == true)
+
+        // c1's payload copied onto c2 under c2's key.
         let (other, otherKey) = try #require(try await store.backend.record(collection: "customers", id: "c2"))
         var moved = stored
         moved.id = other.id
         moved.subject = other.subject
         let movedError = #expect(throws: TutelaError.self) { try store.open(moved, key: otherKey) }
         #expect(movedError?.code == .ciphertextMisplaced)
+        #expect(movedError?.message.contains("another subject's data key") == true)
+
+        // One interaction's payload copied onto another of the same customer: same data key,
+        // another record.
+        try await store.put([interaction("i1", of: "c1"), interaction("i2", of: "c1")])
+        let (first, firstKey) = try #require(try await store.backend.record(collection: "interactions", id: "i1"))
+        var copied = first
+        copied.id = "i2"
+        let copiedError = #expect(throws: TutelaError.self) { try store.open(copied, key: firstKey) }
+        #expect(copiedError?.code == .ciphertextMisplaced)
+        #expect(copiedError?.message.contains("interactions/i2 fields") == true)
+    }
+
+    @Test("withheld fields are listed, not decrypted into values, in both payload formats", arguments: backends)
+    func withheldFields(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let original = customer("c1", email: "alice@example.com")
+        try await store.put([original])
+        let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        let hidden: Set<String> = ["email", "birth_date", "zip"]
+        let record = try store.open(stored, key: wrapped, withheld: hidden)
+        // zip was never stored, so it is not listed.
+        #expect(record.withheld == ["email", "birth_date"])
+        #expect(record.fields["email"] == nil && record.fields["birth_date"] == nil)
+        #expect(record.fields["phone"] == original.fields["phone"])
+        #expect(record.fields["segment"] == .string("loyal"))
+
+        let old = try Self.fieldFormat(stored, store: store, wrapped: wrapped, tenant: "acme")
+        let fromOld = try store.open(old, key: wrapped, withheld: hidden)
+        #expect(fromOld.withheld == record.withheld)
+        #expect(fromOld.fields == record.fields)
+    }
+
+    @Test("records written in the field-by-field format of earlier versions still open", arguments: backends)
+    func fieldFormatStillOpens(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let original = customer("c1", email: "alice@example.com")
+        try await store.put([original])
+        let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        let old = try Self.fieldFormat(stored, store: store, wrapped: wrapped, tenant: "acme")
+        #expect(old.payload.first == 1)
+        #expect(try store.open(old, key: wrapped) == original)
+        // Written back through the backend, it is read as any record is.
+        var batch = WriteBatch()
+        batch.records = [old]
+        batch.expectedKeyIDs["c1"] = wrapped?.id
+        try await store.backend.apply(batch)
+        #expect(try await store.get(collection: "customers", id: "c1") == original)
+        // A field sealed on its own and moved to another field is caught.
+        var entries = try RecordPayload.decode(old.payload)
+        let emailIndex = try #require(entries.firstIndex { $0.name == "email" })
+        let phoneIndex = try #require(entries.firstIndex { $0.name == "phone" })
+        (entries[emailIndex].entry, entries[phoneIndex].entry) = (entries[phoneIndex].entry, entries[emailIndex].entry)
+        var swapped = old
+        swapped.payload = RecordPayload.encodeFieldFormat(entries)
+        let error = #expect(throws: TutelaError.self) { try store.open(swapped, key: wrapped) }
+        #expect(error?.code == .ciphertextMisplaced)
+        #expect(error?.message.contains("customers/c1 field 'email'") == true)
+    }
+
+    /// The same record in format 1: every sealed field in a ciphertext of its own.
+    private static func fieldFormat(
+        _ stored: StoredRecord,
+        store: EncryptedStore,
+        wrapped: WrappedDataKey?,
+        tenant: String
+    ) throws -> StoredRecord {
+        let cipher = EnvelopeCipher(keyring: store.keyring, tenant: tenant)
+        let key = try cipher.unwrap(try #require(wrapped), subject: stored.subject)
+        let clear = try store.open(stored, key: wrapped)
+        let definition = try store.schema.collection(stored.collection)
+        var entries: [(name: String, entry: RecordPayload.Entry)] = []
+        for field in definition.fields {
+            guard let value = clear.fields[field.name] else { continue }
+            guard field.isEncrypted else {
+                entries.append((field.name, .clear(value)))
+                continue
+            }
+            let context = FieldContext(
+                tenant: tenant,
+                collection: stored.collection,
+                recordID: stored.id,
+                field: field.name
+            )
+            entries.append((field.name, .sealed(try cipher.seal(value, with: key, context: context))))
+        }
+        var old = stored
+        old.payload = RecordPayload.encodeFieldFormat(entries)
+        return old
+    }
+
+    private static func firstRange(of needle: [UInt8], in bytes: [UInt8]) -> Range<Int>? {
+        guard bytes.count >= needle.count else { return nil }
+        for start in 0...(bytes.count - needle.count) where bytes[start..<(start + needle.count)].elementsEqual(needle)
+        {
+            return start..<(start + needle.count)
+        }
+        return nil
     }
 
     @Test(
