@@ -7,7 +7,7 @@ import TutelaCore
 /// checkpoints and the HMAC key under which customer identifiers enter the log.
 struct AuditKeys: Sendable {
     let signingKey: Curve25519.Signing.PrivateKey
-    private let subjectKey: HMAC<SHA256>
+    private let subjectKey: KeyedHMAC
 
     init(keyring: Keyring) throws {
         let root = keyring.secret(.audit)
@@ -22,15 +22,12 @@ struct AuditKeys: Sendable {
             info: Data("tutela.audit.subject.v1".utf8),
             outputByteCount: 32
         )
-        subjectKey = HMAC<SHA256>(key: hmacKey)
+        subjectKey = KeyedHMAC(key: hmacKey)
     }
 
     /// The searchable, non-revealing form of a customer id: HMAC-SHA256, first 16 bytes, hex.
     func subjectHMAC(_ subject: String) -> String {
-        var state = subjectKey
-        var subject = subject
-        subject.withUTF8 { state.update(data: UnsafeRawBufferPointer($0)) }
-        return state.finalize().withUnsafeBytes { Hex.encode($0.prefix(16)) }
+        subjectKey.authenticationCode(subject).withUnsafeBytes { Hex.encode($0.prefix(16)) }
     }
 
     /// The public key's file form: `ed25519:` and the 32 raw bytes in base64.

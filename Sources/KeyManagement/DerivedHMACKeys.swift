@@ -7,7 +7,7 @@ import Synchronization
 public final class DerivedHMACKeys: Sendable {
     private let root: SymmetricKey
     private let label: String
-    private let states = Mutex<[String: HMAC<SHA256>]>([:])
+    private let states = Mutex<[String: KeyedHMAC]>([:])
 
     /// Creates the family.
     /// - Parameters:
@@ -20,20 +20,17 @@ public final class DerivedHMACKeys: Sendable {
 
     /// HMAC-SHA256 of a message under the key named `name`.
     public func authenticationCode(for message: String, keyName name: String) -> [UInt8] {
-        var state = keyedState(name)
-        var text = message
-        text.withUTF8 { state.update(data: UnsafeRawBufferPointer($0)) }
-        return Array(state.finalize())
+        keyedState(name).authenticationCode(message)
     }
 
-    private func keyedState(_ name: String) -> HMAC<SHA256> {
+    private func keyedState(_ name: String) -> KeyedHMAC {
         if let state = states.withLock({ $0[name] }) { return state }
         let key = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: root,
             info: Data("\(label)|\(name)".utf8),
             outputByteCount: 32
         )
-        let state = HMAC<SHA256>(key: key)
+        let state = KeyedHMAC(key: key)
         states.withLock { $0[name] = state }
         return state
     }
