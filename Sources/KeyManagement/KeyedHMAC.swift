@@ -64,10 +64,12 @@ public struct KeyedHMAC: @unchecked Sendable {
 
     /// The code of a message.
     public func authenticationCode(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: Self.length) { buffer, count in
-            authenticationCode(message, into: buffer.baseAddress!)
-            count = Self.length
+        var code = [UInt8](repeating: 0, count: Self.length)
+        code.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            authenticationCode(message, into: base)
         }
+        return code
     }
 
     /// The code of a string's UTF-8 bytes.
