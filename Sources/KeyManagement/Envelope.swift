@@ -45,11 +45,19 @@ public struct FieldContext: Sendable {
     public let recordID: String
     /// The field name; empty for a sealed group.
     public var field: String
-    // The fields of a sealed group, in order; nil for a single field.
-    private var group: [String]?
+    // The fields of a sealed group, in order, and their encoding; nil for a single field.
+    private var group: (names: [String], encoding: [UInt8])?
     // The encoding of everything but the field, and its FNV-1a state, computed once per record.
     private let prefix: [UInt8]
     private let prefixHash: UInt64
+
+    // The encoding of the context's label, the start of every prefix, and its FNV-1a state.
+    private static let label: [UInt8] = {
+        var bytes: [UInt8] = []
+        append("tutela.field.v1", to: &bytes)
+        return bytes
+    }()
+    private static let labelHash = EnvelopeCipher.fingerprint(label)
 
     /// Creates a context.
     public init(tenant: String, collection: String, recordID: String, field: String) {
@@ -57,18 +65,26 @@ public struct FieldContext: Sendable {
         self.collection = collection
         self.recordID = recordID
         self.field = field
-        var prefix: [UInt8] = []
-        prefix.reserveCapacity(48 + tenant.utf8.count + collection.utf8.count + recordID.utf8.count)
-        for part in ["tutela.field.v1", tenant, collection, recordID] { Self.append(part, to: &prefix) }
+        var prefix = Self.label
+        prefix.reserveCapacity(Self.label.count + 12 + tenant.utf8.count + collection.utf8.count + recordID.utf8.count)
+        Self.append(tenant, to: &prefix)
+        Self.append(collection, to: &prefix)
+        Self.append(recordID, to: &prefix)
+        self.prefixHash = EnvelopeCipher.fingerprint(prefix[Self.label.count...], continuing: Self.labelHash)
         self.prefix = prefix
-        self.prefixHash = EnvelopeCipher.fingerprint(prefix)
     }
 
     /// Creates the context of a sealed group: several fields of one record in one ciphertext,
     /// bound to the record and to the names and order of its fields.
     public init(tenant: String, collection: String, recordID: String, fields: [String]) {
         self.init(tenant: tenant, collection: collection, recordID: recordID, field: "")
-        group = fields
+        // A marker no field name can be (names are identifiers), then every name.
+        var encoding: [UInt8] = []
+        encoding.reserveCapacity(14 + fields.reduce(0) { $0 + 4 + $1.utf8.count })
+        Self.append("*group", to: &encoding)
+        FieldValue.append(UInt32(fields.count), to: &encoding)
+        for name in fields { Self.append(name, to: &encoding) }
+        group = (fields, encoding)
     }
 
     /// The same place in another tenant, collection or record (for tests and diagnostics).
@@ -86,7 +102,7 @@ public struct FieldContext: Sendable {
     /// The record and field, as error messages name them.
     var place: String {
         guard let group else { return "\(collection)/\(recordID) field '\(field)'" }
-        return "\(collection)/\(recordID) fields \(group.map { "'\($0)'" }.joined(separator: ", "))"
+        return "\(collection)/\(recordID) fields \(group.names.map { "'\($0)'" }.joined(separator: ", "))"
     }
 
     /// Replaces `bytes` with the length-prefixed encoding authenticated with the ciphertext,
@@ -97,10 +113,7 @@ public struct FieldContext: Sendable {
         bytes.append(contentsOf: prefix)
         let start = bytes.count
         if let group {
-            // A marker no field name can be (names are identifiers), then every name.
-            Self.append("*group", to: &bytes)
-            FieldValue.append(UInt32(group.count), to: &bytes)
-            for name in group { Self.append(name, to: &bytes) }
+            bytes.append(contentsOf: group.encoding)
         } else {
             Self.append(field, to: &bytes)
         }
@@ -162,6 +175,8 @@ public final class EnvelopeCipher: Sendable {
     public let tenant: String
     // The key-encryption keys that can unwrap, set up once.
     private let keyEncryptionKeys: [Int: AES256GCM]
+    // The start of every data key's associated data: its label, the keyring id and the tenant.
+    private let wrapContextPrefix: [UInt8]
 
     /// Creates a cipher over a keyring for one tenant.
     public init(keyring: Keyring, tenant: String) {
@@ -172,6 +187,12 @@ public final class EnvelopeCipher: Sendable {
             ciphers[entry.version] = try? keyring.key(version: entry.version).withUnsafeBytes { try AES256GCM(key: $0) }
         }
         self.keyEncryptionKeys = ciphers
+        var prefix: [UInt8] = []
+        for part in ["tutela.datakey.v1", keyring.id, tenant] {
+            FieldValue.append(UInt32(part.utf8.count), to: &prefix)
+            prefix.append(contentsOf: part.utf8)
+        }
+        self.wrapContextPrefix = prefix
     }
 
     private func keyEncryptionKey(version: Int) throws -> AES256GCM {
@@ -232,13 +253,10 @@ public final class EnvelopeCipher: Sendable {
     }
 
     private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> [UInt8] {
-        let parts = ["tutela.datakey.v1", keyring.id, tenant, subject]
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(parts.reduce(4 * parts.count + id.count + 4) { $0 + $1.utf8.count })
-        for part in parts {
-            FieldValue.append(UInt32(part.utf8.count), to: &bytes)
-            bytes.append(contentsOf: part.utf8)
-        }
+        var bytes = wrapContextPrefix
+        bytes.reserveCapacity(bytes.count + 4 + subject.utf8.count + id.count + 4)
+        FieldValue.append(UInt32(subject.utf8.count), to: &bytes)
+        bytes.append(contentsOf: subject.utf8)
         bytes.append(contentsOf: id)
         FieldValue.append(UInt32(version), to: &bytes)
         return bytes

@@ -283,7 +283,8 @@ public final class EncryptedStore: Sendable {
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(collection.fields.count)
         var buffers = FieldBuffers()
-        var context = FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
+        // Format 1 only: the context of a field sealed on its own.
+        var context: FieldContext?
         var grouped: [String] = []
         // Entries are stored in the schema's field order: the next definition is usually the match.
         var next = 0
@@ -298,8 +299,12 @@ public final class EncryptedStore: Sendable {
             case .sealed where !withheld.isEmpty && withheld.contains(name):
                 present.insert(name)
             case .sealed(let ciphertext):
-                context.field = name
-                fields[name] = try cipher.open(ciphertext, with: try key(), context: context, buffers: &buffers)
+                var place =
+                    context
+                    ?? FieldContext(tenant: cipher.tenant, collection: collection.name, recordID: stored.id, field: "")
+                place.field = name
+                context = place
+                fields[name] = try cipher.open(ciphertext, with: try key(), context: place, buffers: &buffers)
             }
         }
         if !grouped.isEmpty {
