@@ -22,6 +22,12 @@ public final class BlindIndexer: Sendable {
     public func digest(of value: String, collection: String, field: String) -> [UInt8] {
         keys.authenticationCode(for: value, keyName: "\(collection)|\(field)")
     }
+
+    /// The key of a field's blind index: `digest(of:collection:field:)` is its code of the
+    /// normalized value.
+    public func key(collection: String, field: String) -> KeyedHMAC {
+        keys.key(named: "\(collection)|\(field)")
+    }
 }
 
 /// Deterministic tokens.

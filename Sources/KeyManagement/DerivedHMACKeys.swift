@@ -23,6 +23,9 @@ public final class DerivedHMACKeys: Sendable {
         keyedState(name).authenticationCode(message)
     }
 
+    /// The key named `name`, for a caller that computes many codes under it.
+    public func key(named name: String) -> KeyedHMAC { keyedState(name) }
+
     private func keyedState(_ name: String) -> KeyedHMAC {
         if let state = states.withLock({ $0[name] }) { return state }
         let key = HKDF<SHA256>.deriveKey(

@@ -45,8 +45,8 @@ public struct FieldContext: Sendable {
     public let recordID: String
     /// The field name; empty for a sealed group.
     public var field: String
-    // The fields of a sealed group, in order, and their encoding; nil for a single field.
-    private var group: (names: [String], encoding: [UInt8])?
+    // The fields of a sealed group; nil for a single field.
+    private var group: FieldGroup?
     // The encoding of everything but the field, and its FNV-1a state, computed once per record.
     private let prefix: [UInt8]
     private let prefixHash: UInt64
@@ -77,14 +77,13 @@ public struct FieldContext: Sendable {
     /// Creates the context of a sealed group: several fields of one record in one ciphertext,
     /// bound to the record and to the names and order of its fields.
     public init(tenant: String, collection: String, recordID: String, fields: [String]) {
+        self.init(tenant: tenant, collection: collection, recordID: recordID, group: FieldGroup(fields))
+    }
+
+    /// Creates the context of a sealed group whose names were encoded before.
+    public init(tenant: String, collection: String, recordID: String, group: FieldGroup) {
         self.init(tenant: tenant, collection: collection, recordID: recordID, field: "")
-        // A marker no field name can be (names are identifiers), then every name.
-        var encoding: [UInt8] = []
-        encoding.reserveCapacity(14 + fields.reduce(0) { $0 + 4 + $1.utf8.count })
-        Self.append("*group", to: &encoding)
-        FieldValue.append(UInt32(fields.count), to: &encoding)
-        for name in fields { Self.append(name, to: &encoding) }
-        group = (fields, encoding)
+        self.group = group
     }
 
     /// The same place in another tenant, collection or record (for tests and diagnostics).
@@ -120,9 +119,29 @@ public struct FieldContext: Sendable {
         return EnvelopeCipher.fingerprint(bytes[start...], continuing: prefixHash)
     }
 
-    private static func append(_ part: String, to bytes: inout [UInt8]) {
+    static func append(_ part: String, to bytes: inout [UInt8]) {
         FieldValue.append(UInt32(part.utf8.count), to: &bytes)
         bytes.append(contentsOf: part.utf8)
+    }
+}
+
+/// The names of the fields sealed together in a group, in order, with their encoding in a
+/// group's context: made once and shared by every record that seals the same fields.
+public struct FieldGroup: Sendable {
+    /// The field names, in order.
+    public let names: [String]
+    let encoding: [UInt8]
+
+    /// Encodes the names.
+    public init(_ names: [String]) {
+        self.names = names
+        var encoding: [UInt8] = []
+        encoding.reserveCapacity(14 + names.reduce(0) { $0 + 4 + $1.utf8.count })
+        // A marker no field name can be (names are identifiers), then every name.
+        FieldContext.append("*group", to: &encoding)
+        FieldValue.append(UInt32(names.count), to: &encoding)
+        for name in names { FieldContext.append(name, to: &encoding) }
+        self.encoding = encoding
     }
 }
 
@@ -206,11 +225,26 @@ public final class EnvelopeCipher: Sendable {
 
     // MARK: Data keys
 
+    /// The random bytes one data key is made of: its id, its key and its nonce base.
+    public static let dataKeyRandomLength = 16 + 32 + AES256GCM.nonceLength
+
     /// Creates a fresh data key for a subject and wraps it under the active version.
     public func makeDataKey(forSubject subject: String) throws -> (DataKey, WrappedDataKey) {
-        // One draw for id, key and nonce base: each draw from the DRBG has a fixed cost.
-        var random = try AES256GCM.randomBytes(16 + 32 + AES256GCM.nonceLength)
+        // One draw for id, key and nonce base: each draw from the kernel has a fixed cost.
+        var random = try AES256GCM.randomBytes(Self.dataKeyRandomLength)
         defer { Self.zero(&random) }
+        return try random.withUnsafeBytes { try makeDataKey(forSubject: subject, random: $0) }
+    }
+
+    /// Creates a data key for a subject from `dataKeyRandomLength` fresh random bytes, which the
+    /// caller draws (several keys' worth at once) and zeroes; wraps it under the active version.
+    public func makeDataKey(
+        forSubject subject: String,
+        random: UnsafeRawBufferPointer
+    ) throws -> (DataKey, WrappedDataKey) {
+        guard random.count == Self.dataKeyRandomLength else {
+            throw TutelaError(.invalidInput, "a data key is made of \(Self.dataKeyRandomLength) random bytes")
+        }
         let dataKey = try DataKey(
             id: Array(random[0..<16]),
             key: SymmetricKey(data: random[16..<48]),

@@ -16,6 +16,10 @@ public final class EncryptedStore: Sendable {
     private let cipherState: Mutex<EnvelopeCipher>
     private var cipher: EnvelopeCipher { cipherState.withLock { $0 } }
     private let indexer: BlindIndexer
+    // The blind-index keys of each collection's fields, by field position (nil: no lookup).
+    private let lookupKeys: [String: [KeyedHMAC?]]
+    // Sealed groups' names, encoded once per collection and set of fields.
+    private let fieldGroups = Mutex<[GroupKey: FieldGroup]>([:])
 
     /// Creates a store.
     /// - Parameters:
@@ -27,7 +31,13 @@ public final class EncryptedStore: Sendable {
         self.backend = backend
         self.schema = schema
         self.cipherState = Mutex(EnvelopeCipher(keyring: keyring, tenant: tenant))
-        self.indexer = BlindIndexer(keyring: keyring, tenant: tenant)
+        let indexer = BlindIndexer(keyring: keyring, tenant: tenant)
+        self.indexer = indexer
+        self.lookupKeys = schema.collections.mapValues { collection in
+            collection.fields.map { field in
+                field.lookup.map { _ in indexer.key(collection: collection.name, field: field.name) }
+            }
+        }
     }
 
     /// The keyring in use.
@@ -110,6 +120,7 @@ public final class EncryptedStore: Sendable {
     /// meets its subject.
     fileprivate func seal(_ records: [Record], known: inout [String: DataKey]) async throws -> WriteBatch {
         var keys: [String: DataKey] = [:]
+        keys.reserveCapacity(records.count)
         var unresolved: Set<String> = []
         for record in records where keys[record.subject] == nil {
             if let key = known[record.subject] {
@@ -123,12 +134,27 @@ public final class EncryptedStore: Sendable {
         // Unwrapping, key creation and field sealing are independent per subject and record:
         // spread them over the cores in chunks, keeping the input order.
         let cipher = self.cipher
-        let resolved = try await Self.concurrentMap(subjects) { subject -> (String, DataKey, WrappedDataKey, Bool) in
-            if let wrapped = existing[subject] {
-                return (subject, try cipher.unwrap(wrapped, subject: subject), wrapped, false)
+        let resolved = try await Self.concurrentMapChunks(subjects) { chunk in
+            // One draw from the kernel for the chunk's new keys (a system call each cost a
+            // twentieth of a key's making).
+            let fresh = chunk.count { existing[$0] == nil }
+            var random = try AES256GCM.randomBytes(fresh * EnvelopeCipher.dataKeyRandomLength)
+            defer { EnvelopeCipher.zero(&random) }
+            var offset = 0
+            return try chunk.map { subject -> (String, DataKey, WrappedDataKey, Bool) in
+                if let wrapped = existing[subject] {
+                    return (subject, try cipher.unwrap(wrapped, subject: subject), wrapped, false)
+                }
+                let end = offset + EnvelopeCipher.dataKeyRandomLength
+                let (key, wrapped) = try random.withUnsafeBytes {
+                    try cipher.makeDataKey(
+                        forSubject: subject,
+                        random: UnsafeRawBufferPointer(rebasing: $0[offset..<end])
+                    )
+                }
+                offset = end
+                return (subject, key, wrapped, true)
             }
-            let (key, wrapped) = try cipher.makeDataKey(forSubject: subject)
-            return (subject, key, wrapped, true)
         }
         var batch = WriteBatch()
         for (subject, key, wrapped, isNew) in resolved {
@@ -155,12 +181,21 @@ public final class EncryptedStore: Sendable {
         _ items: [Item],
         _ transform: @escaping @Sendable (Item) throws -> Result
     ) async throws -> [Result] {
+        try await concurrentMapChunks(items) { try $0.map(transform) }
+    }
+
+    /// Maps `items` in order, a chunk at a time (`transform` returns one result per item of its
+    /// chunk), the chunks running concurrently when there are several.
+    fileprivate static func concurrentMapChunks<Item: Sendable, Result: Sendable>(
+        _ items: [Item],
+        _ transform: @escaping @Sendable (ArraySlice<Item>) throws -> [Result]
+    ) async throws -> [Result] {
         let chunkSize = 128
-        guard items.count > chunkSize else { return try items.map(transform) }
+        guard items.count > chunkSize else { return try transform(items[...]) }
         return try await withThrowingTaskGroup(of: (Int, [Result]).self) { group in
             for start in stride(from: 0, to: items.count, by: chunkSize) {
                 let chunk = items[start..<min(start + chunkSize, items.count)]
-                group.addTask { (start, try chunk.map(transform)) }
+                group.addTask { (start, try transform(chunk)) }
             }
             var parts: [(Int, [Result])] = []
             for try await part in group { parts.append(part) }
@@ -172,19 +207,20 @@ public final class EncryptedStore: Sendable {
         let collection = try schema.collection(record.collection)
         var payload = RecordPayload.Writer()
         var lookups: [Lookup] = []
-        for field in collection.fields {
+        var sealedFields = GroupKey.Fields()
+        let indexKeys = lookupKeys[collection.name]
+        for (index, field) in collection.fields.enumerated() {
             guard let value = record.fields[field.name], !value.isNull else { continue }
             if field.isEncrypted {
                 payload.append(field.name, sealed: value)
+                sealedFields.add(index)
             } else {
                 payload.append(field.name, clear: value)
             }
             if let normalization = field.lookup, case .string(let text) = value {
-                let digest = indexer.digest(
-                    of: normalization.normalize(text),
-                    collection: collection.name,
-                    field: field.name
-                )
+                let digest =
+                    indexKeys?[index]?.authenticationCode(normalization.normalize(text))
+                    ?? indexer.digest(of: normalization.normalize(text), collection: collection.name, field: field.name)
                 lookups.append(Lookup(field: field.name, digest: digest))
             }
         }
@@ -196,7 +232,7 @@ public final class EncryptedStore: Sendable {
                 tenant: cipher.tenant,
                 collection: collection.name,
                 recordID: record.id,
-                fields: names
+                group: fieldGroup(GroupKey(collection: collection.name, fields: sealedFields), names: names)
             )
             try cipher.seal(encoded: values, with: key, context: context, buffers: &buffers, appendingTo: &output)
         }
@@ -286,16 +322,24 @@ public final class EncryptedStore: Sendable {
         // Format 1 only: the context of a field sealed on its own.
         var context: FieldContext?
         var grouped: [String] = []
+        // The group's fields by schema position, while they come in the schema's order (as
+        // written); a payload in another order gets a group context of its own.
+        var groupedFields: GroupKey.Fields? = GroupKey.Fields()
         // Entries are stored in the schema's field order: the next definition is usually the match.
         var next = 0
         try RecordPayload.forEach(in: stored.payload) { nameBytes, entry in
-            let name = Self.name(nameBytes, in: collection, from: &next)
+            let (name, index) = Self.name(nameBytes, in: collection, from: &next)
             switch entry {
             case .clear(let value):
                 fields[name] = value
             case .grouped:
                 if grouped.isEmpty { grouped.reserveCapacity(collection.fields.count) }
                 grouped.append(name)
+                if let index, groupedFields?.isBelow(index) == true {
+                    groupedFields?.add(index)
+                } else {
+                    groupedFields = nil
+                }
             case .sealed where !withheld.isEmpty && withheld.contains(name):
                 present.insert(name)
             case .sealed(let ciphertext):
@@ -314,11 +358,14 @@ public final class EncryptedStore: Sendable {
                     "the record payload of \(collection.name)/\(stored.id) lost its sealed group"
                 )
             }
+            let group =
+                groupedFields.map { fieldGroup(GroupKey(collection: collection.name, fields: $0), names: grouped) }
+                ?? FieldGroup(grouped)
             let groupContext = FieldContext(
                 tenant: cipher.tenant,
                 collection: collection.name,
                 recordID: stored.id,
-                fields: grouped
+                group: group
             )
             try cipher.open(encoded: stored.payload[range], with: try key(), context: groupContext, buffers: &buffers) {
                 reader in
@@ -352,7 +399,7 @@ public final class EncryptedStore: Sendable {
         _ bytes: ArraySlice<UInt8>,
         in collection: CollectionDefinition,
         from next: inout Int
-    ) -> String {
+    ) -> (name: String, index: Int?) {
         let definitions = collection.fields
         for step in 0..<definitions.count {
             let index = (next + step) % definitions.count
@@ -366,10 +413,22 @@ public final class EncryptedStore: Sendable {
             }
             if equal {
                 next = index + 1
-                return name
+                return (name, index)
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return (String(decoding: bytes, as: UTF8.self), nil)
+    }
+
+    /// The sealed group of `key`'s fields, whose names are `names`: encoded once and kept.
+    private func fieldGroup(_ key: GroupKey?, names: [String]) -> FieldGroup {
+        guard let key else { return FieldGroup(names) }
+        if let group = fieldGroups.withLock({ $0[key] }) { return group }
+        let group = FieldGroup(names)
+        fieldGroups.withLock { groups in
+            // A collection has few sets of present fields; the bound only guards memory.
+            if groups.count < 4096 { groups[key] = group }
+        }
+        return group
     }
 
     /// Seals a detail under a subject's data key, for an audit event: readable while the
@@ -419,6 +478,38 @@ public final class EncryptedStore: Sendable {
         }
         try await backend.apply(batch)
         return (keys.count, last.subject)
+    }
+}
+
+/// A collection and a set of its fields, by position in the schema.
+private struct GroupKey: Hashable {
+    /// A set of field positions below 64; nil when a field lies beyond (such a group is not kept).
+    struct Fields: Hashable {
+        private(set) var bits: UInt64? = 0
+
+        /// Adds a position.
+        mutating func add(_ index: Int) {
+            guard let current = bits, index < 64 else {
+                bits = nil
+                return
+            }
+            bits = current | 1 << UInt64(index)
+        }
+
+        /// Whether every position in the set is below `index`.
+        func isBelow(_ index: Int) -> Bool {
+            guard let bits else { return false }
+            return index < 64 && bits >> UInt64(index) == 0
+        }
+    }
+
+    let collection: String
+    let fields: Fields
+
+    init?(collection: String, fields: Fields) {
+        guard fields.bits != nil else { return nil }
+        self.collection = collection
+        self.fields = fields
     }
 }
 
