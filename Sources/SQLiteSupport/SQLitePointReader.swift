@@ -98,7 +98,17 @@ package final class SQLitePointReader: Sendable {
                 let code: Int32
                 switch argument {
                 case .text(let text):
-                    code = sqlite3_bind_text(statement, position, text, -1, transient)
+                    // Bound from the string's own UTF-8 storage: passing the String as a C string
+                    // would copy it into a new array first.
+                    var text = text
+                    code = text.withUTF8 { utf8 in
+                        guard let base = utf8.baseAddress, !utf8.isEmpty else {
+                            return sqlite3_bind_text(statement, position, "", 0, transient)
+                        }
+                        return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                            sqlite3_bind_text(statement, position, $0, Int32(utf8.count), transient)
+                        }
+                    }
                 case .blob(let bytes):
                     // A nil pointer would bind NULL; an empty value binds an empty blob.
                     code = bytes.withUnsafeBytes { buffer in

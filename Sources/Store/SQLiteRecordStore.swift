@@ -101,18 +101,21 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func apply(_ batch: WriteBatch) async throws {
-        try await write { db in try Self.write(batch, to: db) }
+        let prepared = PreparedBatch(batch)
+        try await write { db in try Self.write(prepared, to: db) }
     }
 
     public func apply(
         batches next: @escaping @Sendable () async throws -> WriteBatch?,
         written: @escaping @Sendable (Int) -> Void
     ) async throws {
-        let handoff = BlockingHandoff<WriteBatch>()
+        // The feeder also makes each batch's statement arguments, so that the writer thread,
+        // which every batch waits for, only binds and steps.
+        let handoff = BlockingHandoff<PreparedBatch>()
         let feeder = Task {
             do {
                 while let batch = try await next() {
-                    guard await handoff.send(batch) else { break }
+                    guard await handoff.send(PreparedBatch(batch)) else { break }
                 }
                 handoff.finish()
             } catch {
@@ -129,14 +132,15 @@ public final class SQLiteRecordStore: RecordStore {
             var count = 0
             while let batch = try handoff.next() {
                 try Self.write(batch, to: db)
-                count += batch.records.count
+                count += batch.count
                 written(count)
             }
         }
     }
 
     /// Writes one batch inside the caller's transaction.
-    private static func write(_ batch: WriteBatch, to db: Database) throws {
+    private static func write(_ prepared: PreparedBatch, to db: Database) throws {
+        let batch = prepared.batch
         let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
         for (subject, keyID) in batch.expectedKeyIDs {
             guard let current = try currentKey.run(binding: [.text(subject)], decode: { $0.blob(0) }),
@@ -149,16 +153,14 @@ public final class SQLiteRecordStore: RecordStore {
         let insertKey = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
         )
-        for key in batch.newDataKeys {
-            if try erased.run(binding: [.text(key.subject)]) {
+        for (key, arguments) in zip(batch.newDataKeys, prepared.newDataKeys) {
+            if try erased.run(binding: [arguments[0]]) {
                 throw TutelaError(
                     .subjectErased,
                     "subject \(key.subject) was erased; its data cannot be written again"
                 )
             }
-            try insertKey.run(binding: [
-                .text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed),
-            ])
+            try insertKey.run(binding: arguments)
             guard db.changesCount == 1 else {
                 throw TutelaError(.conflict, "another writer created the same subject's data key")
             }
@@ -175,24 +177,18 @@ public final class SQLiteRecordStore: RecordStore {
         let insertLookup = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
         )
-        for record in batch.records {
-            let lookups: SQLitePointReader.Argument = LookupList.encode(record.lookups).map { .blob($0) } ?? .null
-            let payload = SQLitePointReader.Argument.blob(record.payload)
-            try insertRecord.run(binding: [
-                .text(record.collection), .text(record.id), .text(record.subject), payload, lookups,
-            ])
+        for (record, arguments) in zip(batch.records, prepared.records) {
+            try insertRecord.run(binding: arguments.insert)
             if db.changesCount == 0 {
                 // A replacement: drop the old record's index entries, then overwrite it.
                 try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
-                try replaceRecord.run(binding: [
-                    .text(record.subject), payload, lookups, .text(record.collection), .text(record.id),
-                ])
+                let (collection, id, subject, payload, lookups) = (
+                    arguments.insert[0], arguments.insert[1], arguments.insert[2], arguments.insert[3],
+                    arguments.insert[4]
+                )
+                try replaceRecord.run(binding: [subject, payload, lookups, collection, id])
             }
-            for lookup in record.lookups {
-                try insertLookup.run(binding: [
-                    .text(record.collection), .text(lookup.field), .blob(lookup.digest), .text(record.id),
-                ])
-            }
+            for entry in arguments.lookups { try insertLookup.run(binding: entry) }
         }
         let rewrap = try db.cachedStatement(
             sql:
@@ -438,6 +434,42 @@ public final class SQLiteRecordStore: RecordStore {
 /// The blind-index entries of a record, kept in its row so that replacing or erasing it removes
 /// exactly its entries: per entry a field-name length byte, the name, a digest length byte and
 /// the digest.
+/// A write batch with the arguments of its inserts made.
+private struct PreparedBatch: Sendable {
+    /// The arguments of a record's insert and of its blind-index entries' inserts.
+    struct Record: Sendable {
+        /// collection, id, subject, payload, lookups.
+        let insert: [SQLitePointReader.Argument]
+        /// collection, field, digest, record id; one list per entry.
+        let lookups: [[SQLitePointReader.Argument]]
+    }
+
+    let batch: WriteBatch
+    /// subject, key id, version, wrapped key; one list per new data key.
+    let newDataKeys: [[SQLitePointReader.Argument]]
+    let records: [Record]
+
+    init(_ batch: WriteBatch) {
+        self.batch = batch
+        newDataKeys = batch.newDataKeys.map { key in
+            [.text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed)]
+        }
+        records = batch.records.map { record in
+            let collection = SQLitePointReader.Argument.text(record.collection)
+            let id = SQLitePointReader.Argument.text(record.id)
+            return Record(
+                insert: [
+                    collection, id, .text(record.subject), .blob(record.payload),
+                    LookupList.encode(record.lookups).map { .blob($0) } ?? .null,
+                ],
+                lookups: record.lookups.map { lookup in [collection, .text(lookup.field), .blob(lookup.digest), id] }
+            )
+        }
+    }
+
+    var count: Int { records.count }
+}
+
 enum LookupList {
     static func encode(_ lookups: [Lookup]) -> [UInt8]? {
         guard !lookups.isEmpty else { return nil }
