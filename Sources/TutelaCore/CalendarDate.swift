@@ -97,7 +97,13 @@ public enum CalendarDate {
     /// Formats a day number as `YYYY-MM-DD`.
     public static func format(days: Int32) -> String {
         let (year, month, day) = components(days: days)
-        return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        guard (0...9999).contains(year) else { return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) }
+        // Written digit by digit into the string's storage: timestamps are formatted for every
+        // record a response or an export carries.
+        return String(unsafeUninitializedCapacity: 10) { buffer in
+            writeDate(year, month, day, into: buffer)
+            return 10
+        }
     }
 
     /// Formats milliseconds since the epoch as an RFC 3339 UTC timestamp.
@@ -111,10 +117,53 @@ public enum CalendarDate {
         }
         let seconds = Int(millisecondsOfDay / 1000)
         let fraction = Int(millisecondsOfDay % 1000)
-        var text = format(days: Int32(clamping: days)) + "T" + pad(seconds / 3600, 2) + ":"
-        text += pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
-        if fraction != 0 { text += "." + pad(fraction, 3) }
-        return text + "Z"
+        let (year, month, day) = components(days: Int32(clamping: days))
+        guard (0...9999).contains(year) else {
+            var text = format(days: Int32(clamping: days)) + "T" + pad(seconds / 3600, 2) + ":"
+            text += pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
+            if fraction != 0 { text += "." + pad(fraction, 3) }
+            return text + "Z"
+        }
+        let length = fraction == 0 ? 20 : 24
+        return String(unsafeUninitializedCapacity: length) { buffer in
+            writeDate(year, month, day, into: buffer)
+            buffer[10] = UInt8(ascii: "T")
+            writeDigits(seconds / 3600, 2, into: buffer, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            writeDigits(seconds / 60 % 60, 2, into: buffer, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            writeDigits(seconds % 60, 2, into: buffer, at: 17)
+            if fraction != 0 {
+                buffer[19] = UInt8(ascii: ".")
+                writeDigits(fraction, 3, into: buffer, at: 20)
+            }
+            buffer[length - 1] = UInt8(ascii: "Z")
+            return length
+        }
+    }
+
+    /// Writes `YYYY-MM-DD` (a year of 0 to 9999) at the start of `buffer`.
+    private static func writeDate(_ year: Int, _ month: Int, _ day: Int, into buffer: UnsafeMutableBufferPointer<UInt8>)
+    {
+        writeDigits(year, 4, into: buffer, at: 0)
+        buffer[4] = UInt8(ascii: "-")
+        writeDigits(month, 2, into: buffer, at: 5)
+        buffer[7] = UInt8(ascii: "-")
+        writeDigits(day, 2, into: buffer, at: 8)
+    }
+
+    /// Writes the last `width` decimal digits of a non-negative value, zero-padded, at `start`.
+    private static func writeDigits(
+        _ value: Int,
+        _ width: Int,
+        into buffer: UnsafeMutableBufferPointer<UInt8>,
+        at start: Int
+    ) {
+        var rest = value
+        for position in stride(from: start + width - 1, through: start, by: -1) {
+            buffer[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        }
     }
 
     private static func pad(_ value: Int, _ width: Int) -> String {
