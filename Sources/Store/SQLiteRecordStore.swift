@@ -431,9 +431,6 @@ public final class SQLiteRecordStore: RecordStore {
     }
 }
 
-/// The blind-index entries of a record, kept in its row so that replacing or erasing it removes
-/// exactly its entries: per entry a field-name length byte, the name, a digest length byte and
-/// the digest.
 /// A write batch with the arguments of its inserts made.
 private struct PreparedBatch: Sendable {
     /// The arguments of a record's insert and of its blind-index entries' inserts.
@@ -470,6 +467,9 @@ private struct PreparedBatch: Sendable {
     var count: Int { records.count }
 }
 
+/// The blind-index entries of a record, kept in its row so that replacing or erasing it removes
+/// exactly its entries: per entry a field-name length byte, the name, a digest length byte and
+/// the digest.
 enum LookupList {
     static func encode(_ lookups: [Lookup]) -> [UInt8]? {
         guard !lookups.isEmpty else { return nil }
