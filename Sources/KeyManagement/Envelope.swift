@@ -162,9 +162,10 @@ public struct FieldBuffers {
     }
 }
 
-/// Envelope encryption: data keys wrapped by the keyring, field values sealed by data keys.
+/// Envelope encryption: data keys wrapped by the keyring, field values sealed by data keys
+/// (a record's sealed fields together, as one group, or a single value such as an audit detail).
 ///
-/// A field ciphertext is self-describing:
+/// A ciphertext is self-describing:
 ///
 /// | bytes | content |
 /// |---|---|

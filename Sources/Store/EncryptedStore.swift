@@ -298,9 +298,10 @@ public final class EncryptedStore: Sendable {
 
     /// Decrypts a stored record.
     ///
-    /// Sealed fields named in `withheld` are not decrypted: they are listed in the record's
-    /// `withheld` instead of `fields`, so a governed read whose decision hides a field never
-    /// holds its clear value.
+    /// Sealed fields named in `withheld` are not made into values: they are listed in the
+    /// record's `withheld` instead of `fields`, so a governed read whose decision hides a field
+    /// never holds its clear value beyond the decrypted group's bytes, which are zeroed once read
+    /// (a field of an older record, sealed on its own, is not decrypted at all).
     public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?, withheld: Set<String> = []) throws -> Record
     {
         let cipher = self.cipher

@@ -187,7 +187,8 @@ public struct Obligations: Sendable, Hashable {
     }
 
     /// The encrypted fields of a collection whose mask does not use the value (suppress,
-    /// redact, class token): they are withheld, never decrypted for this decision.
+    /// redact, class token): they are withheld, never made into values for this decision (a
+    /// record's sealed group is decrypted whole; their bytes in it are stepped over).
     public func withheldFields(of definition: CollectionDefinition) -> Set<String> {
         var withheld: Set<String> = []
         for field in definition.fields where field.isEncrypted {

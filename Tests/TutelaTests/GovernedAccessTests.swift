@@ -71,7 +71,7 @@ struct GovernedAccessTests {
         #expect(disabled?.message.contains("principal_disabled") == true)
     }
 
-    @Test("fields a decision hides are never decrypted, and hidden fields that were never stored stay absent")
+    @Test("fields a decision hides are never made into values, and hidden fields that were never stored stay absent")
     func withheldFieldsAreNotDecrypted() async throws {
         let environment = try TestEnvironment()
         defer { environment.remove() }
