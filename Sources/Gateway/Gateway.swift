@@ -145,6 +145,22 @@ struct GatewayMiddleware: RouterMiddleware {
             } catch {
                 response = GatewayErrors.response(for: error, requestID: context.requestID)
             }
+            // Hummingbird's router names the endpoint "NotFound" when no route matched path and
+            // method.
+            if context.endpointPath == nil || context.endpointPath == "NotFound" {
+                // A request no route matched (a probe, a client's mistake) is audited too, by
+                // method only: the path may hold customer data. Fail closed like every audit.
+                do {
+                    try await gateway.tutela.auditRejection(
+                        principal: nil,
+                        requestID: context.requestID,
+                        resource: "\(request.method.rawValue) unmatched",
+                        outcome: "error:http_\(response.status.code)"
+                    )
+                } catch {
+                    response = GatewayErrors.response(for: error, requestID: context.requestID)
+                }
+            }
         }
         response.headers[requestIDHeader] = context.requestID
         let elapsed = ContinuousClock.now - started

@@ -198,6 +198,36 @@ struct GatewayTests {
         #expect(outcomes == ["error:payload_too_large", "error:rate_limited"])
     }
 
+    @Test("a request no route matches is audited by method, without its path")
+    func unmatchedRequestsAreAudited() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/alice@example.com/secrets",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/v1/customers/c000001", method: .put) { response in
+                #expect(response.status.code >= 400)
+            }
+            // Observability routes are not audited.
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        var rejected = AuditFilter()
+        rejected.kind = "http.rejected"
+        let events = try await fixture.tutela.auditSearch(rejected, limit: 100)
+        #expect(events.count == 2)
+        #expect(Set(events.map(\.resource)) == ["GET unmatched", "PUT unmatched"])
+        #expect(events.allSatisfy { $0.outcome.hasPrefix("error:http_4") && $0.principal == "-" })
+        let everything = try await fixture.tutela.auditSearch(AuditFilter(), limit: 1000)
+        #expect(!everything.contains { $0.record?.contains("alice") == true || $0.resource.contains("alice") })
+    }
+
     @Test("writes, consent, export and erasure through the API")
     func writesAndErasure() async throws {
         let (fixture, app) = try await GatewayFixture.make()
