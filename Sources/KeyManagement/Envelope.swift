@@ -76,11 +76,6 @@ public struct FieldContext: Sendable {
 
     /// Creates the context of a sealed group: several fields of one record in one ciphertext,
     /// bound to the record and to the names and order of its fields.
-    public init(tenant: String, collection: String, recordID: String, fields: [String]) {
-        self.init(tenant: tenant, collection: collection, recordID: recordID, group: FieldGroup(fields))
-    }
-
-    /// Creates the context of a sealed group whose names were encoded before.
     public init(tenant: String, collection: String, recordID: String, group: FieldGroup) {
         self.init(tenant: tenant, collection: collection, recordID: recordID, field: "")
         self.group = group

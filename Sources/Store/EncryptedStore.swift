@@ -217,11 +217,9 @@ public final class EncryptedStore: Sendable {
             } else {
                 payload.append(field.name, clear: value)
             }
-            if let normalization = field.lookup, case .string(let text) = value {
-                let digest =
-                    indexKeys?[index]?.authenticationCode(normalization.normalize(text))
-                    ?? indexer.digest(of: normalization.normalize(text), collection: collection.name, field: field.name)
-                lookups.append(Lookup(field: field.name, digest: digest))
+            // `lookupKeys` is made from the same schema: every field with a lookup has its key.
+            if let normalization = field.lookup, case .string(let text) = value, let key = indexKeys?[index] {
+                lookups.append(Lookup(field: field.name, digest: key.authenticationCode(normalization.normalize(text))))
             }
         }
         // Every sealed field of the record in one ciphertext: one AES-GCM operation and one

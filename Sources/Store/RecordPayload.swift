@@ -98,7 +98,7 @@ public enum RecordPayload {
     }
 
     /// Encodes entries in the given order as format 1 (fields sealed one by one), the format
-    /// written before sealed groups; for reading old records and for tests.
+    /// earlier versions wrote; for tests that check such records still open.
     public static func encodeFieldFormat(_ entries: [(name: String, entry: Entry)]) -> [UInt8] {
         var bytes = [
             fieldFormat, UInt8(truncatingIfNeeded: entries.count >> 8), UInt8(truncatingIfNeeded: entries.count),

@@ -131,8 +131,8 @@ struct StoreConformanceTests {
         var relabelled = stored
         let email = Array("email".utf8) + [2]
         let phone = Array("phone".utf8) + [2]
-        let emailAt = try #require(Self.firstRange(of: email, in: relabelled.payload))
-        let phoneAt = try #require(Self.firstRange(of: phone, in: relabelled.payload))
+        let emailAt = try #require(relabelled.payload.firstRange(of: email))
+        let phoneAt = try #require(relabelled.payload.firstRange(of: phone))
         relabelled.payload.replaceSubrange(emailAt, with: phone)
         relabelled.payload.replaceSubrange(phoneAt, with: email)
         let relabelError = #expect(throws: TutelaError.self) { try store.open(relabelled, key: key) }
@@ -237,15 +237,6 @@ struct StoreConformanceTests {
         var old = stored
         old.payload = RecordPayload.encodeFieldFormat(entries)
         return old
-    }
-
-    private static func firstRange(of needle: [UInt8], in bytes: [UInt8]) -> Range<Int>? {
-        guard bytes.count >= needle.count else { return nil }
-        for start in 0...(bytes.count - needle.count) where bytes[start..<(start + needle.count)].elementsEqual(needle)
-        {
-            return start..<(start + needle.count)
-        }
-        return nil
     }
 
     @Test(
