@@ -97,6 +97,29 @@ public final class SQLiteRecordStore: RecordStore {
                     """
             )
         }
+        migrator.registerMigration("v4-records-keyed") { db in
+            // A record is stored under its key, (collection, id), in the table's own B-tree: one
+            // write per record instead of a row and a unique index beside it, and a read is one
+            // search instead of two. The subject index leaves out records that are their own
+            // subject (a customer is): erasure finds those by key, in each collection.
+            try db.execute(
+                sql: """
+                    CREATE TABLE records_keyed (
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        lookups BLOB,
+                        PRIMARY KEY (collection, id)
+                    ) WITHOUT ROWID;
+                    INSERT INTO records_keyed (collection, id, subject, payload, lookups)
+                        SELECT collection, id, subject, payload, lookups FROM records;
+                    DROP TABLE records;
+                    ALTER TABLE records_keyed RENAME TO records;
+                    CREATE INDEX records_by_subject ON records(subject) WHERE subject <> id;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -149,19 +172,24 @@ public final class SQLiteRecordStore: RecordStore {
                 throw TutelaError(.conflict, "a data key changed during the write")
             }
         }
-        let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
+        // One statement per new key: it is not inserted for an erased subject, and only then
+        // is the erasure looked up, to say why.
         let insertKey = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped) VALUES (?, ?, ?, ?)"
+            sql: """
+                INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped)
+                SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM erasures WHERE subject = ?1)
+                """
         )
         for (key, arguments) in zip(batch.newDataKeys, prepared.newDataKeys) {
-            if try erased.run(binding: [arguments[0]]) {
-                throw TutelaError(
-                    .subjectErased,
-                    "subject \(key.subject) was erased; its data cannot be written again"
-                )
-            }
             try insertKey.run(binding: arguments)
             guard db.changesCount == 1 else {
+                let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
+                if try erased.run(binding: [arguments[0]]) {
+                    throw TutelaError(
+                        .subjectErased,
+                        "subject \(key.subject) was erased; its data cannot be written again"
+                    )
+                }
                 throw TutelaError(.conflict, "another writer created the same subject's data key")
             }
         }
@@ -174,9 +202,8 @@ public final class SQLiteRecordStore: RecordStore {
         let replaceRecord = try db.cachedStatement(
             sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
         )
-        let insertLookup = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES (?, ?, ?, ?)"
-        )
+        // A record's blind-index entries go in with one statement, one per number of entries.
+        var insertLookups: [Int: Statement] = [:]
         for (record, arguments) in zip(batch.records, prepared.records) {
             try insertRecord.run(binding: arguments.insert)
             if db.changesCount == 0 {
@@ -188,7 +215,15 @@ public final class SQLiteRecordStore: RecordStore {
                 )
                 try replaceRecord.run(binding: [subject, payload, lookups, collection, id])
             }
-            for entry in arguments.lookups { try insertLookup.run(binding: entry) }
+            guard !arguments.lookups.isEmpty else { continue }
+            let count = arguments.lookups.count / 4
+            if insertLookups[count] == nil {
+                insertLookups[count] = try db.cachedStatement(
+                    sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES "
+                        + repeatElement("(?, ?, ?, ?)", count: count).joined(separator: ", ")
+                )
+            }
+            try insertLookups[count]?.run(binding: arguments.lookups)
         }
         let rewrap = try db.cachedStatement(
             sql:
@@ -347,21 +382,42 @@ public final class SQLiteRecordStore: RecordStore {
         try reader.fetchOne("SELECT 1 FROM erasures WHERE subject = ?", [.text(subject)]) { _ in true } ?? false
     }
 
+    /// The collections that hold records, one index search each.
+    private static func collections(_ db: Database) throws -> [String] {
+        let next = try db.cachedStatement(sql: "SELECT MIN(collection) FROM records WHERE collection > ?")
+        var names: [String] = []
+        var name = try String.fetchOne(db, sql: "SELECT MIN(collection) FROM records")
+        while let current = name {
+            names.append(current)
+            name = try String.fetchOne(next, arguments: [current])
+        }
+        return names
+    }
+
     public func erase(subject: String, at time: Int64) async throws -> ErasureReport {
         let report = try await write { db in
             try db.execute(sql: "DELETE FROM data_keys WHERE subject = ?", arguments: [subject])
             let keyDestroyed = db.changesCount > 0
             var lookups = 0
-            let rows = try Row.fetchAll(
+            var keys = try Row.fetchAll(
                 db,
-                sql: "SELECT collection, id FROM records WHERE subject = ?",
+                sql: "SELECT collection, id FROM records WHERE subject = ? AND subject <> id",
                 arguments: [subject]
+            ).map { (collection: $0[0] as String, id: $0[1] as String) }
+            let ownRecord = try db.cachedStatement(
+                sql: "SELECT 1 FROM records WHERE collection = ? AND id = ? AND subject = id"
             )
-            for row in rows {
-                lookups += try Self.deleteLookups(collection: row[0], id: row[1], db: db)
+            for collection in try Self.collections(db)
+            where try Bool.fetchOne(ownRecord, arguments: [collection, subject]) == true {
+                keys.append((collection, subject))
             }
-            try db.execute(sql: "DELETE FROM records WHERE subject = ?", arguments: [subject])
-            let records = db.changesCount
+            let deleteRecord = try db.cachedStatement(sql: "DELETE FROM records WHERE collection = ? AND id = ?")
+            var records = 0
+            for key in keys {
+                lookups += try Self.deleteLookups(collection: key.collection, id: key.id, db: db)
+                try deleteRecord.execute(arguments: [key.collection, key.id])
+                records += db.changesCount
+            }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO erasures (subject, erased_at) VALUES (?, ?)",
                 arguments: [subject, time]
@@ -437,8 +493,8 @@ private struct PreparedBatch: Sendable {
     struct Record: Sendable {
         /// collection, id, subject, payload, lookups.
         let insert: [SQLitePointReader.Argument]
-        /// collection, field, digest, record id; one list per entry.
-        let lookups: [[SQLitePointReader.Argument]]
+        /// collection, field, digest, record id; four per entry, one entry after the other.
+        let lookups: [SQLitePointReader.Argument]
     }
 
     let batch: WriteBatch
@@ -459,7 +515,8 @@ private struct PreparedBatch: Sendable {
                     collection, id, .text(record.subject), .blob(record.payload),
                     LookupList.encode(record.lookups).map { .blob($0) } ?? .null,
                 ],
-                lookups: record.lookups.map { lookup in [collection, .text(lookup.field), .blob(lookup.digest), id] }
+                lookups: record.lookups.flatMap { lookup in [collection, .text(lookup.field), .blob(lookup.digest), id]
+                }
             )
         }
     }

@@ -31,23 +31,13 @@ struct StoreConformanceTests {
         return (store, directory)
     }
 
-    private func customer(_ id: String, email: String, phone: String = "+1 555 123 4567") -> Record {
-        Record(
-            collection: "customers",
-            id: id,
-            subject: id,
-            fields: [
-                "customer_id": .string(id), "email": .string(email), "phone": .string(phone),
-                "full_name": .string("Alice Example"), "birth_date": .date(days: 7000), "segment": .string("loyal"),
-            ]
-        )
-    }
-
     @Test("records round-trip and pages come in id order", arguments: backends)
     func roundTrip(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let records = (1...25).map { customer(String(format: "c%03d", $0), email: "user\($0)@example.com") }
+        let records = (1...25).map {
+            SampleRecords.customer(String(format: "c%03d", $0), email: "user\($0)@example.com")
+        }
         try await store.put(records)
         #expect(try await store.get(collection: "customers", id: "c007") == records[6])
         let first = try await store.page(collection: "customers", after: nil, limit: 10)
@@ -65,8 +55,8 @@ struct StoreConformanceTests {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await store.put([
-            customer("c1", email: "Alice@Example.com", phone: "+1 (555) 123-4567"),
-            customer("c2", email: "bob@example.com", phone: "+1 555 999 0000"),
+            SampleRecords.customer("c1", email: "Alice@Example.com", phone: "+1 (555) 123-4567"),
+            SampleRecords.customer("c2", email: "bob@example.com", phone: "+1 555 999 0000"),
         ])
         #expect(
             try await store.find(collection: "customers", field: "email", value: " alice@EXAMPLE.com").map(\.id) == [
@@ -78,7 +68,7 @@ struct StoreConformanceTests {
         )
         #expect(try await store.find(collection: "customers", field: "email", value: "carol@example.com").isEmpty)
         // Replacing a record replaces its index entries.
-        try await store.put([customer("c1", email: "alice.new@example.com")])
+        try await store.put([SampleRecords.customer("c1", email: "alice.new@example.com")])
         #expect(try await store.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
         #expect(
             try await store.find(collection: "customers", field: "email", value: "alice.new@example.com").map(\.id) == [
@@ -117,7 +107,10 @@ struct StoreConformanceTests {
     func tamperedPayload(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        try await store.put([
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ])
         let (stored, key) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
         // Flip one bit inside the sealed group, leaving the payload's framing intact.
         let group = try #require(try RecordPayload.groupRange(in: stored.payload))
@@ -150,7 +143,7 @@ struct StoreConformanceTests {
 
         // One interaction's payload copied onto another of the same customer: same data key,
         // another record.
-        try await store.put([interaction("i1", of: "c1"), interaction("i2", of: "c1")])
+        try await store.put([SampleRecords.interaction("i1", of: "c1"), SampleRecords.interaction("i2", of: "c1")])
         let (first, firstKey) = try #require(try await store.backend.record(collection: "interactions", id: "i1"))
         var copied = first
         copied.id = "i2"
@@ -163,7 +156,7 @@ struct StoreConformanceTests {
     func withheldFields(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let original = customer("c1", email: "alice@example.com")
+        let original = SampleRecords.customer("c1", email: "alice@example.com")
         try await store.put([original])
         let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
         let hidden: Set<String> = ["email", "birth_date", "zip"]
@@ -184,7 +177,7 @@ struct StoreConformanceTests {
     func fieldFormatStillOpens(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let original = customer("c1", email: "alice@example.com")
+        let original = SampleRecords.customer("c1", email: "alice@example.com")
         try await store.put([original])
         let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
         let old = try Self.fieldFormat(stored, store: store, wrapped: wrapped, tenant: "acme")
@@ -246,7 +239,10 @@ struct StoreConformanceTests {
     func cryptoShredding(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        try await store.put([
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ])
         let (copy, keyBefore) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
         #expect(try store.open(copy, key: keyBefore).fields["email"] == .string("alice@example.com"))
 
@@ -259,24 +255,12 @@ struct StoreConformanceTests {
         #expect(try await store.get(collection: "customers", id: "c2").fields["email"] == .string("bob@example.com"))
         // Nothing can be written for an erased subject again.
         let rewrite = await #expect(throws: TutelaError.self) {
-            try await store.put([customer("c1", email: "alice@example.com")])
+            try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
         }
         #expect(rewrite?.code == .subjectErased)
         #expect(try await store.backend.isErased(subject: "c1"))
         let gone = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
         #expect(gone?.code == .subjectErased)
-    }
-
-    private func interaction(_ id: String, of customer: String) -> Record {
-        Record(
-            collection: "interactions",
-            id: id,
-            subject: customer,
-            fields: [
-                "interaction_id": .string(id), "customer_id": .string(customer), "item_id": .string("p1"),
-                "kind": .string("view"), "occurred_at": .timestamp(milliseconds: 1_700_000_000_000),
-            ]
-        )
     }
 
     @Test(
@@ -286,11 +270,15 @@ struct StoreConformanceTests {
     func erasureAcrossCollections(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("c1", email: "alice@example.com"), customer("c2", email: "bob@example.com")])
+        try await store.put([
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ])
         // The interaction with id c1 is c2's record and stays; the one with id c2 is c1's and goes.
         try await store.put([
-            interaction("i1", of: "c1"), interaction("c2", of: "c1"), interaction("c1", of: "c2"),
-            interaction("i4", of: "c2"),
+            SampleRecords.interaction("i1", of: "c1"), SampleRecords.interaction("c2", of: "c1"),
+            SampleRecords.interaction("c1", of: "c2"),
+            SampleRecords.interaction("i4", of: "c2"),
         ])
         let report = try await store.erase(subject: "c1", at: 1)
         #expect(report == ErasureReport(dataKeyDestroyed: true, recordsRemoved: 3, lookupsRemoved: 2))
@@ -305,9 +293,12 @@ struct StoreConformanceTests {
     func atomicBatch(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("c1", email: "alice@example.com")])
+        try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
         _ = try await store.erase(subject: "c1", at: 1)
-        let batch = [customer("c2", email: "bob@example.com"), customer("c1", email: "alice@example.com")]
+        let batch = [
+            SampleRecords.customer("c2", email: "bob@example.com"),
+            SampleRecords.customer("c1", email: "alice@example.com"),
+        ]
         await #expect(throws: TutelaError.self) { try await store.put(batch) }
         #expect(try await store.backend.count(collection: "customers") == 0)
         #expect(try await store.backend.dataKeys(subjects: ["c2"]).isEmpty)
@@ -320,11 +311,11 @@ struct StoreConformanceTests {
     func streamedWrite(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("c1", email: "alice@example.com")])
+        try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
         // Three batches' worth, each batch with interactions of the same 20 customers, one of
         // whom (c1) already has a data key.
         let count = EncryptedStore.streamedBatchSize * 3 - 7
-        let records = (0..<count).map { interaction(String(format: "i%05d", $0), of: "c\($0 % 20 + 1)") }
+        let records = (0..<count).map { SampleRecords.interaction(String(format: "i%05d", $0), of: "c\($0 % 20 + 1)") }
         let reports = Mutex<[Int]>([])
         try await store.put(records) { done in reports.withLock { $0.append(done) } }
 
@@ -344,12 +335,12 @@ struct StoreConformanceTests {
     func streamedWriteAtomicity(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.put([customer("gone", email: "gone@example.com")])
+        try await store.put([SampleRecords.customer("gone", email: "gone@example.com")])
         _ = try await store.erase(subject: "gone", at: 1)
         let size = EncryptedStore.streamedBatchSize
-        var records = (0..<(size * 3)).map { interaction(String(format: "i%05d", $0), of: "c\($0)") }
+        var records = (0..<(size * 3)).map { SampleRecords.interaction(String(format: "i%05d", $0), of: "c\($0)") }
         // The database refuses the third batch (an erased subject's record)...
-        records[size * 2 + 5] = interaction("late", of: "gone")
+        records[size * 2 + 5] = SampleRecords.interaction("late", of: "gone")
         let erased = await #expect(throws: TutelaError.self) { try await store.put(records) }
         #expect(erased?.code == .subjectErased)
         // ... and the sealing of the third batch fails in another (a collection the schema lacks).
