@@ -14,19 +14,31 @@ public final class BlindIndexer: Sendable {
         self.keys = DerivedHMACKeys(root: keyring.secret(.blindIndex), label: "tutela.blind-index.v1|\(tenant)")
     }
 
+    /// Bytes of a digest: the first 16 of the HMAC-SHA256 code (128 bits).
+    ///
+    /// An index entry is a digest and a record id; the shorter the digest, the smaller the
+    /// index that every insert writes into at a random place. Two values of a field share a
+    /// digest with a chance of one in 2^128 per pair, and each field has its own key, so a
+    /// digest of one field never stands for another's.
+    public static let digestLength = 16
+
     /// The index digest of a value of a field.
     /// - Parameters:
     ///   - value: the normalized value.
     ///   - collection: the collection name.
     ///   - field: the field name.
     public func digest(of value: String, collection: String, field: String) -> [UInt8] {
-        keys.authenticationCode(for: value, keyName: "\(collection)|\(field)")
+        Self.digest(of: value, key: key(collection: collection, field: field))
     }
 
-    /// The key of a field's blind index: `digest(of:collection:field:)` is its code of the
-    /// normalized value.
+    /// The key of a field's blind index, for `digest(of:key:)`.
     public func key(collection: String, field: String) -> KeyedHMAC {
         keys.key(named: "\(collection)|\(field)")
+    }
+
+    /// The index digest of a normalized value under a field's key.
+    public static func digest(of value: String, key: KeyedHMAC) -> [UInt8] {
+        Array(key.authenticationCode(value).prefix(digestLength))
     }
 }
 

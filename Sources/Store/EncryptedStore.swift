@@ -219,7 +219,9 @@ public final class EncryptedStore: Sendable {
             }
             // `lookupKeys` is made from the same schema: every field with a lookup has its key.
             if let normalization = field.lookup, case .string(let text) = value, let key = indexKeys?[index] {
-                lookups.append(Lookup(field: field.name, digest: key.authenticationCode(normalization.normalize(text))))
+                lookups.append(
+                    Lookup(field: field.name, digest: BlindIndexer.digest(of: normalization.normalize(text), key: key))
+                )
             }
         }
         // Every sealed field of the record in one ciphertext: one AES-GCM operation and one

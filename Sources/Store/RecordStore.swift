@@ -29,7 +29,7 @@ public struct StoredRecord: Sendable, Hashable {
 public struct Lookup: Sendable, Hashable {
     /// The indexed field.
     public var field: String
-    /// HMAC-SHA256 of the normalized value under the field's index key.
+    /// The normalized value's digest under the field's index key (`BlindIndexer`).
     public var digest: [UInt8]
 
     /// Creates an entry.
@@ -127,6 +127,9 @@ public protocol RecordStore: Sendable {
         -> [(StoredRecord, WrappedDataKey?)]
 
     /// Ids of records whose blind index for `field` equals `digest`.
+    ///
+    /// Each field's digests are made under its own key, so a backend may keep its entries by
+    /// digest alone (the SQLite store does).
     func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String]
 
     /// The wrapped data keys of some subjects.

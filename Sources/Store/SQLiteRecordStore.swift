@@ -120,6 +120,24 @@ public final class SQLiteRecordStore: RecordStore {
                     """
             )
         }
+        migrator.registerMigration("v5-short-lookups") { db in
+            // Blind-index entries are keyed by their digest (16 bytes now, the first half of
+            // the earlier 32) and record id alone: a digest's key is its collection and field's
+            // own, so the digest already tells them apart, and each entry is half the size.
+            try db.execute(
+                sql: """
+                    CREATE TABLE lookups_short (
+                        digest BLOB NOT NULL,
+                        record_id TEXT NOT NULL,
+                        PRIMARY KEY (digest, record_id)
+                    ) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO lookups_short (digest, record_id)
+                        SELECT substr(digest, 1, \(BlindIndexer.digestLength)), record_id FROM lookups;
+                    DROP TABLE lookups;
+                    ALTER TABLE lookups_short RENAME TO lookups;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -216,11 +234,11 @@ public final class SQLiteRecordStore: RecordStore {
                 try replaceRecord.run(binding: [subject, payload, lookups, collection, id])
             }
             guard !arguments.lookups.isEmpty else { continue }
-            let count = arguments.lookups.count / 4
+            let count = arguments.lookups.count / 2
             if insertLookups[count] == nil {
                 insertLookups[count] = try db.cachedStatement(
-                    sql: "INSERT OR IGNORE INTO lookups (collection, field, digest, record_id) VALUES "
-                        + repeatElement("(?, ?, ?, ?)", count: count).joined(separator: ", ")
+                    sql: "INSERT OR IGNORE INTO lookups (digest, record_id) VALUES "
+                        + repeatElement("(?, ?)", count: count).joined(separator: ", ")
                 )
             }
             try insertLookups[count]?.run(binding: arguments.lookups)
@@ -245,11 +263,12 @@ public final class SQLiteRecordStore: RecordStore {
             arguments: [collection, id]
         )
         let delete = try db.cachedStatement(
-            sql: "DELETE FROM lookups WHERE collection = ? AND field = ? AND digest = ? AND record_id = ?"
+            sql: "DELETE FROM lookups WHERE digest = ? AND record_id = ?"
         )
         var count = 0
         for lookup in try LookupList.decode(listed) {
-            try delete.execute(arguments: [collection, lookup.field, Data(lookup.digest), id])
+            // Rows written before the shorter digests list all 32 bytes; the entry has the first 16.
+            try delete.execute(arguments: [Data(lookup.digest.prefix(BlindIndexer.digestLength)), id])
             count += db.changesCount
         }
         return count
@@ -312,8 +331,8 @@ public final class SQLiteRecordStore: RecordStore {
 
     public func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String] {
         try reader.fetchAll(
-            "SELECT record_id FROM lookups WHERE collection = ? AND field = ? AND digest = ? ORDER BY record_id",
-            [.text(collection), .text(field), .blob(digest)]
+            "SELECT record_id FROM lookups WHERE digest = ? ORDER BY record_id",
+            [.blob(digest)]
         ) { $0.text(0) }
     }
 
@@ -493,7 +512,7 @@ private struct PreparedBatch: Sendable {
     struct Record: Sendable {
         /// collection, id, subject, payload, lookups.
         let insert: [SQLitePointReader.Argument]
-        /// collection, field, digest, record id; four per entry, one entry after the other.
+        /// digest and record id of each entry, one entry after the other.
         let lookups: [SQLitePointReader.Argument]
     }
 
@@ -515,7 +534,7 @@ private struct PreparedBatch: Sendable {
                     collection, id, .text(record.subject), .blob(record.payload),
                     LookupList.encode(record.lookups).map { .blob($0) } ?? .null,
                 ],
-                lookups: record.lookups.flatMap { lookup in [collection, .text(lookup.field), .blob(lookup.digest), id]
+                lookups: record.lookups.flatMap { lookup in [.blob(lookup.digest), id]
                 }
             )
         }

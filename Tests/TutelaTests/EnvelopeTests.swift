@@ -82,6 +82,10 @@ struct EnvelopeTests {
         let indexer = BlindIndexer(keyring: keyring, tenant: "acme")
         let a = indexer.digest(of: "alice@example.com", collection: "customers", field: "email")
         #expect(a == indexer.digest(of: "alice@example.com", collection: "customers", field: "email"))
+        // The first 16 bytes of the field key's HMAC-SHA256 code.
+        let code = indexer.key(collection: "customers", field: "email").authenticationCode("alice@example.com")
+        #expect(code.count == 32)
+        #expect(a == Array(code.prefix(16)))
         #expect(a != indexer.digest(of: "alice@example.com", collection: "customers", field: "phone"))
         #expect(
             a

@@ -8,7 +8,9 @@ import TutelaTestSupport
 
 @Suite("SQLite store migrations")
 struct SQLiteMigrationTests {
-    @Test("a database with records in the earlier layout (a rowid table) is moved to the keyed table, whole")
+    @Test(
+        "a database in the earlier layout (records in a rowid table, 32-byte blind-index digests) is migrated whole"
+    )
     func recordsMoveToKeyedTable() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tutela-migration-\(UUID().uuidString)"
@@ -44,7 +46,15 @@ struct SQLiteMigrationTests {
                     DROP TABLE records;
                     ALTER TABLE records_rowid RENAME TO records;
                     CREATE INDEX records_by_subject ON records(subject);
-                    DELETE FROM grdb_migrations WHERE identifier = 'v4-records-keyed';
+                    CREATE TABLE lookups_long (
+                        collection TEXT NOT NULL, field TEXT NOT NULL, digest BLOB NOT NULL, record_id TEXT NOT NULL,
+                        PRIMARY KEY (collection, field, digest, record_id)
+                    ) WITHOUT ROWID;
+                    INSERT INTO lookups_long SELECT 'customers', 'email', CAST(digest || randomblob(16) AS BLOB), record_id
+                        FROM lookups;
+                    DROP TABLE lookups;
+                    ALTER TABLE lookups_long RENAME TO lookups;
+                    DELETE FROM grdb_migrations WHERE identifier IN ('v4-records-keyed', 'v5-short-lookups');
                     """
             )
         }
@@ -60,6 +70,10 @@ struct SQLiteMigrationTests {
             try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'")
         }
         #expect(layout?.contains("WITHOUT ROWID") == true)
+        let digestLengths = try await DatabaseQueue(path: path).read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT typeof(digest) || ' ' || length(digest) FROM lookups")
+        }
+        #expect(digestLengths == ["blob 16"])
         #expect(try await store.get(collection: "customers", id: "c1").fields["email"] == .string("alice@example.com"))
         let found = try await store.find(collection: "customers", field: "email", value: "bob@example.com")
         #expect(found.map(\.id) == ["c2"])
