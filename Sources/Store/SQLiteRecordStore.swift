@@ -336,21 +336,31 @@ public final class SQLiteRecordStore: RecordStore {
         ) { $0.text(0) }
     }
 
+    /// Subjects looked up by one statement in `dataKeys(subjects:)`.
+    private static let subjectsPerQuery = 256
+    private static let selectDataKeys =
+        "SELECT subject, key_id, kek_version, wrapped FROM data_keys WHERE subject IN ("
+        + repeatElement("?", count: subjectsPerQuery).joined(separator: ", ") + ")"
+
     public func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey] {
         guard !subjects.isEmpty else { return [:] }
-        return try await read { db in
-            var result: [String: WrappedDataKey] = [:]
-            let statement = try db.cachedStatement(
-                sql: "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?"
-            )
-            result.reserveCapacity(subjects.count)
-            for subject in subjects {
-                result[subject] = try statement.run(binding: [.text(subject)]) { row in
-                    WrappedDataKey(id: row.blob(0), kekVersion: row.int(1), sealed: row.blob(2))
-                }
+        let subjects = Array(subjects)
+        var result: [String: WrappedDataKey] = [:]
+        result.reserveCapacity(subjects.count)
+        // A statement per few hundred subjects rather than per subject, on the calling thread:
+        // a batch of new customers, whose keys are all still to be made, costs one search each.
+        // A short last list repeats its first subject, so that there is one statement to cache.
+        for start in stride(from: 0, to: subjects.count, by: Self.subjectsPerQuery) {
+            var arguments = subjects[start..<min(start + Self.subjectsPerQuery, subjects.count)].map {
+                SQLitePointReader.Argument.text($0)
             }
-            return result
+            arguments += repeatElement(arguments[0], count: Self.subjectsPerQuery - arguments.count)
+            let found = try reader.fetchAll(Self.selectDataKeys, arguments) { row in
+                (row.text(0), WrappedDataKey(id: row.blob(1), kekVersion: row.int(2), sealed: row.blob(3)))
+            }
+            for (subject, key) in found { result[subject] = key }
         }
+        return result
     }
 
     public func dataKeys(

@@ -350,6 +350,23 @@ struct StoreConformanceTests {
         #expect(try await store.backend.count(collection: "interactions") == 0)
         #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 0)
     }
+
+    @Test("data keys are found for many subjects at once, and only for subjects that have one", arguments: backends)
+    func dataKeysOfManySubjects(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // More subjects than one lookup statement takes, so that the last list is a short one.
+        let known = (0..<300).map { String(format: "c%04d", $0) }
+        try await store.put(known.map { SampleRecords.customer($0, email: "\($0)@example.com") })
+        let keys = try await store.backend.dataKeys(subjects: Set(known + ["nobody", "c9999", ""]))
+        #expect(keys.count == known.count)
+        #expect(Set(keys.keys) == Set(known))
+        for subject in ["c0000", "c0255", "c0256", "c0299"] {
+            let (_, key) = try #require(try await store.backend.record(collection: "customers", id: subject))
+            #expect(keys[subject] == key)
+        }
+        #expect(try await store.backend.dataKeys(subjects: ["nobody"]).isEmpty)
+    }
 }
 
 extension SampleDataset {
