@@ -274,13 +274,9 @@ public final class EncryptedStore: Sendable {
             throw TutelaError(.invalidInput, "field '\(collection).\(field)' has no lookup index")
         }
         let digest = indexer.digest(of: normalization.normalize(value), collection: collection, field: field)
-        var found: [Record] = []
-        for id in try await backend.recordIDs(collection: collection, field: field, digest: digest) {
-            if let (stored, key) = try await backend.record(collection: collection, id: id) {
-                found.append(try open(stored, key: key, withheld: withheld))
-            }
+        return try await backend.records(collection: collection, field: field, digest: digest).map {
+            try open($0, key: $1, withheld: withheld)
         }
-        return found
     }
 
     /// A page of records in id order.

@@ -126,11 +126,16 @@ public protocol RecordStore: Sendable {
     ) async throws
         -> [(StoredRecord, WrappedDataKey?)]
 
-    /// Ids of records whose blind index for `field` equals `digest`.
+    /// The records whose blind index for `field` equals `digest`, in id order, each with its
+    /// subject's wrapped data key (nil once erased).
     ///
     /// Each field's digests are made under its own key, so a backend may keep its entries by
     /// digest alone (the SQLite store does).
-    func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String]
+    func records(
+        collection: String,
+        field: String,
+        digest: [UInt8]
+    ) async throws -> [(StoredRecord, WrappedDataKey?)]
 
     /// The wrapped data keys of some subjects.
     func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey]

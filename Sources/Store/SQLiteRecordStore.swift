@@ -277,18 +277,23 @@ public final class SQLiteRecordStore: RecordStore {
     public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
         try reader.fetchOne(
             Self.selectRecords + " WHERE r.collection = ? AND r.id = ?",
-            [.text(collection), .text(id)]
-        ) { row in
-            let record = StoredRecord(
-                collection: row.text(0),
-                id: row.text(1),
-                subject: row.text(2),
-                payload: row.blob(3),
-                lookups: []
-            )
-            guard !row.isNull(4) else { return (record, nil) }
-            return (record, WrappedDataKey(id: row.blob(4), kekVersion: row.int(5), sealed: row.blob(6)))
-        }
+            [.text(collection), .text(id)],
+            decode: { Self.storedRecord($0) }
+        )
+    }
+
+    /// A row of `selectRecords` read by the point reader.
+    @inline(__always)
+    private static func storedRecord(_ row: borrowing SQLitePointReader.Columns) -> (StoredRecord, WrappedDataKey?) {
+        let record = StoredRecord(
+            collection: row.text(0),
+            id: row.text(1),
+            subject: row.text(2),
+            payload: row.blob(3),
+            lookups: []
+        )
+        guard !row.isNull(4) else { return (record, nil) }
+        return (record, WrappedDataKey(id: row.blob(4), kekVersion: row.int(5), sealed: row.blob(6)))
     }
 
     public func records(
@@ -329,11 +334,23 @@ public final class SQLiteRecordStore: RecordStore {
         return (record, key)
     }
 
-    public func recordIDs(collection: String, field: String, digest: [UInt8]) async throws -> [String] {
+    public func records(
+        collection: String,
+        field: String,
+        digest: [UInt8]
+    ) async throws -> [(StoredRecord, WrappedDataKey?)] {
+        // The index entries and their records in one statement, from the entries (CROSS JOIN
+        // keeps SQLite from starting at the records).
         try reader.fetchAll(
-            "SELECT record_id FROM lookups WHERE digest = ? ORDER BY record_id",
-            [.blob(digest)]
-        ) { $0.text(0) }
+            """
+            SELECT r.collection, r.id, r.subject, r.payload, k.key_id, k.kek_version, k.wrapped
+            FROM lookups l CROSS JOIN records r ON r.collection = ? AND r.id = l.record_id
+            LEFT JOIN data_keys k ON k.subject = r.subject
+            WHERE l.digest = ? ORDER BY l.record_id
+            """,
+            [.text(collection), .blob(digest)],
+            decode: { Self.storedRecord($0) }
+        )
     }
 
     /// Subjects looked up by one statement in `dataKeys(subjects:)`.

@@ -75,6 +75,14 @@ struct StoreConformanceTests {
                 "c1"
             ]
         )
+        // Several records with one value come in id order, each opened with its own data key.
+        try await store.put([
+            SampleRecords.customer("c9", email: "c9@example.com", phone: "+1 555 000 1111"),
+            SampleRecords.customer("c3", email: "c3@example.com", phone: "+1 555 000 1111"),
+        ])
+        let shared = try await store.find(collection: "customers", field: "phone", value: "+1 555 000 1111")
+        #expect(shared.map(\.id) == ["c3", "c9"])
+        #expect(shared.map { $0.fields["email"] } == [.string("c3@example.com"), .string("c9@example.com")])
         await #expect(throws: TutelaError.self) {
             try await store.find(collection: "customers", field: "full_name", value: "Alice Example")
         }
