@@ -13,19 +13,6 @@ extension Statement {
         try run(binding: arguments) { _ in true } ?? false
     }
 
-    /// Runs the statement with `arguments` bound straight to SQLite, hands every row to `body`,
-    /// and resets it.
-    package func forEachRow(
-        binding arguments: [SQLitePointReader.Argument],
-        _ body: (borrowing SQLitePointReader.Columns) throws -> Void
-    ) throws {
-        try SQLitePointReader.run(sqliteStatement, arguments) { statement in
-            while try SQLitePointReader.step(statement) {
-                try body(SQLitePointReader.Columns(statement: statement))
-            }
-        }
-    }
-
     /// Runs the statement with `arguments` bound straight to SQLite, decodes its first row if
     /// there is one, and resets it.
     package func run<T>(
