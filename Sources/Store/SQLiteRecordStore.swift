@@ -26,7 +26,14 @@ public final class SQLiteRecordStore: RecordStore {
             pool = try DatabasePool(path: path, configuration: configuration)
             // An erasure, a key change or an import is reported only once it is on disk.
             try pool.requireDurableCommits()
-            try Self.migrator.migrate(pool)
+            let migrator = Self.migrator
+            let upToDate = try pool.read { try migrator.hasCompletedMigrations($0) }
+            try migrator.migrate(pool)
+            if !upToDate {
+                // A migration that moved a table leaves its copy in the write-ahead log: move
+                // it into the file and give the log's space back.
+                _ = try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            }
             reader = SQLitePointReader(path: path)
         } catch {
             throw TutelaError(.storage, "cannot open the database \(path): \(Self.describe(error))", cause: error)
