@@ -66,6 +66,9 @@ struct SQLiteMigrationTests {
             keyring: keyring,
             tenant: "acme"
         )
+        // The tables' copies went from the write-ahead log into the file, and the log was emptied.
+        let log = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int
+        #expect(log == 0)
         let layout = try await DatabaseQueue(path: path).read { db in
             try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'")
         }
