@@ -1,3 +1,4 @@
+import COpenSSL
 import Crypto
 import Foundation
 import TutelaCore
@@ -203,10 +204,7 @@ public final class EnvelopeCipher: Sendable {
         }
         self.keyEncryptionKeys = ciphers
         var prefix: [UInt8] = []
-        for part in ["tutela.datakey.v1", keyring.id, tenant] {
-            FieldValue.append(UInt32(part.utf8.count), to: &prefix)
-            prefix.append(contentsOf: part.utf8)
-        }
+        for part in ["tutela.datakey.v1", keyring.id, tenant] { FieldContext.append(part, to: &prefix) }
         self.wrapContextPrefix = prefix
     }
 
@@ -285,8 +283,7 @@ public final class EnvelopeCipher: Sendable {
     private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> [UInt8] {
         var bytes = wrapContextPrefix
         bytes.reserveCapacity(bytes.count + 4 + subject.utf8.count + id.count + 4)
-        FieldValue.append(UInt32(subject.utf8.count), to: &bytes)
-        bytes.append(contentsOf: subject.utf8)
+        FieldContext.append(subject, to: &bytes)
         bytes.append(contentsOf: id)
         FieldValue.append(UInt32(version), to: &bytes)
         return bytes
@@ -511,11 +508,12 @@ public final class EnvelopeCipher: Sendable {
         return hash
     }
 
-    /// Overwrites every byte of `bytes` with zero.
+    /// Overwrites every byte of `bytes` with zero, with OpenSSL's cleanse, which the compiler
+    /// cannot drop as a store to memory about to be freed.
     public static func zero(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { buffer in
             guard let base = buffer.baseAddress else { return }
-            memset(base, 0, buffer.count)
+            OPENSSL_cleanse(base, buffer.count)
         }
     }
 }

@@ -43,10 +43,8 @@ public struct KeyedHMAC: @unchecked Sendable {
         SHA256_Update(&inner, padded, 64)
         padded = block.map { $0 ^ 0x5c }
         SHA256_Update(&outer, padded, 64)
-        for index in 0..<64 {
-            padded[index] = 0
-            block[index] = 0
-        }
+        EnvelopeCipher.zero(&padded)
+        EnvelopeCipher.zero(&block)
         self.inner = inner
         self.outer = outer
     }

@@ -1,3 +1,4 @@
+import KeyManagement
 import TutelaCore
 
 /// The stored encoding of a record's fields.
@@ -69,11 +70,7 @@ public enum RecordPayload {
         public mutating func finish(
             sealing seal: (_ values: [UInt8], _ names: [String], _ output: inout [UInt8]) throws -> Void
         ) throws -> [UInt8] {
-            defer {
-                sealedValues.withUnsafeMutableBytes { buffer in
-                    for index in buffer.indices { buffer[index] = 0 }
-                }
-            }
+            defer { EnvelopeCipher.zero(&sealedValues) }
             var bytes: [UInt8] = []
             bytes.reserveCapacity(7 + 64 + sealedValues.count + entries.count)
             bytes.append(RecordPayload.groupFormat)
