@@ -164,9 +164,7 @@ struct StoreConformanceTests {
     func withheldFields(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let original = SampleRecords.customer("c1", email: "alice@example.com")
-        try await store.put([original])
-        let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        let (original, stored, wrapped) = try await Self.storedCustomer(in: store)
         let hidden: Set<String> = ["email", "birth_date", "zip"]
         let record = try store.open(stored, key: wrapped, withheld: hidden)
         // zip was never stored, so it is not listed.
@@ -185,9 +183,7 @@ struct StoreConformanceTests {
     func fieldFormatStillOpens(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let original = SampleRecords.customer("c1", email: "alice@example.com")
-        try await store.put([original])
-        let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        let (original, stored, wrapped) = try await Self.storedCustomer(in: store)
         let old = try Self.fieldFormat(stored, store: store, wrapped: wrapped, tenant: "acme")
         #expect(old.payload.first == 1)
         #expect(try store.open(old, key: wrapped) == original)
@@ -207,6 +203,16 @@ struct StoreConformanceTests {
         let error = #expect(throws: TutelaError.self) { try store.open(swapped, key: wrapped) }
         #expect(error?.code == .ciphertextMisplaced)
         #expect(error?.message.contains("customers/c1 field 'email'") == true)
+    }
+
+    /// A customer put into `store`, and the row and wrapped key the backend keeps for it.
+    private static func storedCustomer(
+        in store: EncryptedStore
+    ) async throws -> (Record, StoredRecord, WrappedDataKey?) {
+        let original = SampleRecords.customer("c1", email: "alice@example.com")
+        try await store.put([original])
+        let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        return (original, stored, wrapped)
     }
 
     /// The same record in format 1: every sealed field in a ciphertext of its own.
