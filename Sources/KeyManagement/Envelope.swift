@@ -152,9 +152,8 @@ public struct FieldBuffers {
 
     /// Creates empty buffers.
     public init() {
+        // The others are sized by their first use: opening needs no associated-data buffer.
         context.reserveCapacity(128)
-        associatedData.reserveCapacity(160)
-        plaintext.reserveCapacity(64)
     }
 }
 
@@ -193,11 +192,22 @@ public final class EnvelopeCipher: Sendable {
     private let keyEncryptionKeys: [Int: AES256GCM]
     // The start of every data key's associated data: its label, the keyring id and the tenant.
     private let wrapContextPrefix: [UInt8]
+    // Data keys unwrapped recently; a new keyring state comes with a new cipher and an empty cache.
+    private let dataKeys: DataKeyCache
+
+    /// How many unwrapped data keys a cipher keeps by default: about 2.5 KB each with their
+    /// OpenSSL contexts, 40 MB when full.
+    public static let defaultCachedDataKeys = 16_384
+    /// How long an unwrapped data key is kept after its unwrap.
+    public static let cachedDataKeyMaxAge = Duration.seconds(300)
 
     /// Creates a cipher over a keyring for one tenant.
-    public init(keyring: Keyring, tenant: String) {
+    /// - Parameter cachedDataKeys: how many unwrapped data keys to keep for later reads of the
+    ///   same subjects (see `unwrap`); 0 unwraps every time.
+    public init(keyring: Keyring, tenant: String, cachedDataKeys: Int = EnvelopeCipher.defaultCachedDataKeys) {
         self.keyring = keyring
         self.tenant = tenant
+        self.dataKeys = DataKeyCache(capacity: cachedDataKeys, maxAge: Self.cachedDataKeyMaxAge)
         var ciphers: [Int: AES256GCM] = [:]
         for entry in keyring.versions where entry.state.canUnwrap {
             ciphers[entry.version] = try? keyring.key(version: entry.version).withUnsafeBytes { try AES256GCM(key: $0) }
@@ -248,9 +258,29 @@ public final class EnvelopeCipher: Sendable {
     }
 
     /// Opens a wrapped data key.
+    ///
+    /// A key unwrapped from the same stored form for the same subject in the last
+    /// `cachedDataKeyMaxAge` is taken from memory. The caller passes the wrapped key it just
+    /// read from the store, so a subject erased or re-wrapped since (by any process) is never
+    /// opened with a kept key.
     /// - Throws: `.keyDisabled`, `.keyDestroyed`, or `.authenticationFailed` when it was altered or
     ///   belongs to another subject.
     public func unwrap(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
+        if let key = dataKeys.key(subject: subject, wrapped: wrapped) { return key }
+        let key = try unwrapUncached(wrapped, subject: subject)
+        dataKeys.insert(subject: subject, wrapped: wrapped, key: key)
+        return key
+    }
+
+    /// Drops the unwrapped data key kept for `subject`, once the subject is erased.
+    public func forgetDataKey(subject: String) {
+        dataKeys.remove(subject: subject)
+    }
+
+    /// The number of unwrapped data keys kept.
+    public var cachedDataKeyCount: Int { dataKeys.count }
+
+    private func unwrapUncached(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
         let kek = try keyEncryptionKey(version: wrapped.kekVersion)
         do {
             var bytes = try kek.open(
@@ -267,7 +297,8 @@ public final class EnvelopeCipher: Sendable {
     /// Re-wraps a data key under the active version; the data key itself does not change, so no
     /// field has to be re-encrypted.
     public func rewrap(_ wrapped: WrappedDataKey, subject: String) throws -> WrappedDataKey {
-        try wrap(try unwrap(wrapped, subject: subject), subject: subject, version: keyring.activeVersion)
+        // Not kept: a re-wrap walks every subject once.
+        try wrap(try unwrapUncached(wrapped, subject: subject), subject: subject, version: keyring.activeVersion)
     }
 
     private func wrap(_ dataKey: DataKey, subject: String, version: Int) throws -> WrappedDataKey {

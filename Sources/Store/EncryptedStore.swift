@@ -14,6 +14,7 @@ public final class EncryptedStore: Sendable {
     public let backend: any RecordStore
     /// The cipher over the keyring in force, replaced when the keyring file changes.
     private let cipherState: Mutex<EnvelopeCipher>
+    private let cachedDataKeys: Int
     private var cipher: EnvelopeCipher { cipherState.withLock { $0 } }
     private let indexer: BlindIndexer
     // The blind-index keys of each collection's fields, by field position (nil: no lookup).
@@ -27,10 +28,19 @@ public final class EncryptedStore: Sendable {
     ///   - schema: the collections and field classes.
     ///   - keyring: the key-encryption keys and index secret.
     ///   - tenant: bound into every ciphertext and data key.
-    public init(backend: any RecordStore, schema: Schema, keyring: Keyring, tenant: String) {
+    ///   - cachedDataKeys: how many unwrapped data keys to keep for later reads (see
+    ///     `EnvelopeCipher.unwrap`); 0 unwraps on every read.
+    public init(
+        backend: any RecordStore,
+        schema: Schema,
+        keyring: Keyring,
+        tenant: String,
+        cachedDataKeys: Int = EnvelopeCipher.defaultCachedDataKeys
+    ) {
         self.backend = backend
         self.schema = schema
-        self.cipherState = Mutex(EnvelopeCipher(keyring: keyring, tenant: tenant))
+        self.cachedDataKeys = cachedDataKeys
+        self.cipherState = Mutex(EnvelopeCipher(keyring: keyring, tenant: tenant, cachedDataKeys: cachedDataKeys))
         let indexer = BlindIndexer(keyring: keyring, tenant: tenant)
         self.indexer = indexer
         self.lookupKeys = schema.collections.mapValues { collection in
@@ -43,6 +53,9 @@ public final class EncryptedStore: Sendable {
     /// The keyring in use.
     public var keyring: Keyring { cipher.keyring }
 
+    /// The number of unwrapped data keys kept for later reads.
+    public var cachedDataKeyCount: Int { cipher.cachedDataKeyCount }
+
     /// Puts a newer state of the same keyring in force (a rotation, a disabled or destroyed
     /// version, made by another process): new data keys are wrapped under its active version
     /// and keys re-wrapped under a new version open.
@@ -52,7 +65,7 @@ public final class EncryptedStore: Sendable {
             guard keyring.id == cipher.keyring.id else {
                 throw TutelaError(.invalidState, "the keyring file now holds another keyring; restart to use it")
             }
-            cipher = EnvelopeCipher(keyring: keyring, tenant: cipher.tenant)
+            cipher = EnvelopeCipher(keyring: keyring, tenant: cipher.tenant, cachedDataKeys: cachedDataKeys)
         }
     }
 
@@ -457,7 +470,8 @@ public final class EncryptedStore: Sendable {
     /// Erases a subject for good: destroys their data key, so every copy encrypted under it is
     /// unreadable, and removes their records and index entries.
     public func erase(subject: String, at time: Int64) async throws -> ErasureReport {
-        try await backend.erase(subject: subject, at: time)
+        defer { cipher.forgetDataKey(subject: subject) }
+        return try await backend.erase(subject: subject, at: time)
     }
 
     /// Re-wraps up to `limit` data keys under the active key version in one atomic batch,
