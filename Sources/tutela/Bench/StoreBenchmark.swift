@@ -13,9 +13,9 @@ import TutelaCore
 /// in a GRDB database pool with the same settings, rows inserted with prepared statements in
 /// transactions of the same size, and read back one at a time by id into the same record type.
 ///
-/// Each comparison runs in `rounds` rounds, baseline and ours one after the other, and reports
-/// medians: on a shared machine whose speed drifts, a ratio taken within one round is steadier
-/// than two passes seconds apart.
+/// Each comparison runs in `rounds` rounds and reports medians; within a round, baseline and
+/// ours take turns a few milliseconds of work at a time (see `interleaved`), so that the
+/// machine's drifting speed falls on both alike.
 struct StoreBenchmark {
     let rows: Int
     let batch: Int
@@ -48,12 +48,12 @@ struct StoreBenchmark {
                 keyring: keyring,
                 tenant: "bench"
             )
-            let plain = try await measureAsync {
-                for chunk in batches { try await baseline.insert(chunk) }
-            }
-            let encrypted = try await measureAsync {
-                for chunk in batches { try await store.put(chunk) }
-            }
+            let (plain, encrypted) = try await interleaved(
+                batches,
+                block: 1,
+                baseline: { for chunk in $0 { try await baseline.insert(chunk) } },
+                ours: { for chunk in $0 { try await store.put(chunk) } }
+            )
             inserts.add(baseline: plain, ours: encrypted)
             stores.append((baseline, store))
         }
@@ -75,16 +75,14 @@ struct StoreBenchmark {
         var reads = Comparison()
         var uncachedReads = Comparison()
         for _ in 0..<rounds {
-            // Each side right after a baseline pass of its own, so that neither inherits the
-            // other's warm processor caches.
             for keeping in [true, false] {
                 let side = keeping ? store : uncached
-                let plain = try await measureAsync {
-                    for id in ids { _ = try await baseline.get(id) }
-                }
-                let encrypted = try await measureAsync {
-                    for id in ids { _ = try await side.get(collection: "customers", id: id) }
-                }
+                let (plain, encrypted) = try await interleaved(
+                    ids,
+                    block: 250,
+                    baseline: { for id in $0 { _ = try await baseline.get(id) } },
+                    ours: { for id in $0 { _ = try await side.get(collection: "customers", id: id) } }
+                )
                 if keeping {
                     reads.add(baseline: plain, ours: encrypted)
                 } else {
@@ -109,12 +107,14 @@ struct StoreBenchmark {
         }
         var lookups = Comparison()
         for _ in 0..<rounds {
-            let plain = try await measureAsync {
-                for email in emails { _ = try await baseline.find("email", email) }
-            }
-            let blind = try await measureAsync {
-                for email in emails { _ = try await store.find(collection: "customers", field: "email", value: email) }
-            }
+            let (plain, blind) = try await interleaved(
+                emails,
+                block: 250,
+                baseline: { for email in $0 { _ = try await baseline.find("email", email) } },
+                ours: {
+                    for email in $0 { _ = try await store.find(collection: "customers", field: "email", value: email) }
+                }
+            )
             lookups.add(baseline: plain, ours: blind)
         }
         lookups.report(into: report, count: emails.count, baseline: "lookup_plaintext", ours: "lookup_blind_index")
@@ -150,6 +150,32 @@ struct StoreBenchmark {
         report.record("store", "import_jsonl_rows", Double(count))
         report.record("store", "import_jsonl_per_s", Double(count) / seconds)
     }
+}
+
+/// Times `baseline` and `ours` over the same items, a block at a time, the side that goes first
+/// alternating from block to block.
+///
+/// - Returns: each side's total seconds. This machine's speed drifts by a fifth within seconds;
+///   blocks of a few milliseconds put that drift on both sides alike, where two whole passes one
+///   after the other would each take a different share of it.
+func interleaved<Item>(
+    _ items: [Item],
+    block: Int,
+    baseline: (ArraySlice<Item>) async throws -> Void,
+    ours: (ArraySlice<Item>) async throws -> Void
+) async throws -> (baseline: Double, ours: Double) {
+    var times = (baseline: 0.0, ours: 0.0)
+    for (number, start) in stride(from: 0, to: items.count, by: block).enumerated() {
+        let part = items[start..<min(start + block, items.count)]
+        if number % 2 == 0 {
+            times.baseline += try await measureAsync { try await baseline(part) }
+            times.ours += try await measureAsync { try await ours(part) }
+        } else {
+            times.ours += try await measureAsync { try await ours(part) }
+            times.baseline += try await measureAsync { try await baseline(part) }
+        }
+    }
+    return times
 }
 
 /// The times of one comparison over several rounds.
