@@ -3,19 +3,19 @@ import Crypto
 import Foundation
 import TutelaCore
 
-/// A data subject's data key, in the clear, in memory only.
+/// A data subject's data key, in memory only.
+///
+/// The clear key lives only in its OpenSSL context, which is cleansed when freed: it is set up
+/// from the bytes it was made or unwrapped from, and those are zeroed at once.
 public struct DataKey: Sendable {
     /// A random 16-byte identifier, written into every ciphertext it makes.
     public let id: [UInt8]
-    /// The AES-256 key.
-    let key: SymmetricKey
     /// The key set up for AES-256-GCM.
     let cipher: AES256GCM
 
-    init(id: [UInt8], key: SymmetricKey, nonceBase: [UInt8]? = nil) throws {
+    init(id: [UInt8], key: UnsafeRawBufferPointer, nonceBase: [UInt8]? = nil) throws {
         self.id = id
-        self.key = key
-        self.cipher = try key.withUnsafeBytes { try AES256GCM(key: $0, nonceBase: nonceBase) }
+        self.cipher = try AES256GCM(key: key, nonceBase: nonceBase)
     }
 }
 
@@ -249,12 +249,12 @@ public final class EnvelopeCipher: Sendable {
         guard random.count == Self.dataKeyRandomLength else {
             throw TutelaError(.invalidInput, "a data key is made of \(Self.dataKeyRandomLength) random bytes")
         }
-        let dataKey = try DataKey(
-            id: Array(random[0..<16]),
-            key: SymmetricKey(data: random[16..<48]),
-            nonceBase: Array(random[48...])
-        )
-        return (dataKey, try wrap(dataKey, subject: subject, version: keyring.activeVersion))
+        let id = Array(random[0..<16])
+        let key = UnsafeRawBufferPointer(rebasing: random[16..<48])
+        let dataKey = try DataKey(id: id, key: key, nonceBase: Array(random[48...]))
+        var bytes = Array(key)
+        defer { Self.zero(&bytes) }
+        return (dataKey, try wrap(bytes, id: id, subject: subject, version: keyring.activeVersion))
     }
 
     /// Opens a wrapped data key.
@@ -281,14 +281,19 @@ public final class EnvelopeCipher: Sendable {
     public var cachedDataKeyCount: Int { dataKeys.count }
 
     private func unwrapUncached(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
+        var bytes = try unwrapBytes(wrapped, subject: subject)
+        defer { Self.zero(&bytes) }
+        return try bytes.withUnsafeBytes { try DataKey(id: wrapped.id, key: $0) }
+    }
+
+    /// The clear bytes of a wrapped data key; the caller zeroes them.
+    private func unwrapBytes(_ wrapped: WrappedDataKey, subject: String) throws -> [UInt8] {
         let kek = try keyEncryptionKey(version: wrapped.kekVersion)
         do {
-            var bytes = try kek.open(
+            return try kek.open(
                 wrapped.sealed[...],
                 authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
             )
-            defer { Self.zero(&bytes) }
-            return try DataKey(id: wrapped.id, key: SymmetricKey(data: bytes))
         } catch {
             throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
         }
@@ -297,18 +302,18 @@ public final class EnvelopeCipher: Sendable {
     /// Re-wraps a data key under the active version; the data key itself does not change, so no
     /// field has to be re-encrypted.
     public func rewrap(_ wrapped: WrappedDataKey, subject: String) throws -> WrappedDataKey {
-        // Not kept: a re-wrap walks every subject once.
-        try wrap(try unwrapUncached(wrapped, subject: subject), subject: subject, version: keyring.activeVersion)
+        // Straight from one wrapping to the next: no cipher is set up, and nothing is kept.
+        var bytes = try unwrapBytes(wrapped, subject: subject)
+        defer { Self.zero(&bytes) }
+        return try wrap(bytes, id: wrapped.id, subject: subject, version: keyring.activeVersion)
     }
 
-    private func wrap(_ dataKey: DataKey, subject: String, version: Int) throws -> WrappedDataKey {
+    private func wrap(_ key: [UInt8], id: [UInt8], subject: String, version: Int) throws -> WrappedDataKey {
         let kek = try keyEncryptionKey(version: version)
         var sealed: [UInt8] = []
         sealed.reserveCapacity(AES256GCM.nonceLength + 32 + AES256GCM.tagLength)
-        var bytes = dataKey.key.withUnsafeBytes { Array($0) }
-        defer { Self.zero(&bytes) }
-        try kek.seal(bytes, authenticating: wrapContext(subject, dataKey.id, version), appendingTo: &sealed)
-        return WrappedDataKey(id: dataKey.id, kekVersion: version, sealed: sealed)
+        try kek.seal(key, authenticating: wrapContext(subject, id, version), appendingTo: &sealed)
+        return WrappedDataKey(id: id, kekVersion: version, sealed: sealed)
     }
 
     private func wrapContext(_ subject: String, _ id: [UInt8], _ version: Int) -> [UInt8] {
