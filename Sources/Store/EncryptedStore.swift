@@ -218,7 +218,7 @@ public final class EncryptedStore: Sendable {
 
     private func seal(_ record: Record, with key: DataKey, cipher: EnvelopeCipher) throws -> StoredRecord {
         let collection = try schema.collection(record.collection)
-        var payload = RecordPayload.Writer()
+        var payload = RecordPayload.Writer(fields: collection.fields.count)
         var lookups: [Lookup] = []
         var sealedFields = GroupKey.Fields()
         let indexKeys = lookupKeys[collection.name]
@@ -232,6 +232,7 @@ public final class EncryptedStore: Sendable {
             }
             // `lookupKeys` is made from the same schema: every field with a lookup has its key.
             if let normalization = field.lookup, case .string(let text) = value, let key = indexKeys?[index] {
+                if lookups.isEmpty { lookups.reserveCapacity(4) }
                 lookups.append(
                     Lookup(field: field.name, digest: BlindIndexer.digest(of: normalization.normalize(text), key: key))
                 )

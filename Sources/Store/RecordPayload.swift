@@ -43,10 +43,11 @@ public enum RecordPayload {
         private var sealedNames: [String] = []
         private var sealedValues: [UInt8] = []
 
-        /// Starts an empty payload.
-        public init(capacity: Int = 256) {
+        /// Starts an empty payload for up to `fields` fields (more are fine: the buffers grow).
+        public init(capacity: Int = 256, fields: Int = 16) {
             entries.reserveCapacity(capacity)
             sealedValues.reserveCapacity(capacity)
+            sealedNames.reserveCapacity(fields)
         }
 
         /// Appends a clear value.

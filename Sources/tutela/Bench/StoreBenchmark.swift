@@ -224,12 +224,22 @@ extension StoreBenchmark {
             keyring: keyring,
             tenant: "bench"
         )
+        // Sealing is repeated `rounds` times and the least time kept: it only reads the database
+        // (no data key exists yet), so every pass does the same work, and the least is the one
+        // this machine's drift disturbed least.
         var sealed: [WriteBatch] = []
-        let cpuBefore = processCPUSeconds()
-        let sealSeconds = try await measureAsync {
-            for chunk in batches { sealed.append(try await store.seal(chunk)) }
+        var sealSeconds = Double.infinity
+        var sealCPU = Double.infinity
+        for _ in 0..<max(1, rounds) {
+            var pass: [WriteBatch] = []
+            let cpuBefore = processCPUSeconds()
+            let seconds = try await measureAsync {
+                for chunk in batches { pass.append(try await store.seal(chunk)) }
+            }
+            sealCPU = min(sealCPU, processCPUSeconds() - cpuBefore)
+            sealSeconds = min(sealSeconds, seconds)
+            sealed = pass
         }
-        let sealCPU = processCPUSeconds() - cpuBefore
         let writeSeconds = try await measureAsync {
             for batch in sealed { try await store.backend.apply(batch) }
         }
