@@ -94,7 +94,13 @@ public final class Tutela: Sendable {
         )
         return Tutela(
             configuration: configuration,
-            store: EncryptedStore(backend: backend, schema: policies.schema, keyring: keyring, tenant: tenant),
+            store: EncryptedStore(
+                backend: backend,
+                schema: policies.schema,
+                keyring: keyring,
+                tenant: tenant,
+                cachedDataKeys: configuration.cachedDataKeys
+            ),
             policyHolder: policyHolder,
             principalStore: credentials,
             apiKeyStore: credentials,

@@ -17,6 +17,10 @@ public struct TutelaConfiguration: Sendable {
     public var operatorName: String
     /// How long an audit append may take before the operation fails.
     public var auditTimeout: Duration
+    /// How many unwrapped data keys the store keeps for later reads of the same customers
+    /// (see `EnvelopeCipher.unwrap`): none for a command, which reads once and exits;
+    /// `tutela serve` keeps `EnvelopeCipher.defaultCachedDataKeys`.
+    public var cachedDataKeys = 0
 
     /// The default data directory.
     public static let defaultDataDirectory = "./tutela-data"

@@ -265,10 +265,13 @@ public final class EnvelopeCipher: Sendable {
     /// opened with a kept key.
     /// - Throws: `.keyDisabled`, `.keyDestroyed`, or `.authenticationFailed` when it was altered or
     ///   belongs to another subject.
-    public func unwrap(_ wrapped: WrappedDataKey, subject: String) throws -> DataKey {
+    /// - Parameter keep: false for a scan over many subjects: a kept key is still used, but one
+    ///   unwrapped here is not kept, so that the scan neither pushes out the keys of the
+    ///   subjects read often nor fills memory with keys read once.
+    public func unwrap(_ wrapped: WrappedDataKey, subject: String, keep: Bool = true) throws -> DataKey {
         if let key = dataKeys.key(subject: subject, wrapped: wrapped) { return key }
         let key = try unwrapUncached(wrapped, subject: subject)
-        dataKeys.insert(subject: subject, wrapped: wrapped, key: key)
+        if keep { dataKeys.insert(subject: subject, wrapped: wrapped, key: key) }
         return key
     }
 

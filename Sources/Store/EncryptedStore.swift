@@ -156,7 +156,8 @@ public final class EncryptedStore: Sendable {
             var offset = 0
             return try chunk.map { subject -> (String, DataKey, WrappedDataKey, Bool) in
                 if let wrapped = existing[subject] {
-                    return (subject, try cipher.unwrap(wrapped, subject: subject), wrapped, false)
+                    // Not kept: a write's subjects are known for the rest of the write already.
+                    return (subject, try cipher.unwrap(wrapped, subject: subject, keep: false), wrapped, false)
                 }
                 let end = offset + EnvelopeCipher.dataKeyRandomLength
                 let (key, wrapped) = try random.withUnsafeBytes {
@@ -301,9 +302,24 @@ public final class EncryptedStore: Sendable {
         withheld: Set<String> = []
     ) async throws -> [Record] {
         _ = try schema.collection(collection)
-        return try await backend.records(collection: collection, after: afterID, limit: limit).map {
-            try open($0, key: $1, withheld: withheld)
+        let cipher = self.cipher
+        // A page is one statement, so a subject has the same wrapped key in all its rows: it is
+        // unwrapped once per page, and not kept beyond it (a scan would push out the keys kept
+        // for the customers read often).
+        var keys: [String: DataKey] = [:]
+        return try await backend.records(collection: collection, after: afterID, limit: limit).map { stored, wrapped in
+            try open(stored, withheld: withheld) {
+                if let key = keys[stored.subject] { return key }
+                guard let wrapped else { throw Self.destroyedKey(of: stored) }
+                let key = try cipher.unwrap(wrapped, subject: stored.subject, keep: false)
+                keys[stored.subject] = key
+                return key
+            }
         }
+    }
+
+    private static func destroyedKey(of stored: StoredRecord) -> TutelaError {
+        TutelaError(.subjectErased, "the data key of \(stored.collection)/\(stored.id) was destroyed")
     }
 
     /// Decrypts a stored record.
@@ -315,14 +331,25 @@ public final class EncryptedStore: Sendable {
     public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?, withheld: Set<String> = []) throws -> Record
     {
         let cipher = self.cipher
+        return try open(stored, withheld: withheld) {
+            guard let wrapped else { throw Self.destroyedKey(of: stored) }
+            return try cipher.unwrap(wrapped, subject: stored.subject)
+        }
+    }
+
+    /// Decrypts a stored record with the data key `resolve` gives, asked for at most once and
+    /// only when a sealed field is read.
+    private func open(
+        _ stored: StoredRecord,
+        withheld: Set<String>,
+        key resolve: () throws -> DataKey
+    ) throws -> Record {
+        let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
         var dataKey: DataKey?
         func key() throws -> DataKey {
             if let dataKey { return dataKey }
-            guard let wrapped else {
-                throw TutelaError(.subjectErased, "the data key of \(collection.name)/\(stored.id) was destroyed")
-            }
-            let key = try cipher.unwrap(wrapped, subject: stored.subject)
+            let key = try resolve()
             dataKey = key
             return key
         }

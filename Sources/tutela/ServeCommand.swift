@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Governance
 import Hummingbird
+import KeyManagement
 import Logging
 import Policy
 import TutelaCore
@@ -50,7 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
             paths.dataDirectory = settings.dataDirectory
             paths.keysDirectory = settings.keysDirectory
             paths.policiesDirectory = settings.policiesDirectory
-            let tutela = try await Tutela.open(paths.configuration)
+            var configuration = paths.configuration
+            configuration.cachedDataKeys = EnvelopeCipher.defaultCachedDataKeys
+            let tutela = try await Tutela.open(configuration)
             let application = try buildApplication(tutela: tutela, configuration: gateway, logger: logger)
             let reloads = Self.reloadOnHangUp(tutela: tutela, logger: logger)
             defer { reloads.cancel() }

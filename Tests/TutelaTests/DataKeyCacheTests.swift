@@ -68,19 +68,42 @@ struct DataKeyCacheTests {
         #expect(cache.count == 0)
     }
 
-    @Test("erasing a subject drops its kept key, and its records no longer open")
-    func erasure() async throws {
+    private func makeStore() throws -> (EncryptedStore, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tutela-keycache-\(UUID().uuidString)"
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = EncryptedStore(
             backend: try SQLiteRecordStore(path: directory + "/store.sqlite"),
             schema: try TestEnvironment.schema(),
             keyring: Keyring.generate(now: 0),
             tenant: "acme"
         )
+        return (store, directory)
+    }
+
+    @Test("a page scan keeps no keys of its own but reads every record; point reads keep theirs")
+    func scansDoNotKeep() async throws {
+        let (store, directory) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put((1...3).map { SampleRecords.customer("c\($0)", email: "user\($0)@example.com") })
+        try await store.put((1...6).map { SampleRecords.interaction("i\($0)", of: "c\($0 % 3 + 1)") })
+        let interactions = try await store.page(collection: "interactions", after: nil, limit: 10)
+        #expect(interactions.map(\.id) == ["i1", "i2", "i3", "i4", "i5", "i6"])
+        #expect(interactions.allSatisfy { $0.fields["item_id"] == .string("p1") })
+        #expect(store.cachedDataKeyCount == 0)
+
+        _ = try await store.get(collection: "customers", id: "c2")
+        #expect(store.cachedDataKeyCount == 1)
+        // The page uses the kept key and still keeps no other.
+        #expect(try await store.page(collection: "customers", after: nil, limit: 10).count == 3)
+        #expect(store.cachedDataKeyCount == 1)
+    }
+
+    @Test("erasing a subject drops its kept key, and its records no longer open")
+    func erasure() async throws {
+        let (store, directory) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try await store.put([
             SampleRecords.customer("c1", email: "alice@example.com"),
             SampleRecords.customer("c2", email: "bob@example.com"),

@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Governance
 import Hummingbird
+import KeyManagement
 import Logging
 import Store
 import TutelaCore
@@ -31,12 +32,14 @@ struct GatewayBenchmark {
             throw TutelaError(.notFound, "the gateway benchmark needs wrk on PATH (Scripts/bench.sh installs it)")
         }
         let key = "tutela-mk1:" + SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
-        let configuration = TutelaConfiguration(
+        var configuration = TutelaConfiguration(
             dataDirectory: directory + "/data",
             keysDirectory: directory + "/keys",
             policiesDirectory: policies,
             environment: ["TUTELA_MASTER_KEY": key]
         )
+        // As `tutela serve` opens it.
+        configuration.cachedDataKeys = EnvelopeCipher.defaultCachedDataKeys
         _ = try await Tutela.initialize(configuration, now: 0)
         let tutela = try await Tutela.open(configuration)
         let sample = SampleDataset.generate(customers: 1000, interactionsPerCustomer: 0)
