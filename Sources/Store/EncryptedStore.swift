@@ -285,10 +285,13 @@ public final class EncryptedStore: Sendable {
         withheld: Set<String> = []
     ) async throws -> [Record] {
         let definition = try schema.collection(collection)
-        guard let fieldDefinition = definition.field(field), let normalization = fieldDefinition.lookup else {
+        guard let position = definition.position(of: field), let normalization = definition.fields[position].lookup,
+            let key = lookupKeys[collection]?[position]
+        else {
             throw TutelaError(.invalidInput, "field '\(collection).\(field)' has no lookup index")
         }
-        let digest = indexer.digest(of: normalization.normalize(value), collection: collection, field: field)
+        // The field's key set up when the store was made, as sealing uses it.
+        let digest = BlindIndexer.digest(of: normalization.normalize(value), key: key)
         return try await backend.records(collection: collection, field: field, digest: digest).map {
             try open($0, key: $1, withheld: withheld)
         }

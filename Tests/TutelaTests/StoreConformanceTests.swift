@@ -342,6 +342,21 @@ struct StoreConformanceTests {
         #expect(page == records)
     }
 
+    @Test("a lookup finds by a field's normalized value and refuses a field without an index", arguments: backends)
+    func lookupFields(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([SampleRecords.customer("c1", email: "Alice@Example.com")])
+        let found = try await store.find(collection: "customers", field: "email", value: " alice@example.COM ")
+        #expect(found.map(\.id) == ["c1"])
+        for field in ["full_name", "no_such_field"] {
+            let error = await #expect(throws: TutelaError.self) {
+                try await store.find(collection: "customers", field: field, value: "Alice Example")
+            }
+            #expect(error?.code == .invalidInput && error?.message.contains("has no lookup index") == true)
+        }
+    }
+
     @Test(
         "a streamed write that fails in a later batch leaves nothing of the earlier ones",
         arguments: backends
