@@ -16,7 +16,6 @@ public final class EncryptedStore: Sendable {
     private let cipherState: Mutex<EnvelopeCipher>
     private let cachedDataKeys: Int
     private var cipher: EnvelopeCipher { cipherState.withLock { $0 } }
-    private let indexer: BlindIndexer
     // The blind-index keys of each collection's fields, by field position (nil: no lookup).
     private let lookupKeys: [String: [KeyedHMAC?]]
     // Sealed groups' names, encoded once per collection and set of fields.
@@ -42,7 +41,6 @@ public final class EncryptedStore: Sendable {
         self.cachedDataKeys = cachedDataKeys
         self.cipherState = Mutex(EnvelopeCipher(keyring: keyring, tenant: tenant, cachedDataKeys: cachedDataKeys))
         let indexer = BlindIndexer(keyring: keyring, tenant: tenant)
-        self.indexer = indexer
         self.lookupKeys = schema.collections.mapValues { collection in
             collection.fields.map { field in
                 field.lookup.map { _ in indexer.key(collection: collection.name, field: field.name) }
@@ -311,7 +309,7 @@ public final class EncryptedStore: Sendable {
         // for the customers read often).
         var keys: [String: DataKey] = [:]
         return try await backend.records(collection: collection, after: afterID, limit: limit).map { stored, wrapped in
-            try open(stored, withheld: withheld) {
+            try open(stored, withheld: withheld, cipher: cipher) {
                 if let key = keys[stored.subject] { return key }
                 guard let wrapped else { throw Self.destroyedKey(of: stored) }
                 let key = try cipher.unwrap(wrapped, subject: stored.subject, keep: false)
@@ -334,7 +332,7 @@ public final class EncryptedStore: Sendable {
     public func open(_ stored: StoredRecord, key wrapped: WrappedDataKey?, withheld: Set<String> = []) throws -> Record
     {
         let cipher = self.cipher
-        return try open(stored, withheld: withheld) {
+        return try open(stored, withheld: withheld, cipher: cipher) {
             guard let wrapped else { throw Self.destroyedKey(of: stored) }
             return try cipher.unwrap(wrapped, subject: stored.subject)
         }
@@ -345,9 +343,9 @@ public final class EncryptedStore: Sendable {
     private func open(
         _ stored: StoredRecord,
         withheld: Set<String>,
+        cipher: EnvelopeCipher,
         key resolve: () throws -> DataKey
     ) throws -> Record {
-        let cipher = self.cipher
         let collection = try schema.collection(stored.collection)
         var dataKey: DataKey?
         func key() throws -> DataKey {
