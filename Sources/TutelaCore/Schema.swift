@@ -142,11 +142,7 @@ public enum LookupNormalization: String, Sendable {
 }
 
 /// One field of a collection.
-///
-/// A class: definitions are made once, never change, and are handed around for every record
-/// on its way in and out; a reference is one count to adjust where a copy of the value was
-/// several.
-public final class FieldDefinition: Sendable {
+public struct FieldDefinition: Sendable {
     /// The field name.
     public let name: String
     /// The value type.
@@ -177,8 +173,8 @@ public final class FieldDefinition: Sendable {
     public var isEncrypted: Bool { fieldClass.encrypted }
 }
 
-/// A collection of records, such as `customers`; a class, as `FieldDefinition` is.
-public final class CollectionDefinition: Sendable {
+/// A collection of records, such as `customers`.
+public struct CollectionDefinition: Sendable {
     /// The collection name.
     public let name: String
     /// The field that identifies a record (stored in the clear as the record id).
