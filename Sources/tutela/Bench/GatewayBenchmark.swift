@@ -25,6 +25,10 @@ struct GatewayBenchmark {
         var requestsPerSecond: Double
         var p50Milliseconds: Double
         var p99Milliseconds: Double
+        /// The server's processor time per request (this process's, over all its threads;
+        /// `wrk` runs in its own): steadier than throughput on a machine whose speed drifts,
+        /// and blind to how much of the machine `wrk` takes.
+        var serverCPUMicrosecondsPerRequest = 0.0
     }
 
     func run(into report: BenchReport) async throws {
@@ -94,6 +98,15 @@ struct GatewayBenchmark {
         report.record("gateway", "governed_fetch_p50_ms", governedLoad.p50Milliseconds)
         report.record("gateway", "governed_fetch_p99_ms", governedLoad.p99Milliseconds)
         report.record("gateway", "governed_audit_events_per_batch", Double(events) / Double(max(1, batches)))
+        report.record("gateway", "static_server_cpu_us_per_request", staticLoad.serverCPUMicrosecondsPerRequest)
+        report.record("gateway", "governed_server_cpu_us_per_request", governedLoad.serverCPUMicrosecondsPerRequest)
+        // Processor time per request, governed / static: what the throughput ratio would be the
+        // inverse of if the server had the machine to itself.
+        report.record(
+            "gateway",
+            "governed_vs_static_cpu_ratio",
+            governedLoad.serverCPUMicrosecondsPerRequest / max(1e-9, staticLoad.serverCPUMicrosecondsPerRequest)
+        )
         report.record(
             "gateway",
             "governed_vs_static_throughput",
@@ -154,6 +167,7 @@ struct GatewayBenchmark {
     /// threads away on two cores, and the governed route, which does most of its work there,
     /// far more than the static one.
     static func wrk(_ path: String, connections: Int, seconds: Int, arguments: [String]) async throws -> Load {
+        let cpuBefore = processCPUSeconds()
         let text = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
             let thread = Thread {
                 continuation.resume(
@@ -165,9 +179,13 @@ struct GatewayBenchmark {
             thread.name = "tutela.bench.wrk"
             thread.start()
         }
+        let cpu = processCPUSeconds() - cpuBefore
         var load = Load(requestsPerSecond: 0, p50Milliseconds: 0, p99Milliseconds: 0)
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count > 2, parts[1] == "requests", parts[2] == "in", let count = Double(parts[0]), count > 0 {
+                load.serverCPUMicrosecondsPerRequest = cpu / count * 1e6
+            }
             if parts.first == "Requests/sec:", parts.count == 2 { load.requestsPerSecond = Double(parts[1]) ?? 0 }
             if parts.count == 2, parts[0] == "50%" { load.p50Milliseconds = milliseconds(parts[1]) }
             if parts.count == 2, parts[0] == "99%" { load.p99Milliseconds = milliseconds(parts[1]) }
