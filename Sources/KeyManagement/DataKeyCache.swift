@@ -117,15 +117,6 @@ final class DataKeyCache: Sendable {
         _ = dropped
     }
 
-    /// Drops every key.
-    func removeAll() {
-        let dropped = slots.withLock { slots in
-            defer { slots = Slots() }
-            return slots.entries
-        }
-        _ = dropped
-    }
-
     private static func remove(_ slot: Int, from slots: inout Slots) -> Entry? {
         guard let entry = slots.entries[slot] else { return nil }
         slots.entries[slot] = nil

@@ -74,21 +74,19 @@ struct StoreBenchmark {
         )
         var reads = Comparison()
         var uncachedReads = Comparison()
+        func readTimes(_ side: EncryptedStore) async throws -> (baseline: Double, ours: Double) {
+            try await interleaved(
+                ids,
+                block: 250,
+                baseline: { for id in $0 { _ = try await baseline.get(id) } },
+                ours: { for id in $0 { _ = try await side.get(collection: "customers", id: id) } }
+            )
+        }
         for _ in 0..<rounds {
-            for keeping in [true, false] {
-                let side = keeping ? store : uncached
-                let (plain, encrypted) = try await interleaved(
-                    ids,
-                    block: 250,
-                    baseline: { for id in $0 { _ = try await baseline.get(id) } },
-                    ours: { for id in $0 { _ = try await side.get(collection: "customers", id: id) } }
-                )
-                if keeping {
-                    reads.add(baseline: plain, ours: encrypted)
-                } else {
-                    uncachedReads.add(baseline: plain, ours: encrypted)
-                }
-            }
+            let kept = try await readTimes(store)
+            reads.add(baseline: kept.baseline, ours: kept.ours)
+            let unwrapping = try await readTimes(uncached)
+            uncachedReads.add(baseline: unwrapping.baseline, ours: unwrapping.ours)
         }
         reads.report(into: report, count: ids.count, baseline: "read_plaintext", ours: "read_encrypted")
         report.record("store", "read_ratio", reads.medianRatio)
