@@ -187,6 +187,10 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     /// Writes one batch inside the caller's transaction.
+    ///
+    /// Keys, records and index entries go in with one statement per chunk of rows (see
+    /// `PreparedBatch.split`): a statement's fixed cost (cursors opened, the program started
+    /// and reset) is paid once per chunk rather than once per row.
     private static func write(_ prepared: PreparedBatch, to db: Database) throws {
         let batch = prepared.batch
         let currentKey = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
@@ -197,58 +201,29 @@ public final class SQLiteRecordStore: RecordStore {
                 throw TutelaError(.conflict, "a data key changed during the write")
             }
         }
-        // One statement per new key: it is not inserted for an erased subject, and only then
-        // is the erasure looked up, to say why.
-        let insertKey = try db.cachedStatement(
-            sql: """
-                INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped)
-                SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM erasures WHERE subject = ?1)
-                """
-        )
-        for (key, arguments) in zip(batch.newDataKeys, prepared.newDataKeys) {
-            try insertKey.run(binding: arguments)
-            guard db.changesCount == 1 else {
-                let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
-                if try erased.run(binding: [arguments[0]]) {
-                    throw TutelaError(
-                        .subjectErased,
-                        "subject \(key.subject) was erased; its data cannot be written again"
-                    )
-                }
-                throw TutelaError(.conflict, "another writer created the same subject's data key")
+        // A key is not inserted for an erased subject nor over another key; only when a chunk
+        // inserted fewer keys than it holds are its keys looked at one by one, to say why.
+        for chunk in prepared.keyChunks {
+            try db.cachedStatement(sql: SQL.insertKeys[chunk.size]).run(binding: chunk.arguments)
+            guard db.changesCount == chunk.rows.count else {
+                throw try refusedKey(batch.newDataKeys[chunk.rows], db: db)
             }
         }
-        let insertRecord = try db.cachedStatement(
-            sql: """
-                INSERT INTO records (collection, id, subject, payload, lookups) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (collection, id) DO NOTHING
-                """
-        )
-        let replaceRecord = try db.cachedStatement(
-            sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
-        )
-        // A record's blind-index entries go in with one statement, one per number of entries.
-        var insertLookups: [Int: Statement] = [:]
-        for (record, arguments) in zip(batch.records, prepared.records) {
-            try insertRecord.run(binding: arguments.insert)
-            if db.changesCount == 0 {
-                // A replacement: drop the old record's index entries, then overwrite it.
-                try Self.deleteLookups(collection: record.collection, id: record.id, db: db)
-                let (collection, id, subject, payload, lookups) = (
-                    arguments.insert[0], arguments.insert[1], arguments.insert[2], arguments.insert[3],
-                    arguments.insert[4]
-                )
-                try replaceRecord.run(binding: [subject, payload, lookups, collection, id])
+        for chunk in prepared.recordChunks {
+            guard chunk.distinctIDs else {
+                // An id twice in a chunk: the later row replaces the earlier, one at a time.
+                for index in chunk.rows { try writeOne(prepared.records[index], db: db) }
+                continue
             }
-            guard !arguments.lookups.isEmpty else { continue }
-            let count = arguments.lookups.count / 2
-            if insertLookups[count] == nil {
-                insertLookups[count] = try db.cachedStatement(
-                    sql: "INSERT OR IGNORE INTO lookups (digest, record_id) VALUES "
-                        + repeatElement("(?, ?)", count: count).joined(separator: ", ")
-                )
+            try db.cachedStatement(sql: SQL.insertRecords[chunk.size]).run(binding: chunk.arguments)
+            if db.changesCount != chunk.rows.count {
+                // Some records existed: each row that does not hold this batch's record is
+                // replaced (its old index entries removed first).
+                for index in chunk.rows { try replaceIfOlder(prepared.records[index], db: db) }
             }
-            try insertLookups[count]?.run(binding: arguments.lookups)
+            for piece in chunk.lookupPieces {
+                try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run(binding: piece.arguments)
+            }
         }
         let rewrap = try db.cachedStatement(
             sql:
@@ -258,6 +233,87 @@ public final class SQLiteRecordStore: RecordStore {
             try rewrap.execute(arguments: [
                 key.wrapped.kekVersion, Data(key.wrapped.sealed), key.subject, Data(key.wrapped.id), previous,
             ])
+        }
+    }
+
+    /// Inserts or replaces one record and adds its index entries.
+    private static func writeOne(_ record: PreparedBatch.Record, db: Database) throws {
+        try db.cachedStatement(sql: SQL.insertRecords[0]).run(binding: record.insert)
+        if db.changesCount == 0 {
+            try replace(record, db: db)
+        }
+        var pieces: [PreparedBatch.Chunk] = []
+        PreparedBatch.appendChunks(of: record.lookups, perRow: 2, to: &pieces)
+        for piece in pieces {
+            try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run(binding: piece.arguments)
+        }
+    }
+
+    /// Replaces a stored record unless its row already holds exactly this one (as when a
+    /// chunk's insert just wrote it).
+    private static func replaceIfOlder(_ record: PreparedBatch.Record, db: Database) throws {
+        let stored = try db.cachedStatement(
+            sql: "SELECT subject, payload, lookups FROM records WHERE collection = ? AND id = ?"
+        )
+        let same = try stored.run(binding: [.text(record.stored.collection), .text(record.stored.id)]) { row in
+            row.text(0) == record.stored.subject && row.blob(1) == record.stored.payload
+                && (row.isNull(2) ? nil : row.blob(2)) == record.encodedLookups
+        }
+        if same != true { try replace(record, db: db) }
+    }
+
+    /// Overwrites a stored record after dropping its old index entries.
+    private static func replace(_ record: PreparedBatch.Record, db: Database) throws {
+        let stored = record.stored
+        try deleteLookups(collection: stored.collection, id: stored.id, db: db)
+        try db.cachedStatement(
+            sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
+        ).run(binding: [
+            .text(stored.subject), .blob(stored.payload), record.encodedLookups.map { .blob($0) } ?? .null,
+            .text(stored.collection), .text(stored.id),
+        ])
+    }
+
+    /// Why a chunk of new data keys was not inserted whole: the first subject that was erased
+    /// or already has another key.
+    private static func refusedKey(_ keys: ArraySlice<StoredDataKey>, db: Database) throws -> TutelaError {
+        let erased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
+        let current = try db.cachedStatement(sql: "SELECT key_id FROM data_keys WHERE subject = ?")
+        for key in keys {
+            if try erased.run(binding: [.text(key.subject)]) {
+                return TutelaError(
+                    .subjectErased,
+                    "subject \(key.subject) was erased; its data cannot be written again"
+                )
+            }
+            if try current.run(binding: [.text(key.subject)], decode: { $0.blob(0) }) != key.wrapped.id {
+                break
+            }
+        }
+        return TutelaError(.conflict, "another writer created the same subject's data key")
+    }
+
+    /// The statements of a batch's chunks, by chunk size: index n inserts 2^n rows.
+    private enum SQL {
+        static let insertKeys = sizes.map { count in
+            """
+            INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped)
+            SELECT column1, column2, column3, column4 FROM (VALUES \(rows("(?, ?, ?, ?)", count)))
+            WHERE NOT EXISTS (SELECT 1 FROM erasures WHERE subject = column1)
+            """
+        }
+        static let insertRecords = sizes.map { count in
+            """
+            INSERT INTO records (collection, id, subject, payload, lookups) VALUES \(rows("(?, ?, ?, ?, ?)", count))
+            ON CONFLICT (collection, id) DO NOTHING
+            """
+        }
+        static let insertLookups = sizes.map { count in
+            "INSERT OR IGNORE INTO lookups (digest, record_id) VALUES \(rows("(?, ?)", count))"
+        }
+        private static let sizes = (0...PreparedBatch.largestChunkShift).map { 1 << $0 }
+        private static func rows(_ row: String, _ count: Int) -> String {
+            repeatElement(row, count: count).joined(separator: ", ")
         }
     }
 
@@ -540,41 +596,113 @@ public final class SQLiteRecordStore: RecordStore {
     }
 }
 
-/// A write batch with the arguments of its inserts made.
+/// A write batch with the arguments of its inserts made, in chunks.
 private struct PreparedBatch: Sendable {
-    /// The arguments of a record's insert and of its blind-index entries' inserts.
+    /// A record with the arguments of its insert and of its blind-index entries' inserts.
     struct Record: Sendable {
+        let stored: StoredRecord
+        /// The record's list of its index entries, kept in its row.
+        let encodedLookups: [UInt8]?
         /// collection, id, subject, payload, lookups.
         let insert: [SQLitePointReader.Argument]
         /// digest and record id of each entry, one entry after the other.
         let lookups: [SQLitePointReader.Argument]
     }
 
+    /// Rows inserted by one statement: a power of two of them, so that a few statements
+    /// (one per size) serve every batch.
+    struct Chunk: Sendable {
+        /// Which of the batch's keys or records (for index entries, which entries).
+        let rows: Range<Int>
+        /// The shift of the row count: `rows.count == 1 << size`.
+        let size: Int
+        let arguments: [SQLitePointReader.Argument]
+    }
+
+    /// A chunk of records with their index entries.
+    struct RecordChunk: Sendable {
+        let rows: Range<Int>
+        let size: Int
+        let arguments: [SQLitePointReader.Argument]
+        /// Whether no id occurs twice in the chunk (else it is written record by record).
+        let distinctIDs: Bool
+        let lookupPieces: [Chunk]
+    }
+
+    /// The most rows one statement inserts: 2^6 = 64.
+    static let largestChunkShift = 6
+
     let batch: WriteBatch
-    /// subject, key id, version, wrapped key; one list per new data key.
-    let newDataKeys: [[SQLitePointReader.Argument]]
+    let keyChunks: [Chunk]
     let records: [Record]
+    let recordChunks: [RecordChunk]
 
     init(_ batch: WriteBatch) {
         self.batch = batch
-        newDataKeys = batch.newDataKeys.map { key in
+        let keys: [SQLitePointReader.Argument] = batch.newDataKeys.flatMap { key in
             [.text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed)]
         }
+        var keyChunks: [Chunk] = []
+        Self.appendChunks(of: keys, perRow: 4, to: &keyChunks)
+        self.keyChunks = keyChunks
         records = batch.records.map { record in
-            let collection = SQLitePointReader.Argument.text(record.collection)
             let id = SQLitePointReader.Argument.text(record.id)
+            let encodedLookups = LookupList.encode(record.lookups)
             return Record(
+                stored: record,
+                encodedLookups: encodedLookups,
                 insert: [
-                    collection, id, .text(record.subject), .blob(record.payload),
-                    LookupList.encode(record.lookups).map { .blob($0) } ?? .null,
+                    .text(record.collection), id, .text(record.subject), .blob(record.payload),
+                    encodedLookups.map { .blob($0) } ?? .null,
                 ],
-                lookups: record.lookups.flatMap { lookup in [.blob(lookup.digest), id]
-                }
+                lookups: record.lookups.flatMap { lookup in [.blob(lookup.digest), id] }
             )
         }
+        var recordChunks: [RecordChunk] = []
+        for (rows, size) in Self.split(records.count) {
+            let chunk = records[rows]
+            var pieces: [Chunk] = []
+            Self.appendChunks(of: chunk.flatMap(\.lookups), perRow: 2, to: &pieces)
+            recordChunks.append(
+                RecordChunk(
+                    rows: rows,
+                    size: size,
+                    arguments: chunk.flatMap(\.insert),
+                    distinctIDs: Set(batch.records[rows].lazy.map(\.id)).count == rows.count,
+                    lookupPieces: pieces
+                )
+            )
+        }
+        self.recordChunks = recordChunks
     }
 
     var count: Int { records.count }
+
+    /// Cuts `count` rows into chunks of the largest size, then the rest by its binary digits.
+    static func split(_ count: Int) -> [(Range<Int>, Int)] {
+        var chunks: [(Range<Int>, Int)] = []
+        var start = 0
+        var shift = largestChunkShift
+        while start < count {
+            while count - start < 1 << shift { shift -= 1 }
+            chunks.append((start..<start + (1 << shift), shift))
+            start += 1 << shift
+        }
+        return chunks
+    }
+
+    /// Appends the chunks of `arguments`, `perRow` of them a row.
+    static func appendChunks(of arguments: [SQLitePointReader.Argument], perRow: Int, to chunks: inout [Chunk]) {
+        for (rows, size) in split(arguments.count / perRow) {
+            chunks.append(
+                Chunk(
+                    rows: rows,
+                    size: size,
+                    arguments: Array(arguments[rows.lowerBound * perRow..<rows.upperBound * perRow])
+                )
+            )
+        }
+    }
 }
 
 /// The blind-index entries of a record, kept in its row so that replacing or erasing it removes

@@ -380,6 +380,70 @@ struct StoreConformanceTests {
         #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 0)
     }
 
+    @Test(
+        "a batch written in chunks replaces stored records and repeated ids, leaving only the last version's index entries",
+        arguments: backends
+    )
+    func chunkedReplacements(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ids = (0..<100).map { String(format: "c%03d", $0) }
+        try await store.put(ids.map { SampleRecords.customer($0, email: "old.\($0)@example.com") })
+        // 101 records, so chunks of several sizes: every other one replaces a stored record,
+        // the rest are new, and c050 comes twice, inside the first chunk.
+        var batch = ids.enumerated().map { index, id in
+            index.isMultiple(of: 2)
+                ? SampleRecords.customer(id, email: "new.\(id)@example.com")
+                : SampleRecords.customer("n" + id.dropFirst(), email: "n\(id)@example.com")
+        }
+        batch.insert(SampleRecords.customer("c050", email: "first.c050@example.com"), at: 10)
+        try await store.put(batch)
+
+        #expect(try await store.backend.count(collection: "customers") == 150)
+        for id in ["c000", "c002", "c064", "c098"] {
+            #expect(
+                try await store.get(collection: "customers", id: id).fields["email"] == .string("new.\(id)@example.com")
+            )
+            #expect(
+                try await store.find(collection: "customers", field: "email", value: "old.\(id)@example.com").isEmpty
+            )
+            let found = try await store.find(collection: "customers", field: "email", value: "new.\(id)@example.com")
+            #expect(found.map(\.id) == [id])
+        }
+        for id in ["c001", "c099"] {
+            #expect(
+                try await store.get(collection: "customers", id: id).fields["email"] == .string("old.\(id)@example.com")
+            )
+            let found = try await store.find(
+                collection: "customers",
+                field: "email",
+                value: "nc\(id.dropFirst())@example.com"
+            )
+            #expect(found.map(\.id) == ["n" + id.dropFirst()])
+        }
+        #expect(
+            try await store.get(collection: "customers", id: "c050").fields["email"] == .string("new.c050@example.com")
+        )
+        #expect(try await store.find(collection: "customers", field: "email", value: "first.c050@example.com").isEmpty)
+    }
+
+    @Test(
+        "an erased subject among many new ones is named, and none of their keys or records is kept",
+        arguments: backends
+    )
+    func erasedSubjectInChunk(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([SampleRecords.customer("gone", email: "gone@example.com")])
+        _ = try await store.erase(subject: "gone", at: 1)
+        var batch = (0..<90).map { SampleRecords.customer(String(format: "c%03d", $0), email: "c\($0)@example.com") }
+        batch.insert(SampleRecords.customer("gone", email: "gone@example.com"), at: 40)
+        let error = await #expect(throws: TutelaError.self) { try await store.put(batch) }
+        #expect(error?.code == .subjectErased && error?.message.contains("subject gone was erased") == true)
+        #expect(try await store.backend.count(collection: "customers") == 0)
+        #expect(try await store.backend.dataKeyCountsByVersion().values.reduce(0, +) == 0)
+    }
+
     @Test("data keys are found for many subjects at once, and only for subjects that have one", arguments: backends)
     func dataKeysOfManySubjects(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)

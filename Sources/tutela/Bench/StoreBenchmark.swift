@@ -238,8 +238,17 @@ extension StoreBenchmark {
             sealSeconds = min(sealSeconds, seconds)
             sealed = pass
         }
-        let writeSeconds = try await measureAsync {
-            for batch in sealed { try await store.backend.apply(batch) }
+        // Writing the sealed batches: `rounds` passes, each into a database of its own, the least
+        // time kept as for sealing.
+        var writeSeconds = Double.infinity
+        for round in 0..<max(1, rounds) {
+            let backend = try SQLiteRecordStore(path: directory + "/steps-write-\(round).sqlite")
+            writeSeconds = min(
+                writeSeconds,
+                try await measureAsync {
+                    for batch in sealed { try await backend.apply(batch) }
+                }
+            )
         }
         let rows = Double(max(1, batches.reduce(0) { $0 + $1.count }))
         report.record("store", "insert_step_seal_ns", sealSeconds / rows * 1e9)
