@@ -179,11 +179,16 @@ public final class EncryptedStore: Sendable {
             }
         }
         let sealingKeys = keys
-        batch.records = try await Self.concurrentMap(records) { record in
-            guard let key = sealingKeys[record.subject] else {
-                throw TutelaError(.invalidState, "no data key for a record's subject")
+        let schema = schema
+        let lookupKeys = lookupKeys
+        batch.records = try await Self.concurrentMapChunks(records) { chunk in
+            var sealer = RecordSealer(schema: schema, lookupKeys: lookupKeys, cipher: cipher)
+            return try chunk.map { record in
+                guard let key = sealingKeys[record.subject] else {
+                    throw TutelaError(.invalidState, "no data key for a record's subject")
+                }
+                return try sealer.seal(record, with: key)
             }
-            return try self.seal(record, with: key, cipher: cipher)
         }
         return batch
     }
@@ -213,49 +218,6 @@ public final class EncryptedStore: Sendable {
             for try await part in group { parts.append(part) }
             return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
         }
-    }
-
-    private func seal(_ record: Record, with key: DataKey, cipher: EnvelopeCipher) throws -> StoredRecord {
-        let collection = try schema.collection(record.collection)
-        var payload = RecordPayload.Writer(fields: collection.fields.count)
-        var lookups: [Lookup] = []
-        var sealedFields = GroupKey.Fields()
-        let indexKeys = lookupKeys[collection.name]
-        for (index, field) in collection.fields.enumerated() {
-            guard let value = record.fields[field.name], !value.isNull else { continue }
-            if field.isEncrypted {
-                payload.append(field.name, sealed: value)
-                sealedFields.add(index)
-            } else {
-                payload.append(field.name, clear: value)
-            }
-            // `lookupKeys` is made from the same schema: every field with a lookup has its key.
-            if let normalization = field.lookup, case .string(let text) = value, let key = indexKeys?[index] {
-                if lookups.isEmpty { lookups.reserveCapacity(4) }
-                lookups.append(
-                    Lookup(field: field.name, digest: BlindIndexer.digest(of: normalization.normalize(text), key: key))
-                )
-            }
-        }
-        // Every sealed field of the record in one ciphertext: one AES-GCM operation and one
-        // header per record instead of one per field (see Keys/README.md, "Record payloads").
-        let sealed = try payload.finish { values, names, output in
-            var buffers = FieldBuffers()
-            let context = FieldContext(
-                tenant: cipher.tenant,
-                collection: collection.name,
-                recordID: record.id,
-                group: fieldGroup(GroupKey(collection: collection.name, fields: sealedFields), names: names)
-            )
-            try cipher.seal(encoded: values, with: key, context: context, buffers: &buffers, appendingTo: &output)
-        }
-        return StoredRecord(
-            collection: collection.name,
-            id: record.id,
-            subject: record.subject,
-            payload: sealed,
-            lookups: lookups
-        )
     }
 
     // MARK: Reading
@@ -518,6 +480,116 @@ public final class EncryptedStore: Sendable {
         }
         try await backend.apply(batch)
         return (keys.count, last.subject)
+    }
+}
+
+/// Seals the records of one chunk of a write.
+///
+/// Sealing runs on every core at once. What it reads of the schema per record (field names,
+/// classes, index keys, encoded group names) is copied here per chunk, into storage no other
+/// thread touches: shared, reference-counted schema values had every core counting references on
+/// the same memory for every field of every record.
+private struct RecordSealer {
+    /// A field as sealing needs it.
+    struct Field {
+        let name: String
+        let encrypted: Bool
+        let lookup: (LookupNormalization, KeyedHMAC)?
+    }
+
+    /// A collection's fields, in schema order.
+    struct Plan {
+        let collection: String
+        let fields: [Field]
+    }
+
+    private let schema: Schema
+    private let lookupKeys: [String: [KeyedHMAC?]]
+    private let cipher: EnvelopeCipher
+    private var plans: [String: Plan] = [:]
+    private var groups: [GroupKey: FieldGroup] = [:]
+    private var buffers = FieldBuffers()
+
+    init(schema: Schema, lookupKeys: [String: [KeyedHMAC?]], cipher: EnvelopeCipher) {
+        self.schema = schema
+        self.lookupKeys = lookupKeys
+        self.cipher = cipher
+    }
+
+    /// A fresh copy of a string, with storage of its own (short strings have none).
+    private static func own(_ text: String) -> String {
+        String(decoding: Array(text.utf8), as: UTF8.self)
+    }
+
+    private mutating func plan(_ collection: String) throws -> Plan {
+        if let plan = plans[collection] { return plan }
+        let definition = try schema.collection(collection)
+        let keys = lookupKeys[collection]
+        let plan = Plan(
+            collection: Self.own(definition.name),
+            fields: definition.fields.enumerated().map { index, field in
+                Field(
+                    name: Self.own(field.name),
+                    encrypted: field.isEncrypted,
+                    // Made from the same schema: every field with a lookup has its key.
+                    lookup: field.lookup.flatMap { normalization in keys?[index].map { (normalization, $0) } }
+                )
+            }
+        )
+        plans[Self.own(collection)] = plan
+        return plan
+    }
+
+    private mutating func group(_ key: GroupKey?, names: [String]) -> FieldGroup {
+        guard let key else { return FieldGroup(names) }
+        if let group = groups[key] { return group }
+        let group = FieldGroup(names.map(Self.own))
+        groups[key] = group
+        return group
+    }
+
+    mutating func seal(_ record: Record, with key: DataKey) throws -> StoredRecord {
+        let plan = try plan(record.collection)
+        var payload = RecordPayload.Writer(fields: plan.fields.count)
+        var lookups: [Lookup] = []
+        var sealedFields = GroupKey.Fields()
+        for index in plan.fields.indices {
+            let field = plan.fields[index]
+            guard let value = record.fields[field.name], !value.isNull else { continue }
+            if field.encrypted {
+                payload.append(field.name, sealed: value)
+                sealedFields.add(index)
+            } else {
+                payload.append(field.name, clear: value)
+            }
+            if let (normalization, indexKey) = field.lookup, case .string(let text) = value {
+                if lookups.isEmpty { lookups.reserveCapacity(4) }
+                lookups.append(
+                    Lookup(
+                        field: field.name,
+                        digest: BlindIndexer.digest(of: normalization.normalize(text), key: indexKey)
+                    )
+                )
+            }
+        }
+        // Every sealed field of the record in one ciphertext: one AES-GCM operation and one
+        // header per record instead of one per field (see Keys/README.md, "Record payloads").
+        let sealed = try payload.finish { values, names, output in
+            let context = FieldContext(
+                tenant: cipher.tenant,
+                collection: plan.collection,
+                recordID: record.id,
+                group: group(GroupKey(collection: plan.collection, fields: sealedFields), names: names)
+            )
+            try cipher.seal(encoded: values, with: key, context: context, buffers: &buffers, appendingTo: &output)
+        }
+        return StoredRecord(
+            collection: plan.collection,
+            id: record.id,
+            subject: record.subject,
+            payload: sealed,
+            lookups: lookups
+        )
     }
 }
 
