@@ -30,24 +30,36 @@ extension CollectionDefinition {
     public func makeRecord(from raw: [String: RawFieldValue]) throws -> Record {
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(raw.count)
+        // Each name is looked up once: the key, the subject and the required fields are
+        // noted by position on the way.
+        var id: String?
+        var subject: String?
+        var required = 0
         for (name, rawValue) in raw {
-            guard let definition = field(name) else {
+            guard let position = position(of: name) else {
                 throw TutelaError(.invalidInput, "field '\(name)' is not declared in collection '\(self.name)'")
             }
-            guard let value = rawValue.typed(as: definition.type) else {
-                throw TutelaError(.invalidInput, "field '\(name)': expected \(definition.type.expectation)")
+            let type = types[position]
+            guard let value = rawValue.typed(as: type) else {
+                throw TutelaError(.invalidInput, "field '\(name)': expected \(type.expectation)")
             }
-            if !value.isNull { fields[name] = value }
+            guard !value.isNull else { continue }
+            fields[name] = value
+            if isRequired[position] { required += 1 }
+            if case .string(let text) = value {
+                if position == keyPosition { id = text }
+                if position == subjectPosition { subject = text }
+            }
         }
-        for definition in self.fields where definition.required {
-            if fields[definition.name] == nil {
+        if required < requiredCount {
+            for definition in self.fields where definition.required && fields[definition.name] == nil {
                 throw TutelaError(.invalidInput, "field '\(definition.name)' is required")
             }
         }
-        guard case .string(let id)? = fields[keyField], !id.isEmpty else {
+        guard let id, !id.isEmpty else {
             throw TutelaError(.invalidInput, "field '\(keyField)': the record key must be a non-empty string")
         }
-        guard case .string(let subject)? = fields[subjectField], !subject.isEmpty else {
+        guard let subject, !subject.isEmpty else {
             throw TutelaError(.invalidInput, "field '\(subjectField)': the subject must be a non-empty string")
         }
         return Record(collection: name, id: id, subject: subject, fields: fields)

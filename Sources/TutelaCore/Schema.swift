@@ -184,6 +184,12 @@ public struct CollectionDefinition: Sendable {
     /// The fields in declaration order.
     public let fields: [FieldDefinition]
     private let positions: [String: Int]
+    // By position, for checking a record without looking its fields up by name again.
+    let types: [FieldType]
+    let isRequired: [Bool]
+    let requiredCount: Int
+    let keyPosition: Int?
+    let subjectPosition: Int?
 
     /// Creates a collection; the key and subject fields must be among `fields`.
     public init(name: String, keyField: String, subjectField: String, fields: [FieldDefinition]) {
@@ -194,6 +200,11 @@ public struct CollectionDefinition: Sendable {
         var positions: [String: Int] = [:]
         for (index, field) in fields.enumerated() { positions[field.name] = index }
         self.positions = positions
+        types = fields.map(\.type)
+        isRequired = fields.map(\.required)
+        requiredCount = fields.count { $0.required }
+        keyPosition = positions[keyField]
+        subjectPosition = positions[subjectField]
     }
 
     /// The field with the given name, if declared.

@@ -146,6 +146,36 @@ struct ImportTests {
             expected: "line 3: record id repeats the one on line 2"
         ),
         BadFile(
+            name: "empty record key",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"customer_id\":\"c1\"}\n{\"customer_id\":\"\",\"email\":\"secret.two@example.com\"}\n",
+            expected: "line 2: field 'customer_id': the record key must be a non-empty string"
+        ),
+        BadFile(
+            name: "missing record key",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"email\":\"secret.one@example.com\"}\n",
+            expected: "line 1: field 'customer_id' is required"
+        ),
+        BadFile(
+            name: "empty subject",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"\",\"item_id\":\"p1\",\"kind\":\"view\",\"occurred_at\":\"2024-01-01T00:00:00Z\"}\n",
+            expected: "line 1: field 'customer_id': the subject must be a non-empty string"
+        ),
+        BadFile(
+            name: "null in a required field",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":null,\"kind\":\"view\",\"occurred_at\":\"2024-01-01T00:00:00Z\"}\n",
+            expected: "line 1: field 'item_id' is required"
+        ),
+        BadFile(
             name: "unclosed quote",
             collection: "customers",
             format: .csv,
