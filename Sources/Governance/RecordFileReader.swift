@@ -131,6 +131,26 @@ public struct RecordFile: Sendable {
         }
     }
 
+    /// Finds the rows of a JSONL file without reading them: each line that is not blank.
+    mutating func locateLines() {
+        spans.removeAll()
+        data.withUnsafeBytes { bytes in
+            var start = firstRow
+            var line = firstLine
+            while start < bytes.count {
+                var end = start
+                var blank = true
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") {
+                    if bytes[end] != 0x20, bytes[end] != 0x09, bytes[end] != 0x0D { blank = false }
+                    end += 1
+                }
+                if !blank { spans.append((start, line)) }
+                start = end + 1
+                line += 1
+            }
+        }
+    }
+
     /// Row `index` of the last scan, read again.
     public func row(_ index: Int) throws -> RawRow {
         let span = spans[index]

@@ -45,8 +45,9 @@ extension Tutela {
         var file = try RecordFile(data, format: format)
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
         let step = max(1, estimate / 20)
-        let subjects = try file.check(as: definition) { done in
-            if done % step == 0 { progress(.validating, done, max(estimate, done)) }
+        let subjects = try await file.check(as: definition) { done in
+            // Row by row from a CSV file, a chunk of thousands at a time from a JSONL file.
+            if format == .jsonl || done % step == 0 { progress(.validating, done, max(estimate, done)) }
         }
         let count = file.rowCount
         progress(.validating, count, count)
@@ -189,12 +190,94 @@ extension Tutela {
 extension RecordFile {
     /// An import's first pass: every row made into a record of `definition`, which checks it
     /// against the schema, and record ids checked for repeats; only the subjects are kept.
-    /// - Parameter progress: called with the rows checked so far after each row.
+    ///
+    /// The rows of a JSONL file (one a line) are checked in chunks on every core, and the
+    /// chunks' ids and subjects taken in file order; a CSV file, whose rows may span lines,
+    /// is read in order. Either way the error reported is the first in the file.
+    /// - Parameter progress: called with the rows checked so far, as the check proceeds.
     /// - Returns: the distinct subjects of the rows.
     /// - Throws: `TutelaError` naming the line, ending in "nothing was imported".
     public mutating func check(
         as definition: CollectionDefinition,
-        progress: (Int) -> Void = { _ in }
+        progress: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws -> Set<String> {
+        guard format == .jsonl else { return try checkInOrder(as: definition, progress: progress) }
+        locateLines()
+        let file = self
+        let count = rowCount
+        let chunkSize = 4096
+        let chunks = (count + chunkSize - 1) / chunkSize
+        var firstLine: [String: Int] = [:]
+        var subjects: Set<String> = []
+        try await withThrowingTaskGroup(of: (Int, CheckedRows).self) { group in
+            // A few chunks ahead of the ones taken in order, so that memory stays bounded.
+            var started = 0
+            func startNext() {
+                guard started < chunks else { return }
+                let rows = started * chunkSize..<min((started + 1) * chunkSize, count)
+                let index = started
+                group.addTask { (index, file.checkRows(rows, as: definition)) }
+                started += 1
+            }
+            for _ in 0..<2 * ProcessInfo.processInfo.activeProcessorCount { startNext() }
+            var waiting: [Int: CheckedRows] = [:]
+            var taken = 0
+            for try await (index, checked) in group {
+                waiting[index] = checked
+                while let rows = waiting.removeValue(forKey: taken) {
+                    for row in rows.rows {
+                        if let earlier = firstLine.updateValue(row.line, forKey: row.id) {
+                            throw TutelaError(
+                                .invalidInput,
+                                "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
+                            )
+                        }
+                        subjects.insert(row.subject)
+                    }
+                    if let failure = rows.failure { throw failure }
+                    taken += 1
+                    progress(min(taken * chunkSize, count))
+                    startNext()
+                }
+            }
+        }
+        return subjects
+    }
+
+    /// The rows of a chunk checked: id, subject and line of each, up to the first that fails.
+    private struct CheckedRows: Sendable {
+        var rows: [(id: String, subject: String, line: Int)] = []
+        var failure: TutelaError?
+    }
+
+    private func checkRows(_ indices: Range<Int>, as definition: CollectionDefinition) -> CheckedRows {
+        var checked = CheckedRows()
+        checked.rows.reserveCapacity(indices.count)
+        for index in indices {
+            do {
+                // A row that is not valid JSON fails here, naming its line.
+                let row = try row(index)
+                do {
+                    let record = try definition.makeRecord(from: row.values)
+                    checked.rows.append((record.id, record.subject, row.line))
+                } catch let error as TutelaError {
+                    throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
+                }
+            } catch let error as TutelaError {
+                checked.failure = error
+                break
+            } catch {
+                checked.failure = TutelaError(.invalidInput, "a row could not be read; nothing was imported")
+                break
+            }
+        }
+        return checked
+    }
+
+    /// The first pass in file order, a row at a time.
+    private mutating func checkInOrder(
+        as definition: CollectionDefinition,
+        progress: (Int) -> Void
     ) throws -> Set<String> {
         var firstLine: [String: Int] = [:]
         var subjects: Set<String> = []

@@ -1,6 +1,7 @@
 import Foundation
 import Governance
 import KeyManagement
+import Synchronization
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -195,6 +196,68 @@ struct ImportTests {
         #expect(error?.message.contains(file.expected) == true, "\(error?.message ?? "no error")")
         #expect(error?.message.contains("secret") == false)
         #expect(try await tutela.recordCount(collection: file.collection) == 0)
+    }
+
+    /// A JSONL interaction line.
+    static func interactionLine(_ id: Int, customer: Int) -> String {
+        #"{"interaction_id":"i\#(id)","customer_id":"c\#(customer)","item_id":"p1","kind":"view","occurred_at":"2024-01-01T00:00:00Z"}"#
+    }
+
+    @Test(
+        "a JSONL file checked in chunks reports the first error in the file, counting blank lines",
+        arguments: [
+            // (changes by line number, expected message)
+            ([4500: interactionLine(10, customer: 1)], "line 4500: record id repeats the one on line 10"),
+            (
+                [4500: interactionLine(10, customer: 1), 4600: "{not json"],
+                "line 4500: record id repeats the one on line 10"
+            ),
+            ([3000: "{not json", 4500: interactionLine(10, customer: 1)], "line 3000: not valid JSON"),
+            (
+                [100: interactionLine(5, customer: 1), 9500: #"{"interaction_id":"x"}"#],
+                "line 100: record id repeats the one on line 5"
+            ),
+            ([9500: #"{"interaction_id":"x","customer_id":"c1"}"#, 2: "", 5000: "  "], "line 9500: field "),
+            ([2: "", 6000: interactionLine(3, customer: 1)], "line 6000: record id repeats the one on line 3"),
+        ]
+    )
+    func chunkedCheck(_ changes: [Int: String], _ expected: String) async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        var lines = (1...10_000).map { Self.interactionLine($0, customer: $0 % 50) }
+        for (line, text) in changes { lines[line - 1] = text }
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(
+                into: "interactions",
+                data: Data(lines.joined(separator: "\n").utf8),
+                format: .jsonl
+            )
+        }
+        #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error")")
+        #expect(try await tutela.recordCount(collection: "interactions") == 0)
+    }
+
+    @Test("a JSONL file of many chunks with blank lines imports whole, with progress to the last row")
+    func chunkedImport() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        var lines = (1...9_000).map { Self.interactionLine($0, customer: $0 % 50) }
+        lines[1] = ""
+        lines[4999] = " \t"
+        let validated = Mutex<[Int]>([])
+        let report = try await tutela.importRecords(
+            into: "interactions",
+            data: Data((lines.joined(separator: "\n") + "\n").utf8),
+            format: .jsonl
+        ) { phase, done, _ in
+            if phase == .validating { validated.withLock { $0.append(done) } }
+        }
+        #expect(report.records == 8_998 && report.subjects == 50)
+        #expect(try await tutela.recordCount(collection: "interactions") == 8_998)
+        let steps = validated.withLock { $0 }
+        #expect(steps == steps.sorted() && steps.last == 8_998 && steps.count > 2)
     }
 
     @Test("an import naming an erased customer fails as a whole")

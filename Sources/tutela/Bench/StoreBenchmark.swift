@@ -140,7 +140,7 @@ struct StoreBenchmark {
         let seconds = try await measureAsync {
             // Both passes of the import: rows checked first, then read again as they are sealed.
             var file = try RecordFile(text, format: .jsonl)
-            _ = try file.check(as: interactions)
+            _ = try await file.check(as: interactions)
             count = file.rowCount
             let rows = file
             try await store.put(count: count) { try rows.record($0, as: interactions) }
