@@ -131,6 +131,11 @@ public struct RecordFile: Sendable {
         }
     }
 
+    /// Whether a JSONL line holds only spaces, tabs and carriage returns (it is skipped).
+    private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
     /// Finds the rows of a JSONL file without reading them: each line that is not blank.
     mutating func locateLines() {
         spans.removeAll()
@@ -139,12 +144,8 @@ public struct RecordFile: Sendable {
             var line = firstLine
             while start < bytes.count {
                 var end = start
-                var blank = true
-                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") {
-                    if bytes[end] != 0x20, bytes[end] != 0x09, bytes[end] != 0x0D { blank = false }
-                    end += 1
-                }
-                if !blank { spans.append((start, line)) }
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                if !Self.isBlank(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) { spans.append((start, line)) }
                 start = end + 1
                 line += 1
             }
@@ -180,7 +181,7 @@ public struct RecordFile: Sendable {
             let number = line
             position = end + 1
             line += 1
-            if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return nil }
+            if Self.isBlank(text) { return nil }
             do {
                 return try FlatJSONReader.object(text)
             } catch let error as TutelaError {

@@ -207,8 +207,7 @@ extension RecordFile {
         let count = rowCount
         let chunkSize = 4096
         let chunks = (count + chunkSize - 1) / chunkSize
-        var firstLine: [String: Int] = [:]
-        var subjects: Set<String> = []
+        var seen = SeenRecords()
         try await withThrowingTaskGroup(of: (Int, CheckedRows).self) { group in
             // A few chunks ahead of the ones taken in order, so that memory stays bounded.
             var started = 0
@@ -225,15 +224,7 @@ extension RecordFile {
             for try await (index, checked) in group {
                 waiting[index] = checked
                 while let rows = waiting.removeValue(forKey: taken) {
-                    for row in rows.rows {
-                        if let earlier = firstLine.updateValue(row.line, forKey: row.id) {
-                            throw TutelaError(
-                                .invalidInput,
-                                "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
-                            )
-                        }
-                        subjects.insert(row.subject)
-                    }
+                    for row in rows.rows { try seen.add(id: row.id, subject: row.subject, line: row.line) }
                     if let failure = rows.failure { throw failure }
                     taken += 1
                     progress(min(taken * chunkSize, count))
@@ -241,7 +232,35 @@ extension RecordFile {
                 }
             }
         }
-        return subjects
+        return seen.subjects
+    }
+
+    /// The ids and subjects of the rows checked so far.
+    private struct SeenRecords {
+        private var firstLine: [String: Int] = [:]
+        private(set) var subjects: Set<String> = []
+
+        /// Notes a row's record.
+        /// - Throws: when its id was on an earlier line.
+        mutating func add(id: String, subject: String, line: Int) throws {
+            if let earlier = firstLine.updateValue(line, forKey: id) {
+                throw TutelaError(
+                    .invalidInput,
+                    "line \(line): record id repeats the one on line \(earlier); nothing was imported"
+                )
+            }
+            subjects.insert(subject)
+        }
+    }
+
+    /// A row as a record of `definition`.
+    /// - Throws: the schema's complaint, naming the row's line.
+    private static func record(of row: RawRow, as definition: CollectionDefinition) throws -> Record {
+        do {
+            return try definition.makeRecord(from: row.values)
+        } catch let error as TutelaError {
+            throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
+        }
     }
 
     /// The rows of a chunk checked: id, subject and line of each, up to the first that fails.
@@ -253,23 +272,16 @@ extension RecordFile {
     private func checkRows(_ indices: Range<Int>, as definition: CollectionDefinition) -> CheckedRows {
         var checked = CheckedRows()
         checked.rows.reserveCapacity(indices.count)
-        for index in indices {
-            do {
-                // A row that is not valid JSON fails here, naming its line.
+        do {
+            for index in indices {
+                // A row that is not valid JSON fails in `row`, naming its line.
                 let row = try row(index)
-                do {
-                    let record = try definition.makeRecord(from: row.values)
-                    checked.rows.append((record.id, record.subject, row.line))
-                } catch let error as TutelaError {
-                    throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
-                }
-            } catch let error as TutelaError {
-                checked.failure = error
-                break
-            } catch {
-                checked.failure = TutelaError(.invalidInput, "a row could not be read; nothing was imported")
-                break
+                let record = try Self.record(of: row, as: definition)
+                checked.rows.append((record.id, record.subject, row.line))
             }
+        } catch {
+            checked.failure =
+                error as? TutelaError ?? TutelaError(.invalidInput, "a row could not be read; nothing was imported")
         }
         return checked
     }
@@ -279,27 +291,15 @@ extension RecordFile {
         as definition: CollectionDefinition,
         progress: (Int) -> Void
     ) throws -> Set<String> {
-        var firstLine: [String: Int] = [:]
-        var subjects: Set<String> = []
+        var seen = SeenRecords()
         var count = 0
         try scan { row in
-            let record: Record
-            do {
-                record = try definition.makeRecord(from: row.values)
-            } catch let error as TutelaError {
-                throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
-            }
-            if let earlier = firstLine.updateValue(row.line, forKey: record.id) {
-                throw TutelaError(
-                    .invalidInput,
-                    "line \(row.line): record id repeats the one on line \(earlier); nothing was imported"
-                )
-            }
-            subjects.insert(record.subject)
+            let record = try Self.record(of: row, as: definition)
+            try seen.add(id: record.id, subject: record.subject, line: row.line)
             count += 1
             progress(count)
         }
-        return subjects
+        return seen.subjects
     }
 
     /// Row `index` of the last scan as a record of `definition`: an import's second pass.
