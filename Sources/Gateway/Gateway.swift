@@ -65,19 +65,25 @@ public func buildApplication(
     for route in GatewayRoute.all {
         let audited = route.action != nil
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
-            let respond = {
+            // Operational routes answer from memory or with one read each (which WAL mode never
+            // makes wait for a writer): they run without a timeout, and so without the child
+            // task that a timeout needs.
+            guard audited else { return try await gateway.respond(to: route, request: request, context: context) }
+            // The audit log's writer may hold a batch open for an audited call's event, so that
+            // calls under load share a commit.
+            return try await audit.expectingAppend {
                 try await gateway.withTimeout {
                     try await gateway.respond(to: route, request: request, context: context)
                 }
             }
-            // The audit log's writer may hold a batch open for an audited call's event, so that
-            // calls under load share a commit.
-            return try await audited ? audit.expectingAppend(respond) : respond()
         }
     }
-    var server = HTTPServerBuilder.http1()
+    let idle = configuration.idleTimeout.components
+    var server = HTTPServerBuilder.http1(
+        configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
+    )
     if let tls = configuration.tls {
-        server = try .tls(tlsConfiguration: try tlsConfiguration(tls))
+        server = try .tls(server, tlsConfiguration: try tlsConfiguration(tls))
     }
     return Application(
         router: router,

@@ -14,6 +14,12 @@ public struct GatewayConfiguration: Sendable {
     public var requestTimeout: Duration
     /// How many requests may run at once before new ones get 503.
     public var maxConcurrentRequests: Int
+    /// How long a connection may go without a request part while none of its requests is being
+    /// handled, before it is closed.
+    ///
+    /// Keep-alive connections left idle and clients that send a request head slowly, or never
+    /// finish it, hold no socket beyond this.
+    public var idleTimeout: Duration
     /// The certificate and key to serve HTTPS with; plain HTTP when nil.
     public var tls: TLSFiles?
     /// Whether every request is logged (method, route template, status, duration, request id).
@@ -42,6 +48,7 @@ public struct GatewayConfiguration: Sendable {
         burst: Double = 200,
         requestTimeout: Duration = .seconds(10),
         maxConcurrentRequests: Int = 256,
+        idleTimeout: Duration = .seconds(60),
         tls: TLSFiles? = nil,
         logRequests: Bool = false
     ) {
@@ -52,6 +59,7 @@ public struct GatewayConfiguration: Sendable {
         self.burst = burst
         self.requestTimeout = requestTimeout
         self.maxConcurrentRequests = maxConcurrentRequests
+        self.idleTimeout = idleTimeout
         self.tls = tls
         self.logRequests = logRequests
     }

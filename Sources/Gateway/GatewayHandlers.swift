@@ -54,11 +54,21 @@ final class GatewayHandlers: Sendable {
 
     /// Runs a handler under the request timeout.
     ///
-    /// Past the timeout the handler's task is cancelled and the caller gets 504. Every operation a handler awaits is itself bounded (store access by
-    /// SQLite's busy timeout, audit appends by their own deadline), so cancellation is seen.
-    func withTimeout(_ body: () async throws -> Response) async throws -> Response {
+    /// Past the timeout the handler's task is cancelled and the caller gets 504. Every operation
+    /// a handler awaits is itself bounded (store access by SQLite's busy timeout, audit appends by
+    /// their own deadline), so cancellation is seen.
+    ///
+    /// The handler runs in a child task, and only that task is cancelled: the task that called
+    /// this one serves the connection, and cancelling it would close the connection before the
+    /// 504 could be written.
+    func withTimeout(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
+        let timeout = configuration.requestTimeout
         do {
-            return try await Deadlines.shared.withCancellation(after: configuration.requestTimeout, body)
+            return try await withThrowingTaskGroup(of: Response.self) { group in
+                group.addTask { try await Deadlines.shared.withCancellation(after: timeout, body) }
+                guard let response = try await group.next() else { throw CancellationError() }
+                return response
+            }
         } catch is DeadlineExpired {
             throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
         }

@@ -16,6 +16,7 @@ public struct ServeSettings: Sendable, Equatable {
     public var burst: Double?
     public var timeoutSeconds: Int?
     public var maxConcurrent: Int?
+    public var idleTimeoutSeconds: Int?
     public var tlsCertificate: String?
     public var tlsKey: String?
     public var logFormat: LogFormat?
@@ -38,6 +39,7 @@ public struct ServeSettings: Sendable, Equatable {
     /// The keys a configuration file may use.
     static let fileKeys: Set<String> = [
         "host", "port", "max_body_bytes", "rate_limit", "burst", "timeout_seconds", "max_concurrent",
+        "idle_timeout_seconds",
         "tls_certificate", "tls_key", "log_format", "log_requests", "data_dir", "keys_dir", "policies_dir",
     ]
 
@@ -68,6 +70,7 @@ public struct ServeSettings: Sendable, Equatable {
         settings.burst = try number("burst")
         settings.timeoutSeconds = try fields["timeout_seconds"]?.int("timeout_seconds")
         settings.maxConcurrent = try fields["max_concurrent"]?.int("max_concurrent")
+        settings.idleTimeoutSeconds = try fields["idle_timeout_seconds"]?.int("idle_timeout_seconds")
         settings.tlsCertificate = try text("tls_certificate")
         settings.tlsKey = try text("tls_key")
         if let node = fields["log_format"] {
@@ -104,6 +107,7 @@ public struct ServeSettings: Sendable, Equatable {
         settings.burst = try value("TUTELA_BURST") { Double($0) }
         settings.timeoutSeconds = try value("TUTELA_TIMEOUT") { Int($0) }
         settings.maxConcurrent = try value("TUTELA_MAX_CONCURRENT") { Int($0) }
+        settings.idleTimeoutSeconds = try value("TUTELA_IDLE_TIMEOUT") { Int($0) }
         settings.tlsCertificate = try value("TUTELA_TLS_CERTIFICATE") { $0 }
         settings.tlsKey = try value("TUTELA_TLS_KEY") { $0 }
         settings.logFormat = try value("TUTELA_LOG_FORMAT") { LogFormat(rawValue: $0) }
@@ -124,6 +128,7 @@ public struct ServeSettings: Sendable, Equatable {
         result.burst = other.burst ?? burst
         result.timeoutSeconds = other.timeoutSeconds ?? timeoutSeconds
         result.maxConcurrent = other.maxConcurrent ?? maxConcurrent
+        result.idleTimeoutSeconds = other.idleTimeoutSeconds ?? idleTimeoutSeconds
         result.tlsCertificate = other.tlsCertificate ?? tlsCertificate
         result.tlsKey = other.tlsKey ?? tlsKey
         result.logFormat = other.logFormat ?? logFormat
@@ -151,6 +156,8 @@ public struct ServeSettings: Sendable, Equatable {
         guard timeout > 0 else { throw invalid("timeout_seconds must be positive") }
         let maxConcurrent = maxConcurrent ?? defaults.maxConcurrentRequests
         guard maxConcurrent > 0 else { throw invalid("max_concurrent must be positive") }
+        let idleTimeout = idleTimeoutSeconds ?? Int(defaults.idleTimeout.components.seconds)
+        guard idleTimeout > 0 else { throw invalid("idle_timeout_seconds must be positive") }
         var tls: GatewayConfiguration.TLSFiles?
         switch (tlsCertificate, tlsKey) {
         case (nil, nil): tls = nil
@@ -165,6 +172,7 @@ public struct ServeSettings: Sendable, Equatable {
             burst: burst,
             requestTimeout: .seconds(timeout),
             maxConcurrentRequests: maxConcurrent,
+            idleTimeout: .seconds(idleTimeout),
             tls: tls,
             logRequests: logRequests ?? true
         )

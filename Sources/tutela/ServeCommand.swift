@@ -29,6 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Burst size per API key (default 200).") var burst: Double?
     @Option(help: "Seconds before a request times out (default 10).") var timeout: Int?
     @Option(help: "Requests in flight before new ones get 503 (default 256).") var maxConcurrent: Int?
+    @Option(
+        help: "Seconds a connection may stay idle, or take to send a request head, before it is closed (default 60)."
+    )
+    var idleTimeout: Int?
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCertificate: String?
     @Option(help: "PEM private key of the certificate.") var tlsKey: String?
     @Option(help: "Log lines as json (default) or text.") var logFormat: String?
@@ -81,6 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         flags.burst = burst
         flags.timeoutSeconds = timeout
         flags.maxConcurrent = maxConcurrent
+        flags.idleTimeoutSeconds = idleTimeout
         flags.tlsCertificate = tlsCertificate
         flags.tlsKey = tlsKey
         if let logFormat {

@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Gateway
+import Glibc
 import Governance
 import HTTPTypes
 import Hummingbird
@@ -55,6 +56,7 @@ struct ServeTests {
             log_format: text
             tls_certificate: /etc/tutela/cert.pem
             tls_key: /etc/tutela/key.pem
+            idle_timeout_seconds: 15
             """,
             file: "serve.yaml"
         )
@@ -67,6 +69,10 @@ struct ServeTests {
         #expect(resolved.burst == 50)
         #expect(resolved.tls?.privateKeyPath == "/etc/tutela/key.pem")
         #expect(resolved.host == "127.0.0.1")
+        #expect(resolved.idleTimeout == .seconds(15))
+        let fromEnvironment = try ServeSettings.environment(["TUTELA_IDLE_TIMEOUT": "5"])
+        #expect(try file.overridden(by: fromEnvironment).gatewayConfiguration().idleTimeout == .seconds(5))
+        #expect(try ServeSettings().gatewayConfiguration().idleTimeout == .seconds(60))
     }
 
     @Test(
@@ -97,6 +103,9 @@ struct ServeTests {
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
         settings = ServeSettings()
         settings.rateLimit = 0
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        settings = ServeSettings()
+        settings.idleTimeoutSeconds = 0
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
         #expect(throws: TutelaError.self) { _ = try ServeSettings.environment(["TUTELA_PORT": "http"]) }
     }
@@ -160,14 +169,8 @@ struct ServeTests {
 
     @Test("a request held up past its timeout gets 504 without waiting for the audit log's own deadline")
     func requestTimeout() async throws {
-        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        let (environment, tutela, token) = try await Self.slowAuditInstallation()
         defer { environment.remove() }
-        var configuration = environment.configuration
-        configuration.auditTimeout = .seconds(30)
-        _ = try await Tutela.initialize(configuration, now: 1_700_000_000_000)
-        let tutela = try await Tutela.open(configuration)
-        _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
-        let token = try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token
         let app = try buildApplication(
             tutela: tutela,
             configuration: GatewayConfiguration(requestTimeout: .milliseconds(300))
@@ -176,7 +179,7 @@ struct ServeTests {
         // give up only after 30 s (its busy wait, then its deadline). The bound below is a
         // third of that: it tells a request cancelled at its timeout (0.3 s, a few seconds on a
         // machine loaded by the tests running beside it) from one left waiting.
-        let lock = try AuditLock(path: configuration.auditPath)
+        let lock = try AuditLock(path: environment.configuration.auditPath)
         try await lock.lock()
         let started = ContinuousClock.now
         try await app.test(.router) { client in
@@ -191,6 +194,64 @@ struct ServeTests {
         }
         #expect(ContinuousClock.now - started < .seconds(10))
         try await lock.unlock()
+    }
+
+    @Test("connections that stay idle or never finish a request head are closed")
+    func idleConnections() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(port: 0, idleTimeout: .milliseconds(300))
+        )
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            // A request head that never ends: closed without an answer.
+            let halfSent = try RawConnection(port: port)
+            halfSent.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            let unanswered = try await halfSent.readUntilClosed(within: .seconds(10))
+            #expect(unanswered.closed)
+            #expect(unanswered.text.isEmpty)
+
+            // A keep-alive connection answered, then left idle: closed after its answer.
+            let idle = try RawConnection(port: port)
+            idle.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let answered = try await idle.readUntilClosed(within: .seconds(10))
+            #expect(answered.closed)
+            #expect(answered.text.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+
+    @Test("over a live connection a request past its timeout gets its 504, even when it outlasts the idle timeout")
+    func timeoutOverSocket() async throws {
+        let (environment, tutela, token) = try await Self.slowAuditInstallation()
+        defer { environment.remove() }
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(
+                port: 0,
+                requestTimeout: .milliseconds(1500),
+                idleTimeout: .milliseconds(300)
+            )
+        )
+        let auditPath = environment.configuration.auditPath
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            // Held up by the locked audit log until its timeout: the connection stays open
+            // through it (nothing is idle while a request is handled) and carries the answer.
+            let lock = try AuditLock(path: auditPath)
+            try await lock.lock()
+            let slow = try RawConnection(port: port)
+            slow.send(
+                "GET /v1/customers/c000001 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Tutela-Purpose: support\r\n\r\n"
+            )
+            let held = try await slow.readUntilClosed(within: .seconds(20))
+            try await lock.unlock()
+            #expect(held.text.hasPrefix("HTTP/1.1 504"))
+            #expect(held.text.contains("\"code\":\"timeout\""))
+        }
     }
 
     @Test("with a certificate and key the gateway speaks HTTPS only")
@@ -230,11 +291,90 @@ struct ServeTests {
         #expect(throws: TutelaError.self) { _ = try buildApplication(tutela: tutela, configuration: missing) }
     }
 
+    /// An installation whose audit log waits 30 s before giving up on a locked file, with a
+    /// support agent's API key: a request held up by a locked log meets the request timeout first.
+    private static func slowAuditInstallation() async throws -> (TestEnvironment, Tutela, String) {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        do {
+            var configuration = environment.configuration
+            configuration.auditTimeout = .seconds(30)
+            _ = try await Tutela.initialize(configuration, now: 1_700_000_000_000)
+            let tutela = try await Tutela.open(configuration)
+            _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
+            return (environment, tutela, try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token)
+        } catch {
+            environment.remove()
+            throw error
+        }
+    }
+
     /// Runs a program from PATH; throws on a non-zero exit.
     @discardableResult
     private func run(_ program: String, _ arguments: [String]) throws -> String {
         let run = try ChildProcess.run("/usr/bin/env", [program] + arguments)
         guard run.status == 0 else { throw TutelaError(.io, "\(program) exited with \(run.status)") }
         return run.output
+    }
+}
+
+/// A plain TCP connection to a local port, for requests no HTTP client would send.
+final class RawConnection {
+    private let descriptor: Int32
+
+    /// Connects to 127.0.0.1 on `port`.
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TutelaError(.io, "cannot open a socket") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TutelaError(.io, "cannot connect to port \(port)")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Writes `text` whole.
+    func send(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+
+    /// What arrives until the server closes the connection or `limit` passes, and whether it closed.
+    ///
+    /// Polls without blocking, so that no thread of the server's is held by the test.
+    func readUntilClosed(within limit: Duration) async throws -> (text: String, closed: Bool) {
+        let deadline = ContinuousClock.now + limit
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let count = buffer.withUnsafeMutableBytes {
+                recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            }
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count > 0 {
+                received += buffer[0..<count]
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                try await Task.sleep(for: .milliseconds(20))
+            } else {
+                // Reset by the server: closed too.
+                return (String(decoding: received, as: UTF8.self), true)
+            }
+        }
+        return (String(decoding: received, as: UTF8.self), false)
     }
 }
