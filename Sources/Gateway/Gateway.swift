@@ -72,8 +72,8 @@ public func buildApplication(
             // The audit log's writer may hold a batch open for an audited call's event, so that
             // calls under load share a commit.
             return try await audit.expectingAppend {
-                try await gateway.withTimeout {
-                    try await gateway.respond(to: route, request: request, context: context)
+                try await gateway.withTimeout(route: route, requestID: context.requestID) { progress in
+                    try await gateway.respond(to: route, request: request, context: context, progress: progress)
                 }
             }
         }

@@ -14,11 +14,12 @@ public struct GatewayConfiguration: Sendable {
     public var requestTimeout: Duration
     /// How many requests may run at once before new ones get 503.
     public var maxConcurrentRequests: Int
-    /// How long a connection may go without a request part while none of its requests is being
-    /// handled, before it is closed.
+    /// How long a connection may go without a request part, unless a request it sent whole is
+    /// being answered, before it is closed.
     ///
-    /// Keep-alive connections left idle and clients that send a request head slowly, or never
-    /// finish it, hold no socket beyond this.
+    /// Keep-alive connections left idle, and clients whose request head or body stalls (a body
+    /// that stalls for less than this but past `requestTimeout` gets 504), hold no socket beyond
+    /// this.
     public var idleTimeout: Duration
     /// The certificate and key to serve HTTPS with; plain HTTP when nil.
     public var tls: TLSFiles?

@@ -52,33 +52,88 @@ final class GatewayHandlers: Sendable {
         inFlight.withLock { $0 -= 1 }
     }
 
-    /// Runs a handler under the request timeout.
+    /// Runs a data or model route's handler under the request timeout.
     ///
-    /// Past the timeout the handler's task is cancelled and the caller gets 504. Every operation
-    /// a handler awaits is itself bounded (store access by SQLite's busy timeout, audit appends by
-    /// their own deadline), so cancellation is seen.
+    /// Past the timeout the handler's task is cancelled, the cut-off request is audited, and the
+    /// caller gets 504. Every operation a handler awaits is itself bounded (store access by
+    /// SQLite's busy timeout, audit appends by their own deadline), so cancellation is seen.
     ///
     /// The handler runs in a child task, and only that task is cancelled: the task that called
     /// this one serves the connection, and cancelling it would close the connection before the
     /// 504 could be written.
-    func withTimeout(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
+    func withTimeout(
+        route: GatewayRoute,
+        requestID: String,
+        _ body: @escaping @Sendable (RequestProgress) async throws -> Response
+    ) async throws -> Response {
         let timeout = configuration.requestTimeout
+        let progress = RequestProgress()
         do {
             return try await withThrowingTaskGroup(of: Response.self) { group in
-                group.addTask { try await Deadlines.shared.withCancellation(after: timeout, body) }
+                group.addTask {
+                    try await Deadlines.shared.withCancellation(after: timeout) { try await body(progress) }
+                }
                 guard let response = try await group.next() else { throw CancellationError() }
                 return response
             }
         } catch is DeadlineExpired {
+            await auditTimeout(route: route, requestID: requestID, principal: progress.principal)
             throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
+        }
+    }
+
+    /// How far a request got before its timeout: the principal, once it was admitted.
+    final class RequestProgress: Sendable {
+        private let admitted = Mutex<String?>(nil)
+
+        var principal: String? { admitted.withLock { $0 } }
+
+        func admit(_ principal: String) { admitted.withLock { $0 = principal } }
+    }
+
+    /// The longest a cut-off request's answer waits for its audit event.
+    static let timeoutAuditWait = Duration.seconds(1)
+
+    /// Records a request cut off at its timeout (by its principal when it was admitted, and
+    /// its route template), waiting at most `timeoutAuditWait`: when the audit log is itself
+    /// the cause (a locked file, a full disk), the 504 is not held for it, and the event stays
+    /// queued for the log's writer.
+    private func auditTimeout(route: GatewayRoute, requestID: String, principal: String?) async {
+        let tutela = tutela
+        do {
+            // In a child task like the handler, so that its deadline cancels only the wait.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await Deadlines.shared.withCancellation(after: Self.timeoutAuditWait) {
+                        try await tutela.auditRejection(
+                            principal: principal,
+                            requestID: requestID,
+                            resource: route.path,
+                            outcome: "error:timeout"
+                        )
+                    }
+                }
+                try await group.next()
+            }
+        } catch {
+            logger.warning(
+                "a request cut off at its timeout was not audited in time",
+                metadata: ["request_id": .string(requestID), "route": .string(route.path)]
+            )
         }
     }
 
     // MARK: Dispatch
 
-    func respond(to route: GatewayRoute, request: Request, context: GatewayRequestContext) async throws -> Response {
+    func respond(
+        to route: GatewayRoute,
+        request: Request,
+        context: GatewayRequestContext,
+        progress: RequestProgress? = nil
+    ) async throws -> Response {
         guard route.action != nil else { return try await operational(route, context: context) }
         let caller = try await admit(request, context: context, route: route)
+        progress?.admit(caller.principal)
         var request = request
         switch (route.method, route.path) {
         case (.get, "/v1/customers/{id}"):

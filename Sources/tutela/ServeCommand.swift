@@ -30,7 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds before a request times out (default 10).") var timeout: Int?
     @Option(help: "Requests in flight before new ones get 503 (default 256).") var maxConcurrent: Int?
     @Option(
-        help: "Seconds a connection may stay idle, or take to send a request head, before it is closed (default 60)."
+        help:
+            "Seconds a connection may go without a request part, unless a request is being answered, before it is closed (default 60)."
     )
     var idleTimeout: Int?
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCertificate: String?

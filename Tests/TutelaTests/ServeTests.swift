@@ -223,8 +223,39 @@ struct ServeTests {
         }
     }
 
-    @Test("over a live connection a request past its timeout gets its 504, even when it outlasts the idle timeout")
-    func timeoutOverSocket() async throws {
+    @Test("a request body that stalls past the request timeout gets 504 on its connection and is audited")
+    func stalledBody() async throws {
+        let (environment, tutela, token) = try await Self.slowAuditInstallation()
+        defer { environment.remove() }
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(port: 0, requestTimeout: .milliseconds(500))
+        )
+        try await app.test(.live) { client in
+            // A body that never arrives whole: 504 once the request times out, and an audit event
+            // naming the admitted caller and the route (never the body or the path).
+            let trickle = try RawConnection(port: try #require(client.port))
+            trickle.send(
+                "POST /v1/interactions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Tutela-Purpose: data_management\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 1000\r\n\r\n[{\"customer_id\":"
+            )
+            let cut = try await trickle.readUntilClosed(within: .seconds(20))
+            #expect(cut.text.hasPrefix("HTTP/1.1 504"))
+            let requestID = try #require(Self.header("X-Request-Id", in: cut.text))
+            var filter = AuditFilter()
+            filter.principal = "agent"
+            filter.kind = "http.rejected"
+            let event = try #require(
+                try await tutela.audit.search(filter, limit: 10).first { $0.requestID == requestID }
+            )
+            #expect(event.outcome == "error:timeout")
+            #expect(event.resource == "/v1/interactions")
+        }
+    }
+
+    @Test("a request held up longer than the idle timeout still gets its 504, without waiting for the audit log")
+    func heldPastIdleTimeout() async throws {
         let (environment, tutela, token) = try await Self.slowAuditInstallation()
         defer { environment.remove() }
         let app = try buildApplication(
@@ -237,12 +268,12 @@ struct ServeTests {
         )
         let auditPath = environment.configuration.auditPath
         try await app.test(.live) { client in
-            let port = try #require(client.port)
             // Held up by the locked audit log until its timeout: the connection stays open
-            // through it (nothing is idle while a request is handled) and carries the answer.
+            // through it (nothing is idle while a request read whole is answered) and carries
+            // the answer, which waits for the log at most a second to record the timeout.
             let lock = try AuditLock(path: auditPath)
             try await lock.lock()
-            let slow = try RawConnection(port: port)
+            let slow = try RawConnection(port: try #require(client.port))
             slow.send(
                 "GET /v1/customers/c000001 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
                     + "Tutela-Purpose: support\r\n\r\n"
@@ -252,6 +283,13 @@ struct ServeTests {
             #expect(held.text.hasPrefix("HTTP/1.1 504"))
             #expect(held.text.contains("\"code\":\"timeout\""))
         }
+    }
+
+    /// A header's value in a raw HTTP response.
+    private static func header(_ name: String, in response: String) -> String? {
+        let prefix = name.lowercased() + ": "
+        return response.split(separator: "\r\n").first { $0.lowercased().hasPrefix(prefix) }
+            .map { String($0.dropFirst(prefix.count)) }
     }
 
     @Test("with a certificate and key the gateway speaks HTTPS only")
