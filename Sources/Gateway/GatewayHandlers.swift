@@ -288,14 +288,19 @@ final class GatewayHandlers: Sendable {
             let producer = Task {
                 do {
                     try await tutela.governedExport(caller, collection: collection) { page in
-                        pages.send(page.map { RecordJSON.encode($0, definition: definition) + "\n" }.joined())
+                        let text = page.map { RecordJSON.encode($0, definition: definition) + "\n" }.joined()
+                        // The response has ended (the client went away): read no further.
+                        guard await pages.send(text) else { throw CancellationError() }
                     }
                     pages.finish(nil)
                 } catch {
                     pages.finish(error)
                 }
             }
-            defer { producer.cancel() }
+            defer {
+                pages.close()
+                producer.cancel()
+            }
             while let text = try await pages.next() {
                 try await writer.write(ByteBuffer(string: text))
             }
@@ -355,49 +360,110 @@ final class GatewayHandlers: Sendable {
     }
 }
 
-/// Hands pages of an export from the producer to the response writer, one at a time.
+/// Hands pages of an export from the task that reads them to the response that writes them.
+///
+/// At most `capacity` pages wait: a reader that gets that far ahead of a slow client is suspended
+/// until a page is written, so that an export holds a few pages in memory whatever the client's
+/// pace (it held the whole collection for a client that read slowly or not at all).
 final class PageChannel: Sendable {
     private struct State {
         var pages: [String] = []
         var finished = false
         var failure: (any Error)?
-        var waiter: CheckedContinuation<Void, Never>?
+        // The response has ended (written whole, failed or cut off): pages are no longer taken.
+        var closed = false
+        var consumer: CheckedContinuation<Void, Never>?
+        var producer: CheckedContinuation<Void, Never>?
     }
 
+    private enum SendStep {
+        case sent(CheckedContinuation<Void, Never>?)
+        case dropped
+        case wait
+    }
+
+    private let capacity: Int
     private let state = Mutex(State())
 
-    func send(_ text: String) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.pages.append(text)
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
+    /// Creates a channel holding at most `capacity` waiting pages.
+    init(capacity: Int = 2) {
+        self.capacity = max(1, capacity)
     }
 
+    /// Adds a page, first waiting while `capacity` pages wait already; one producer at a time.
+    /// - Returns: false when the response has ended and the page was dropped.
+    func send(_ text: String) async -> Bool {
+        while true {
+            let step = state.withLock { state -> SendStep in
+                if state.closed { return .dropped }
+                guard state.pages.count < capacity else { return .wait }
+                state.pages.append(text)
+                defer { state.consumer = nil }
+                return .sent(state.consumer)
+            }
+            switch step {
+            case .sent(let consumer):
+                consumer?.resume()
+                return true
+            case .dropped:
+                return false
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        // Room may have been made, or the response ended, since the check above.
+                        if state.closed || state.pages.count < capacity { return true }
+                        state.producer = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Ends the pages, with the producer's error if it failed.
     func finish(_ error: (any Error)?) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let consumer = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.finished = true
             state.failure = error
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.consumer = nil }
+            return state.consumer
         }
-        waiter?.resume()
+        consumer?.resume()
     }
 
+    /// Ends the response's side: a producer waiting for room is released, and its later pages
+    /// are dropped.
+    func close() {
+        let producer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.closed = true
+            state.pages = []
+            defer { state.producer = nil }
+            return state.producer
+        }
+        producer?.resume()
+    }
+
+    /// The next page; nil after the last.
+    /// - Throws: the producer's error, once the pages sent before it are taken.
     func next() async throws -> String? {
         while true {
-            let (page, done, failure) = state.withLock { state -> (String?, Bool, (any Error)?) in
-                if !state.pages.isEmpty { return (state.pages.removeFirst(), false, nil) }
-                return (nil, state.finished, state.failure)
+            let (page, done, failure, producer) = state.withLock {
+                state -> (String?, Bool, (any Error)?, CheckedContinuation<Void, Never>?) in
+                if !state.pages.isEmpty {
+                    defer { state.producer = nil }
+                    return (state.pages.removeFirst(), false, nil, state.producer)
+                }
+                return (nil, state.finished, state.failure, nil)
             }
+            producer?.resume()
             if let page { return page }
             if let failure { throw failure }
             if done { return nil }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state -> Bool in
                     if !state.pages.isEmpty || state.finished { return true }
-                    state.waiter = continuation
+                    state.consumer = continuation
                     return false
                 }
                 if resumeNow { continuation.resume() }

@@ -151,7 +151,7 @@ extension Tutela {
         _ caller: Caller,
         collection: String,
         pageSize: Int = 1000,
-        emit: ([Record]) throws -> Void
+        emit: ([Record]) async throws -> Void
     ) async throws -> Int {
         let decision = try await authorize(caller, action: .export, collection: collection)
         let definition = try schema.collection(collection)
@@ -180,7 +180,7 @@ extension Tutela {
             try await audit.append(
                 readEvent(caller, .export, collection, decision, outcome: "ok", records: kept, started: started)
             )
-            try emit(masked)
+            try await emit(masked)
             total += masked.count
         }
         return total
