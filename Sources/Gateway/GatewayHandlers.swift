@@ -408,15 +408,11 @@ final class PageChannel: Sendable {
             case .dropped:
                 return false
             case .wait:
-                await withCheckedContinuation { continuation in
-                    let resumeNow = state.withLock { state -> Bool in
-                        // Room may have been made, or the response ended, since the check above.
-                        if state.closed || state.pages.count < capacity { return true }
-                        state.producer = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
+                // Room may have been made, or the response ended, since the check above.
+                await state.suspend(
+                    unless: { $0.closed || $0.pages.count < capacity },
+                    park: { state, producer in state.producer = producer }
+                )
             }
         }
     }
@@ -460,14 +456,10 @@ final class PageChannel: Sendable {
             if let page { return page }
             if let failure { throw failure }
             if done { return nil }
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
-                    if !state.pages.isEmpty || state.finished { return true }
-                    state.consumer = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
+            await state.suspend(
+                unless: { !$0.pages.isEmpty || $0.finished },
+                park: { state, consumer in state.consumer = consumer }
+            )
         }
     }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import TutelaCore
 
 /// Hands items from an asynchronous producer to one thread that waits for them by blocking.
 ///
@@ -52,15 +53,11 @@ final class BlockingHandoff<Item: Sendable>: Sendable {
             case .dropped:
                 return false
             case .wait:
-                await withCheckedContinuation { continuation in
-                    let resumeNow = state.withLock { state -> Bool in
-                        // Room may have been made, or the consumer gone, since the check above.
-                        if state.consumerGone || state.waiting < capacity { return true }
-                        state.waitingProducer = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
+                // Room may have been made, or the consumer gone, since the check above.
+                await state.suspend(
+                    unless: { $0.consumerGone || $0.waiting < capacity },
+                    park: { state, producer in state.waitingProducer = producer }
+                )
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TutelaCore
+import TutelaTestSupport
 
 @testable import Gateway
 
@@ -31,11 +32,7 @@ struct PageChannelTests {
             }
         }
         // Wait until it has sent two, then give it time to (wrongly) send the third.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while sent.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        try await Task.sleep(for: .milliseconds(100))
+        try await settle(at: { sent.load(ordering: .relaxed) >= 2 })
         #expect(sent.load(ordering: .relaxed) == 2)
         #expect(try await channel.next() == "page 0")
         await producer.value
