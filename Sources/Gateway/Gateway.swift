@@ -157,6 +157,7 @@ struct GatewayMiddleware: RouterMiddleware {
                 // A request no route matched (a probe, a client's mistake) is audited too, by
                 // method only: the path may hold customer data. Fail closed like every audit.
                 do {
+                    if let limited = gateway.limitedRefusal(from: context) { throw limited }
                     try await gateway.tutela.auditRejection(
                         principal: nil,
                         requestID: context.requestID,

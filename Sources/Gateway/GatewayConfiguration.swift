@@ -21,6 +21,10 @@ public struct GatewayConfiguration: Sendable {
     /// that stalls for less than this but past `requestTimeout` gets 504), hold no socket beyond
     /// this.
     public var idleTimeout: Duration
+    /// How many refused requests (bad or missing credentials, no such route) from one client
+    /// address are audited one by one each second; beyond that the address gets 429 and the
+    /// rest of its refusals in that second are audited as one counted event.
+    public var refusalsPerSecond: Int
     /// The certificate and key to serve HTTPS with; plain HTTP when nil.
     public var tls: TLSFiles?
     /// Whether every request is logged (method, route template, status, duration, request id).
@@ -50,6 +54,7 @@ public struct GatewayConfiguration: Sendable {
         requestTimeout: Duration = .seconds(10),
         maxConcurrentRequests: Int = 256,
         idleTimeout: Duration = .seconds(60),
+        refusalsPerSecond: Int = 20,
         tls: TLSFiles? = nil,
         logRequests: Bool = false
     ) {
@@ -61,6 +66,7 @@ public struct GatewayConfiguration: Sendable {
         self.requestTimeout = requestTimeout
         self.maxConcurrentRequests = maxConcurrentRequests
         self.idleTimeout = idleTimeout
+        self.refusalsPerSecond = refusalsPerSecond
         self.tls = tls
         self.logRequests = logRequests
     }

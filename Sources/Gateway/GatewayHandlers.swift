@@ -25,6 +25,7 @@ final class GatewayHandlers: Sendable {
     let jsonLog: JSONLogHandler?
     let metrics = GatewayMetrics()
     private let limiter: RateLimiter
+    let refusals: RefusalLimiter
     private let inFlight = Mutex(0)
     private let openAPIDocument: String
 
@@ -34,6 +35,7 @@ final class GatewayHandlers: Sendable {
         self.logger = logger
         self.jsonLog = logger.handler as? JSONLogHandler
         self.limiter = RateLimiter(requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst)
+        self.refusals = RefusalLimiter(perSecond: configuration.refusalsPerSecond)
         let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml")
         self.openAPIDocument = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
     }
@@ -218,7 +220,11 @@ final class GatewayHandlers: Sendable {
         if let header = Self.header(.authorization, in: request.headers), header.hasPrefix("Bearer ") {
             token = String(header.dropFirst(7))
         }
-        let principal = try await tutela.authenticate(token: token, requestID: context.requestID)
+        let check = try await tutela.checkCredentials(token: token)
+        guard case .valid(let principal) = check else {
+            if let limited = limitedRefusal(from: context) { throw limited }
+            throw try await tutela.auditCredentialFailure(check, requestID: context.requestID)
+        }
         // An admitted token is `tut_KEYID_SECRET` with a key id of 16 ASCII characters: it
         // names the bucket.
         let bucket = token.map { String(decoding: $0.utf8.dropFirst(4).prefix(16), as: UTF8.self) } ?? principal
@@ -244,6 +250,38 @@ final class GatewayHandlers: Sendable {
             )
         }
         return Caller(principal: principal, purpose: purpose, requestID: context.requestID)
+    }
+
+    /// The 429 for a refusal from an address that has had its share of audited refusals this
+    /// second (the refusal is counted, and the count audited when the second ends); nil when this
+    /// refusal is to be audited as usual.
+    func limitedRefusal(from context: GatewayRequestContext) -> GatewayRejection? {
+        guard let address = context.clientAddress, case .limit(let first) = refusals.take(address) else { return nil }
+        if first {
+            let tutela = tutela
+            let refusals = refusals
+            let logger = logger
+            _ = Deadlines.shared.schedule(after: .seconds(1)) {
+                Task {
+                    let count = refusals.takeLimited(address)
+                    guard count > 0 else { return }
+                    do {
+                        try await tutela.auditLimitedRefusals(address: address, count: count)
+                    } catch {
+                        logger.error(
+                            "refused requests answered 429 could not be audited",
+                            metadata: ["address": .string(address), "count": .stringConvertible(count)]
+                        )
+                    }
+                }
+            }
+        }
+        return GatewayRejection(
+            status: .tooManyRequests,
+            code: "too_many_refusals",
+            message: "too many refused requests from this address",
+            retryAfter: 1
+        )
     }
 
     /// The request body as one JSON object or an array of objects, within the size limit.

@@ -1,5 +1,6 @@
 import Governance
 import Hummingbird
+import NIOCore
 
 /// The per-request context: the request id and, once authenticated, the caller.
 public struct GatewayRequestContext: RequestContext {
@@ -10,9 +11,15 @@ public struct GatewayRequestContext: RequestContext {
     public var principal: String?
     /// The authenticated key's id, for rate limiting.
     public var keyID: String?
+    /// The connection, whose peer address is looked up only when a request is refused.
+    private let channel: (any Channel)?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.requestID = Tutela.makeRequestID()
+        self.channel = source.channel
     }
+
+    /// The client's IP address; nil when the request came through no socket (in-process tests).
+    var clientAddress: String? { channel?.remoteAddress?.ipAddress }
 }

@@ -32,3 +32,66 @@ final class RateLimiter: Sendable {
         }
     }
 }
+
+/// Refused requests (bad or missing credentials, no such route) per client address.
+///
+/// Each refusal is an audit event, and refusals need no credentials: without a bound, anyone who
+/// can reach the port could grow the audit log as fast as the disk takes it. Up to
+/// `perSecond` refusals from one address in each second are audited one by one; beyond that the
+/// address gets 429 and its further refusals in that second are counted, to be audited as one
+/// event when the second ends. Valid requests from the same address are not held back.
+final class RefusalLimiter: Sendable {
+    private struct Window {
+        var start: ContinuousClock.Instant
+        var audited = 0
+        var limited = 0
+    }
+
+    /// What to do with one refusal.
+    enum Verdict: Equatable {
+        /// Audit it as usual.
+        case audit
+        /// Answer 429 and count it; `first` is true for the first counted one of its second,
+        /// whose caller arranges the event for the count.
+        case limit(first: Bool)
+    }
+
+    let perSecond: Int
+    private let windows = Mutex<[String: Window]>([:])
+    /// Above this many addresses, windows older than a second are swept on the next refusal.
+    private static let sweepAbove = 4096
+
+    init(perSecond: Int) {
+        self.perSecond = max(1, perSecond)
+    }
+
+    /// Takes the refusal of a request from `address`.
+    func take(_ address: String, now: ContinuousClock.Instant = .now) -> Verdict {
+        windows.withLock { windows in
+            if windows.count > Self.sweepAbove {
+                // Addresses whose second has ended and whose count was taken are forgotten.
+                windows = windows.filter { now - $0.value.start < .seconds(1) || $0.value.limited > 0 }
+            }
+            var window = windows[address] ?? Window(start: now)
+            if now - window.start >= .seconds(1), window.limited == 0 {
+                window = Window(start: now)
+            }
+            defer { windows[address] = window }
+            guard window.audited >= perSecond else {
+                window.audited += 1
+                return .audit
+            }
+            window.limited += 1
+            return .limit(first: window.limited == 1)
+        }
+    }
+
+    /// The refusals from `address` counted since its window began, now taken; its next refusal
+    /// starts a new window.
+    func takeLimited(_ address: String) -> Int {
+        windows.withLock { windows in
+            guard let window = windows.removeValue(forKey: address) else { return 0 }
+            return window.limited
+        }
+    }
+}

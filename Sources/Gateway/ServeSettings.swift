@@ -17,6 +17,7 @@ public struct ServeSettings: Sendable, Equatable {
     public var timeoutSeconds: Int?
     public var maxConcurrent: Int?
     public var idleTimeoutSeconds: Int?
+    public var refusalsPerSecond: Int?
     public var tlsCertificate: String?
     public var tlsKey: String?
     public var logFormat: LogFormat?
@@ -39,7 +40,7 @@ public struct ServeSettings: Sendable, Equatable {
     /// The keys a configuration file may use.
     static let fileKeys: Set<String> = [
         "host", "port", "max_body_bytes", "rate_limit", "burst", "timeout_seconds", "max_concurrent",
-        "idle_timeout_seconds",
+        "idle_timeout_seconds", "refusals_per_second",
         "tls_certificate", "tls_key", "log_format", "log_requests", "data_dir", "keys_dir", "policies_dir",
     ]
 
@@ -71,6 +72,7 @@ public struct ServeSettings: Sendable, Equatable {
         settings.timeoutSeconds = try fields["timeout_seconds"]?.int("timeout_seconds")
         settings.maxConcurrent = try fields["max_concurrent"]?.int("max_concurrent")
         settings.idleTimeoutSeconds = try fields["idle_timeout_seconds"]?.int("idle_timeout_seconds")
+        settings.refusalsPerSecond = try fields["refusals_per_second"]?.int("refusals_per_second")
         settings.tlsCertificate = try text("tls_certificate")
         settings.tlsKey = try text("tls_key")
         if let node = fields["log_format"] {
@@ -108,6 +110,7 @@ public struct ServeSettings: Sendable, Equatable {
         settings.timeoutSeconds = try value("TUTELA_TIMEOUT") { Int($0) }
         settings.maxConcurrent = try value("TUTELA_MAX_CONCURRENT") { Int($0) }
         settings.idleTimeoutSeconds = try value("TUTELA_IDLE_TIMEOUT") { Int($0) }
+        settings.refusalsPerSecond = try value("TUTELA_REFUSALS_PER_SECOND") { Int($0) }
         settings.tlsCertificate = try value("TUTELA_TLS_CERTIFICATE") { $0 }
         settings.tlsKey = try value("TUTELA_TLS_KEY") { $0 }
         settings.logFormat = try value("TUTELA_LOG_FORMAT") { LogFormat(rawValue: $0) }
@@ -129,6 +132,7 @@ public struct ServeSettings: Sendable, Equatable {
         result.timeoutSeconds = other.timeoutSeconds ?? timeoutSeconds
         result.maxConcurrent = other.maxConcurrent ?? maxConcurrent
         result.idleTimeoutSeconds = other.idleTimeoutSeconds ?? idleTimeoutSeconds
+        result.refusalsPerSecond = other.refusalsPerSecond ?? refusalsPerSecond
         result.tlsCertificate = other.tlsCertificate ?? tlsCertificate
         result.tlsKey = other.tlsKey ?? tlsKey
         result.logFormat = other.logFormat ?? logFormat
@@ -158,6 +162,8 @@ public struct ServeSettings: Sendable, Equatable {
         guard maxConcurrent > 0 else { throw invalid("max_concurrent must be positive") }
         let idleTimeout = idleTimeoutSeconds ?? Int(defaults.idleTimeout.components.seconds)
         guard idleTimeout > 0 else { throw invalid("idle_timeout_seconds must be positive") }
+        let refusals = refusalsPerSecond ?? defaults.refusalsPerSecond
+        guard refusals > 0 else { throw invalid("refusals_per_second must be positive") }
         var tls: GatewayConfiguration.TLSFiles?
         switch (tlsCertificate, tlsKey) {
         case (nil, nil): tls = nil
@@ -173,6 +179,7 @@ public struct ServeSettings: Sendable, Equatable {
             requestTimeout: .seconds(timeout),
             maxConcurrentRequests: maxConcurrent,
             idleTimeout: .seconds(idleTimeout),
+            refusalsPerSecond: refusals,
             tls: tls,
             logRequests: logRequests ?? true
         )

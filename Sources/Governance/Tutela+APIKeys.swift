@@ -90,17 +90,31 @@ extension Tutela {
         guard found else { throw TutelaError(.notFound, "no API key \(id)") }
     }
 
-    /// The principal a token authenticates.
+    /// The principal of a valid API key.
     ///
-    /// A failure is audited (with the key id, never the
-    /// secret) and reported without saying which part was wrong.
+    /// A missing, malformed, unknown, wrong, revoked or expired key is audited (`auth.failed`,
+    /// naming the key id and the reason, never the secret) and refused.
+    /// - Throws: `.missingCredentials`, `.invalidCredentials`.
     public func authenticate(token: String?, requestID: String) async throws -> String {
-        guard let token, !token.isEmpty else {
-            try await audit.append(
-                event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:missing_credentials")
-            )
-            throw TutelaError(.missingCredentials, "an API key is required (Authorization: Bearer tut_...)")
-        }
+        let check = try await checkCredentials(token: token)
+        if case .valid(let principal) = check { return principal }
+        throw try await auditCredentialFailure(check, requestID: requestID)
+    }
+
+    /// What checking an API key found, before anything is audited.
+    public enum CredentialCheck: Sendable, Equatable {
+        /// A valid key of this principal.
+        case valid(principal: String)
+        /// No key was given.
+        case missing
+        /// A key that is malformed, unknown, wrong, revoked or expired ("-" for no key id).
+        case invalid(keyID: String, reason: String)
+    }
+
+    /// Checks an API key without auditing: a caller that refuses it audits the refusal with
+    /// `auditCredentialFailure`, or counts it (a flood of refusals from one address).
+    public func checkCredentials(token: String?) async throws -> CredentialCheck {
+        guard let token, !token.isEmpty else { return .missing }
         var reason = "malformed"
         var keyID = "-"
         if let (id, encodedSecret) = Self.tokenParts(token), let secret = Base64URL.decode(encodedSecret) {
@@ -114,17 +128,50 @@ extension Tutela {
                 } else if let expiresAt = key.expiresAt, expiresAt <= Self.now {
                     reason = "expired"
                 } else {
-                    return key.principal
+                    return .valid(principal: key.principal)
                 }
             } else {
                 reason = "unknown_key"
             }
         }
+        return .invalid(keyID: keyID, reason: reason)
+    }
+
+    /// Audits a failed credential check (`auth.failed`).
+    /// - Returns: the error to refuse the request with.
+    /// - Throws: `.auditUnavailable` when the event cannot be made durable.
+    public func auditCredentialFailure(_ check: CredentialCheck, requestID: String) async throws -> TutelaError {
+        switch check {
+        case .valid:
+            return TutelaError(.invalidState, "a valid key is not a failure")
+        case .missing:
+            try await audit.append(
+                event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:missing_credentials")
+            )
+            return TutelaError(.missingCredentials, "an API key is required (Authorization: Bearer tut_...)")
+        case .invalid(let keyID, let reason):
+            try await audit.append(
+                event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:invalid_credentials")
+                    .with(record: "key \(keyID): \(reason)")
+            )
+            return TutelaError(.invalidCredentials, "the API key is not valid (unknown, revoked or expired)")
+        }
+    }
+
+    /// Audits, as one event, the refused requests from one client address that were answered
+    /// 429 without an event each (`http.refusals_limited`, the address and their number).
+    public func auditLimitedRefusals(address: String, count: Int) async throws {
         try await audit.append(
-            event(kind: "auth.failed", principal: "-", requestID: requestID, outcome: "error:invalid_credentials")
-                .with(record: "key \(keyID): \(reason)")
+            event(
+                kind: "http.refusals_limited",
+                principal: "-",
+                requestID: "-",
+                resource: "refused requests",
+                outcome: "error:too_many_refusals",
+                count: count,
+                record: "address \(address)"
+            )
         )
-        throw TutelaError(.invalidCredentials, "the API key is not valid (unknown, revoked or expired)")
     }
 
     /// The key id and the encoded secret of `tut_<16 ASCII characters>_<secret>`, found by

@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
             "Seconds a connection may go without a request part, unless a request is being answered, before it is closed (default 60)."
     )
     var idleTimeout: Int?
+    @Option(help: "Refused requests per client address audited one by one each second; more get 429 (default 20).")
+    var refusalsPerSecond: Int?
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCertificate: String?
     @Option(help: "PEM private key of the certificate.") var tlsKey: String?
     @Option(help: "Log lines as json (default) or text.") var logFormat: String?
@@ -87,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         flags.timeoutSeconds = timeout
         flags.maxConcurrent = maxConcurrent
         flags.idleTimeoutSeconds = idleTimeout
+        flags.refusalsPerSecond = refusalsPerSecond
         flags.tlsCertificate = tlsCertificate
         flags.tlsKey = tlsKey
         if let logFormat {

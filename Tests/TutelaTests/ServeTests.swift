@@ -57,6 +57,7 @@ struct ServeTests {
             tls_certificate: /etc/tutela/cert.pem
             tls_key: /etc/tutela/key.pem
             idle_timeout_seconds: 15
+            refusals_per_second: 7
             """,
             file: "serve.yaml"
         )
@@ -70,6 +71,7 @@ struct ServeTests {
         #expect(resolved.tls?.privateKeyPath == "/etc/tutela/key.pem")
         #expect(resolved.host == "127.0.0.1")
         #expect(resolved.idleTimeout == .seconds(15))
+        #expect(resolved.refusalsPerSecond == 7)
         let fromEnvironment = try ServeSettings.environment(["TUTELA_IDLE_TIMEOUT": "5"])
         #expect(try file.overridden(by: fromEnvironment).gatewayConfiguration().idleTimeout == .seconds(5))
         #expect(try ServeSettings().gatewayConfiguration().idleTimeout == .seconds(60))
@@ -106,6 +108,9 @@ struct ServeTests {
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
         settings = ServeSettings()
         settings.idleTimeoutSeconds = 0
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        settings = ServeSettings()
+        settings.refusalsPerSecond = 0
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
         #expect(throws: TutelaError.self) { _ = try ServeSettings.environment(["TUTELA_PORT": "http"]) }
     }
@@ -283,6 +288,61 @@ struct ServeTests {
             #expect(held.text.hasPrefix("HTTP/1.1 504"))
             #expect(held.text.contains("\"code\":\"timeout\""))
         }
+    }
+
+    @Test("refusals beyond the per-address share get 429 and one counted audit event; valid keys still pass")
+    func refusalFlood() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
+        let token = try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(port: 0, refusalsPerSecond: 3)
+        )
+        let statuses = try await app.test(.live) { client -> [HTTPResponse.Status] in
+            var statuses: [HTTPResponse.Status] = []
+            // Eight refusals in a row from this address (wrong keys, then paths no route serves).
+            for attempt in 0..<8 {
+                let uri = attempt < 5 ? "/v1/customers/c000001" : "/v1/nothing-here-\(attempt)"
+                let status = try await client.execute(
+                    uri: uri,
+                    method: .get,
+                    headers: GatewayFixture.headers("tut_AAAAAAAAAAAAAAAA_wrong")
+                ) { response in
+                    if response.status == .tooManyRequests {
+                        #expect(response.headers[.retryAfter] == "1")
+                        #expect(String(buffer: response.body).contains("\"code\":\"too_many_refusals\""))
+                    }
+                    return response.status
+                }
+                statuses.append(status)
+            }
+            // A valid key from the same address is not held back.
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/customers/c000001", method: .get, headers: GatewayFixture.headers(token))
+            {
+                #expect($0.status != .tooManyRequests && $0.status != .unauthorized)
+            }
+            return statuses
+        }
+        #expect(statuses.prefix(3).allSatisfy { $0 == .unauthorized })
+        #expect(statuses.dropFirst(3).allSatisfy { $0 == .tooManyRequests })
+        // Three refusals audited one by one, the other five in one event once the second ends.
+        var limited: [AuditEvent] = []
+        for _ in 0..<100 where limited.isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+            var filter = AuditFilter()
+            filter.kind = "http.refusals_limited"
+            limited = try await tutela.audit.search(filter, limit: 10)
+        }
+        #expect(limited.count == 1)
+        #expect(limited.first?.count == 5)
+        #expect(limited.first?.record == "address 127.0.0.1")
+        var failed = AuditFilter()
+        failed.kind = "auth.failed"
+        #expect(try await tutela.audit.search(failed, limit: 100).count == 3)
     }
 
     /// A header's value in a raw HTTP response.
