@@ -194,6 +194,12 @@ public final class AuditLog: Sendable {
 
     @TaskLocal static var expectation: Expectation?
 
+    /// Whether the call that the innermost `expectingAppend` runs has appended an event yet
+    /// (false outside such a call).
+    public var callHasAppended: Bool {
+        Self.expectation?.settled.load(ordering: .relaxed) ?? false
+    }
+
     private func settle(_ expectation: Expectation?) {
         guard let expectation, !expectation.settled.exchange(true, ordering: .relaxed) else { return }
         expected.subtract(1, ordering: .relaxed)

@@ -49,6 +49,16 @@ enum GatewayErrors {
         )
     }
 
+    /// The code an error is answered with, as the error body names it.
+    static func code(of error: any Error) -> String {
+        switch error {
+        case let error as GatewayRejection: return error.code
+        case let error as TutelaError: return error.code.rawValue
+        case let error as HTTPError: return "http_\(error.status.code)"
+        default: return "internal_error"
+        }
+    }
+
     static func status(of code: TutelaError.Code) -> HTTPResponse.Status {
         switch code {
         case .missingCredentials, .invalidCredentials: return .unauthorized

@@ -81,10 +81,38 @@ final class GatewayHandlers: Sendable {
         } catch is DeadlineExpired {
             await auditTimeout(route: route, requestID: requestID, principal: progress.principal)
             throw GatewayRejection(status: .gatewayTimeout, code: "timeout", message: "the request took too long")
+        } catch {
+            try await auditUnrecorded(error, route: route, requestID: requestID, principal: progress.principal)
+            throw error
         }
     }
 
-    /// How far a request got before its timeout: the principal, once it was admitted.
+    /// Audits a request refused before any step recorded it (a missing purpose header, a body
+    /// that is not JSON, a record that does not validate), by its principal once admitted, its
+    /// route template and the error code; failing closed like every audit.
+    ///
+    /// Refusals that their step audits (credentials, decisions, limits) are left alone, and so
+    /// are those counted for an address over its share of refusals.
+    private func auditUnrecorded(
+        _ error: any Error,
+        route: GatewayRoute,
+        requestID: String,
+        principal: String?
+    )
+        async throws
+    {
+        let code = GatewayErrors.code(of: error)
+        guard !tutela.audit.callHasAppended, code != "too_many_refusals", !(error is CancellationError) else { return }
+        try await tutela.auditRejection(
+            principal: principal,
+            requestID: requestID,
+            resource: route.path,
+            outcome: "error:\(code)"
+        )
+    }
+
+    /// How far a request got before it failed: its principal, once authenticated, for the audit
+    /// event of a timeout or of a refusal no step recorded.
     final class RequestProgress: Sendable {
         private let admitted = Mutex<String?>(nil)
 
@@ -134,8 +162,7 @@ final class GatewayHandlers: Sendable {
         progress: RequestProgress? = nil
     ) async throws -> Response {
         guard route.action != nil else { return try await operational(route, context: context) }
-        let caller = try await admit(request, context: context, route: route)
-        progress?.admit(caller.principal)
+        let caller = try await admit(request, context: context, route: route, progress: progress)
         var request = request
         switch (route.method, route.path) {
         case (.get, "/v1/customers/{id}"):
@@ -172,6 +199,11 @@ final class GatewayHandlers: Sendable {
         case (.put, "/v1/customers/{id}/consents/{purpose}"):
             let id = try context.parameters.require("id")
             let purpose = try context.parameters.require("purpose")
+            // A consent is to a declared purpose: anything else would be a record no decision
+            // reads (and a purpose with a colon would make its record id ambiguous).
+            guard tutela.policies.purposes[purpose] != nil else {
+                throw TutelaError(.invalidInput, "purpose '\(purpose)' is not declared in purposes.yaml")
+            }
             let rows = try await body(&request, caller: caller, resource: "consents")
             guard rows.count == 1, case .bool(let granted)? = rows[0]["granted"] else {
                 throw TutelaError(.invalidInput, "field 'granted': expected true or false")
@@ -212,7 +244,12 @@ final class GatewayHandlers: Sendable {
     }
 
     /// Authentication, rate limit and purpose, in that order; each failure is audited.
-    private func admit(_ request: Request, context: GatewayRequestContext, route: GatewayRoute) async throws -> Caller {
+    private func admit(
+        _ request: Request,
+        context: GatewayRequestContext,
+        route: GatewayRoute,
+        progress: RequestProgress?
+    ) async throws -> Caller {
         // A keyring changed by `tutela keys ...` in another process is in force from the next
         // request on: one stat call when nothing changed.
         if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
@@ -225,6 +262,7 @@ final class GatewayHandlers: Sendable {
             if let limited = limitedRefusal(from: context) { throw limited }
             throw try await tutela.auditCredentialFailure(check, requestID: context.requestID)
         }
+        progress?.admit(principal)
         // An admitted token is `tut_KEYID_SECRET` with a key id of 16 ASCII characters: it
         // names the bucket.
         let bucket = token.map { String(decoding: $0.utf8.dropFirst(4).prefix(16), as: UTF8.self) } ?? principal

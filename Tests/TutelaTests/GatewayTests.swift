@@ -228,6 +228,61 @@ struct GatewayTests {
         #expect(!everything.contains { $0.record?.contains("alice") == true || $0.resource.contains("alice") })
     }
 
+    @Test("a request refused before any step recorded it is audited once, with its caller and the error code")
+    func unrecordedRefusalsAreAudited() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let agent = fixture.keys["agent"]
+        try await app.test(.router) { client in
+            // A body that is not JSON.
+            try await client.execute(
+                uri: "/v1/interactions",
+                method: .post,
+                headers: GatewayFixture.headers(agent, purpose: "data_management"),
+                body: ByteBuffer(string: "[[[not json")
+            ) { #expect($0.status == .badRequest) }
+            // No purpose header.
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(agent, purpose: nil)
+            ) { #expect($0.status == .badRequest) }
+            // Consent to a purpose that purposes.yaml does not declare.
+            try await client.execute(
+                uri: "/v1/customers/c000001/consents/x:support",
+                method: .put,
+                headers: GatewayFixture.headers(agent),
+                body: ByteBuffer(string: "{\"granted\":true}")
+            ) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("not declared in purposes.yaml"))
+            }
+            // A denial, audited by the decision itself: not a second time.
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["nobody"])
+            ) { #expect($0.status == .forbidden) }
+        }
+        var rejected = AuditFilter()
+        rejected.kind = "http.rejected"
+        let events = try await fixture.tutela.auditSearch(rejected, limit: 100)
+        #expect(events.count == 3)
+        #expect(events.allSatisfy { $0.principal == "agent" })
+        #expect(
+            Set(events.map { "\($0.resource) \($0.outcome)" }) == [
+                "/v1/interactions error:invalid_input", "/v1/customers/{id} error:purpose_required",
+                "/v1/customers/{id}/consents/{purpose} error:invalid_input",
+            ]
+        )
+        var nobody = AuditFilter()
+        nobody.principal = "nobody"
+        #expect(try await fixture.tutela.auditSearch(nobody, limit: 100).count == 1)
+        var consents = AuditFilter()
+        consents.kind = "data.write"
+        #expect(try await fixture.tutela.auditSearch(consents, limit: 100).isEmpty)
+    }
+
     @Test("writes, consent, export and erasure through the API")
     func writesAndErasure() async throws {
         let (fixture, app) = try await GatewayFixture.make()
