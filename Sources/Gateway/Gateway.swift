@@ -56,7 +56,8 @@ let requestIDHeader = HTTPField.Name("X-Request-Id") ?? .accept
 public func buildApplication(
     tutela: Tutela,
     configuration: GatewayConfiguration,
-    logger: Logger = Logger(label: "tutela.gateway")
+    logger: Logger = Logger(label: "tutela.gateway"),
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let gateway = GatewayHandlers(tutela: tutela, configuration: configuration, logger: logger)
     let router = Router(context: GatewayRequestContext.self)
@@ -89,8 +90,23 @@ public func buildApplication(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tutela"),
+        onServerRunning: onServerRunning,
         logger: logger
     )
+}
+
+/// The error to report when the server cannot listen where it was told to, in words an
+/// administrator acts on; nil for any other error.
+public func listeningError(_ error: any Error, host: String, port: Int) -> TutelaError? {
+    guard let error = error as? IOError else { return nil }
+    let reason: String
+    switch error.errnoCode {
+    case EADDRINUSE: reason = "the address is in use (is another server running?)"
+    case EACCES: reason = "permission denied (ports below 1024 need privileges)"
+    case EADDRNOTAVAIL: reason = "the host address is not one of this machine's"
+    default: return nil
+    }
+    return TutelaError(.io, "cannot listen on \(host):\(port): \(reason)")
 }
 
 /// The server side of TLS from PEM files: TLS 1.2 or later, the library's default ciphers.

@@ -61,17 +61,26 @@ struct ServeCommand: AsyncParsableCommand {
             var configuration = paths.configuration
             configuration.cachedDataKeys = EnvelopeCipher.defaultCachedDataKeys
             let tutela = try await Tutela.open(configuration)
-            let application = try buildApplication(tutela: tutela, configuration: gateway, logger: logger)
+            let scheme = gateway.tls == nil ? "http" : "https"
+            let policySet = tutela.policies.digest
+            // Said once the socket is bound, with the port it got (0 asks for any).
+            let application = try buildApplication(tutela: tutela, configuration: gateway, logger: logger) {
+                channel in
+                logger.notice(
+                    "serving",
+                    metadata: [
+                        "address": .string("\(scheme)://\(gateway.host):\(channel.localAddress?.port ?? gateway.port)"),
+                        "policy_set": .string(policySet),
+                    ]
+                )
+            }
             let reloads = Self.reloadOnHangUp(tutela: tutela, logger: logger)
             defer { reloads.cancel() }
-            logger.notice(
-                "serving",
-                metadata: [
-                    "address": .string("\(gateway.tls == nil ? "http" : "https")://\(gateway.host):\(gateway.port)"),
-                    "policy_set": .string(tutela.policies.digest),
-                ]
-            )
-            try await application.runService()
+            do {
+                try await application.runService()
+            } catch {
+                throw listeningError(error, host: gateway.host, port: gateway.port) ?? error
+            }
             // The last requests' entries are signed now rather than by the next process.
             _ = try? await tutela.audit.latestCheckpoint()
         }

@@ -345,6 +345,25 @@ struct ServeTests {
         #expect(try await tutela.audit.search(failed, limit: 100).count == 3)
     }
 
+    @Test("a port already in use is reported in words, not as a socket error")
+    func portInUse() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let first = try buildApplication(tutela: tutela, configuration: GatewayConfiguration(port: 0))
+        try await first.test(.live) { client in
+            let port = try #require(client.port)
+            let second = try buildApplication(tutela: tutela, configuration: GatewayConfiguration(port: port))
+            let failure = await #expect(throws: (any Error).self) { try await second.run() }
+            let reported = try #require(failure.flatMap { listeningError($0, host: "127.0.0.1", port: port) })
+            #expect(
+                reported.message
+                    == "cannot listen on 127.0.0.1:\(port): the address is in use (is another server running?)"
+            )
+        }
+        #expect(listeningError(TutelaError(.io, "other"), host: "127.0.0.1", port: 1) == nil)
+    }
+
     /// A header's value in a raw HTTP response.
     private static func header(_ name: String, in response: String) -> String? {
         let prefix = name.lowercased() + ": "
