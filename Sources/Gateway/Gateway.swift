@@ -79,10 +79,7 @@ public func buildApplication(
             }
         }
     }
-    let idle = configuration.idleTimeout.components
-    var server = HTTPServerBuilder.http1(
-        configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
-    )
+    var server = HTTPServerBuilder.http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout)))
     if let tls = configuration.tls {
         server = try .tls(server, tlsConfiguration: try tlsConfiguration(tls))
     }

@@ -56,9 +56,15 @@ final class RefusalLimiter: Sendable {
         case limit(first: Bool)
     }
 
+    private struct State {
+        var windows: [String: Window] = [:]
+        var lastSweep = ContinuousClock.now
+    }
+
     let perSecond: Int
-    private let windows = Mutex<[String: Window]>([:])
-    /// Above this many addresses, windows older than a second are swept on the next refusal.
+    private let state = Mutex(State())
+    /// Above this many addresses, windows older than a second are swept, at most once a second
+    /// (a sweep on every refusal would cost a pass over them all while many addresses refuse).
     private static let sweepAbove = 4096
 
     init(perSecond: Int) {
@@ -67,16 +73,17 @@ final class RefusalLimiter: Sendable {
 
     /// Takes the refusal of a request from `address`.
     func take(_ address: String, now: ContinuousClock.Instant = .now) -> Verdict {
-        windows.withLock { windows in
-            if windows.count > Self.sweepAbove {
+        state.withLock { state in
+            if state.windows.count > Self.sweepAbove, now - state.lastSweep >= .seconds(1) {
                 // Addresses whose second has ended and whose count was taken are forgotten.
-                windows = windows.filter { now - $0.value.start < .seconds(1) || $0.value.limited > 0 }
+                state.windows = state.windows.filter { now - $0.value.start < .seconds(1) || $0.value.limited > 0 }
+                state.lastSweep = now
             }
-            var window = windows[address] ?? Window(start: now)
+            var window = state.windows[address] ?? Window(start: now)
             if now - window.start >= .seconds(1), window.limited == 0 {
                 window = Window(start: now)
             }
-            defer { windows[address] = window }
+            defer { state.windows[address] = window }
             guard window.audited >= perSecond else {
                 window.audited += 1
                 return .audit
@@ -86,11 +93,14 @@ final class RefusalLimiter: Sendable {
         }
     }
 
+    /// How many addresses have a window kept.
+    var trackedAddresses: Int { state.withLock { $0.windows.count } }
+
     /// The refusals from `address` counted since its window began, now taken; its next refusal
     /// starts a new window.
     func takeLimited(_ address: String) -> Int {
-        windows.withLock { windows in
-            guard let window = windows.removeValue(forKey: address) else { return 0 }
+        state.withLock { state in
+            guard let window = state.windows.removeValue(forKey: address) else { return 0 }
             return window.limited
         }
     }
