@@ -19,7 +19,8 @@ public struct GatewayConfiguration: Sendable {
     ///
     /// Keep-alive connections left idle, and clients whose request head or body stalls (a body
     /// that stalls for less than this but past `requestTimeout` gets 504), hold no socket beyond
-    /// this.
+    /// this; nor does a client that stops reading an export: a page it takes none of for this
+    /// long cuts the export off.
     public var idleTimeout: Duration
     /// How many refused requests (bad or missing credentials, no such route) from one client
     /// address are audited one by one each second; beyond that the address gets 429 and the

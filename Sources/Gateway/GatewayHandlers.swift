@@ -357,6 +357,8 @@ final class GatewayHandlers: Sendable {
     private func export(collection: String, caller: Caller) async throws -> Response {
         let definition = try tutela.schema.collection(collection)
         let tutela = self.tutela
+        let logger = logger
+        let stallLimit = configuration.idleTimeout
         // Decide before the first byte, so that a denial is a clean 403 rather than a cut stream.
         _ = try await tutela.explainedAuthorization(caller, action: .export, resource: collection)
         let body = ResponseBody { writer in
@@ -377,14 +379,42 @@ final class GatewayHandlers: Sendable {
                 pages.close()
                 producer.cancel()
             }
-            while let text = try await pages.next() {
-                try await writer.write(ByteBuffer(string: text))
+            do {
+                try await Self.writePages(pages, to: &writer, stallLimit: stallLimit)
+            } catch is DeadlineExpired {
+                logger.warning(
+                    "an export was cut off: its client took none of it for the idle timeout",
+                    metadata: ["request_id": .string(caller.requestID), "collection": .string(collection)]
+                )
+                throw DeadlineExpired()
             }
             try await writer.finish(nil)
         }
         var response = Response(status: .ok, body: body)
         response.headers[.contentType] = "application/x-ndjson"
         return response
+    }
+
+    /// Writes an export's pages as they come, and cuts the response off when its client takes
+    /// nothing for `stallLimit`.
+    ///
+    /// A client that stops reading fills the socket's buffers, and the next write waits until
+    /// it reads again; without a limit an export held its connection and its task for as long
+    /// as such a client stayed connected. Past the limit the task serving the connection is
+    /// cancelled, which ends the waiting write, and the connection closes: an answer cut off
+    /// after its status line has no other way to say so.
+    /// - Throws: `DeadlineExpired` when a page waited longer than `stallLimit`; else the
+    ///   producer's or the writer's error.
+    static func writePages(
+        _ pages: PageChannel,
+        to writer: inout any ResponseBodyWriter,
+        stallLimit: Duration
+    ) async throws {
+        while let text = try await pages.next() {
+            try await Deadlines.shared.withCancellation(after: stallLimit) {
+                try await writer.write(ByteBuffer(string: text))
+            }
+        }
     }
 
     private func operational(_ route: GatewayRoute, context: GatewayRequestContext) async throws -> Response {
