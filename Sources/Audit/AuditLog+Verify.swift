@@ -15,6 +15,9 @@ public struct AuditVerification: Sendable, Encodable {
     /// stopped under load its last ones. They are checked like the others but are protected by
     /// a signature only once the next checkpoint is signed.
     public var unsignedEntries: Int
+    /// The number of oldest entries archived: their events are in archive files, and only
+    /// their leaf hashes were checked here (against the signed checkpoints).
+    public var archivedEntries = 0
     /// The first entry found bad, if any.
     public var firstBadEntry: Int?
     /// Plain descriptions of every problem, earliest first.
@@ -26,6 +29,7 @@ public struct AuditVerification: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case entries, checkpoints, problems
         case unsignedEntries = "unsigned_entries"
+        case archivedEntries = "archived_entries"
         case firstBadEntry = "first_bad_entry"
         case isValid = "valid"
     }
@@ -36,6 +40,7 @@ public struct AuditVerification: Sendable, Encodable {
         try container.encode(entries, forKey: .entries)
         try container.encode(checkpoints, forKey: .checkpoints)
         try container.encode(unsignedEntries, forKey: .unsignedEntries)
+        try container.encode(archivedEntries, forKey: .archivedEntries)
         try container.encodeIfPresent(firstBadEntry, forKey: .firstBadEntry)
         try container.encode(problems, forKey: .problems)
     }
@@ -103,6 +108,7 @@ extension AuditLog {
             var frontier = MerkleFrontier()
             var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
             var count = 0
+            let archived = try Self.archivedSize(db)
             let entries = try Row.fetchCursor(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq")
             while let row = try entries.next() {
                 let position = count
@@ -113,6 +119,14 @@ extension AuditLog {
                         position,
                         "entry \(position) is missing: the next stored entry is \(sequence) (deleted or cut)"
                     )
+                }
+                if sequence < archived {
+                    // Its event is in an archive file; its stored leaf is checked against the
+                    // signed roots like every other.
+                    frontier.append(Array(row[2] as Data))
+                    count += 1
+                    if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
+                    continue
                 }
                 let leaf = MerkleTree.leafHash(event)
                 if leaf != Array(row[2] as Data), problems.count < 20 {
@@ -172,6 +186,7 @@ extension AuditLog {
                 entries: count,
                 checkpoints: checkpoints.count,
                 unsignedEntries: max(0, count - signedSize),
+                archivedEntries: min(archived, count),
                 firstBadEntry: firstBad,
                 problems: problems
             )
@@ -214,12 +229,19 @@ extension AuditLog {
         )
     }
 
-    /// Every entry's leaf hash, computed from its stored bytes; the bytes are not kept.
+    /// Every entry's leaf hash, computed from its stored bytes (the bytes are not kept), or the
+    /// stored one of an archived entry.
     private func leafHashes() async throws -> [MerkleTree.Hash] {
         try await readLog { db in
+            let archived = try Self.archivedSize(db)
             var leaves: [MerkleTree.Hash] = []
-            let events = try Row.fetchCursor(db, sql: "SELECT event FROM entries ORDER BY seq")
-            while let row = try events.next() { leaves.append(MerkleTree.leafHash(Array(row[0] as Data))) }
+            let events = try Row.fetchCursor(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq")
+            while let row = try events.next() {
+                let sequence: Int = row[0]
+                leaves.append(
+                    sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data))
+                )
+            }
             return leaves
         }
     }

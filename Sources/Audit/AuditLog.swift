@@ -135,6 +135,13 @@ public final class AuditLog: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2-archive") { db in
+            // How many of the oldest entries were archived: their events moved to an archive
+            // file, their leaf hashes kept in the log.
+            try db.execute(
+                sql: "CREATE TABLE archived (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL)"
+            )
+        }
         return migrator
     }
 
@@ -458,14 +465,15 @@ public final class AuditLog: Sendable {
                 ("time_ms < ?", filter.until),
                 ("seq IN (SELECT seq FROM entry_subjects WHERE subject = ?)", filter.subjectHMAC),
             ]
-            var conditions: [String] = []
-            var arguments: [any DatabaseValueConvertible] = []
+            // Archived entries keep their leaf hashes only.
+            var conditions = ["seq >= ?"]
+            var arguments: [any DatabaseValueConvertible] = [try Self.archivedSize(db)]
             for (condition, value) in filters {
                 guard let value else { continue }
                 conditions.append(condition)
                 arguments.append(value)
             }
-            let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            let clause = " WHERE " + conditions.joined(separator: " AND ")
             arguments.append(limit)
             let rows = try Row.fetchAll(
                 db,
@@ -482,6 +490,9 @@ public final class AuditLog: Sendable {
             try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence])
         }
         guard let bytes else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
+        guard !bytes.isEmpty else {
+            throw TutelaError(.notFound, "audit entry \(sequence) was archived: its event is in an archive file")
+        }
         return try AuditEvent(canonical: Array(bytes))
     }
 
@@ -525,6 +536,19 @@ public final class AuditLog: Sendable {
     /// Runs `body` in one read transaction of the log's database.
     func readLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.read(body)
+    }
+
+    /// Runs `body` in one IMMEDIATE write transaction of the log's database, durable on return.
+    func writeLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            guard let result else { throw TutelaError(.invalidState, "the audit log's transaction had no result") }
+            return result
+        }
     }
 }
 

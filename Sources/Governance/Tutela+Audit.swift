@@ -122,6 +122,27 @@ extension Tutela {
         return found
     }
 
+    /// Moves the audit events older than `cutoff` (milliseconds since 1970) out of the log, as
+    /// `AuditLog.archive` does, between a `started` and an `ok` or `error` event of kind
+    /// `audit.archive` (both stay in the log, newer than any cutoff in the past).
+    public func archiveAudit(
+        before cutoff: Int64,
+        write: (String) throws -> Void,
+        commit: () throws -> Void
+    ) async throws -> AuditArchive {
+        try await audited(
+            event(
+                kind: "audit.archive",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "started"
+            )
+            .with(record: "before " + CalendarDate.formatTimestamp(milliseconds: cutoff)),
+            count: \.entries,
+            { try await audit.archive(before: cutoff, write: write, commit: commit) }
+        )
+    }
+
     /// Opens an event's sealed detail with the customer's data key, after checking that the
     /// customer is one the event concerns.
     ///

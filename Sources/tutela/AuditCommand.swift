@@ -10,7 +10,7 @@ struct AuditCommand: AsyncParsableCommand {
         abstract: "Review and verify the tamper-evident audit log.",
         subcommands: [
             Tail.self, Search.self, Show.self, Verify.self, Prove.self, CheckpointCommand.self, Export.self,
-            Stress.self,
+            Archive.self, Stress.self,
         ]
     )
 
@@ -118,10 +118,16 @@ struct AuditCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: GlobalOptions
         @Option(help: "A checkpoint file saved earlier with 'tutela audit checkpoint --out'.") var checkpoint: String?
+        @Option(help: "Check this file from 'tutela audit archive' or 'tutela audit export' against the log instead.")
+        var archive: String?
 
         func run() async throws {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
+                if let archive {
+                    try await checkArchive(archive, tutela: tutela)
+                    return
+                }
                 var external: Checkpoint?
                 if let checkpoint {
                     guard let text = try? String(contentsOfFile: checkpoint, encoding: .utf8) else {
@@ -137,6 +143,11 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 if result.isValid {
                     Swift.print("OK: \(result.entries) entries match \(result.checkpoints) signed checkpoints.")
+                    if result.archivedEntries > 0 {
+                        Swift.print(
+                            "The oldest \(result.archivedEntries) entries are archived: their hashes were checked here, their events are in archive files ('tutela audit verify --archive FILE')."
+                        )
+                    }
                     if result.unsignedEntries > 0 {
                         Swift.print(
                             "The newest \(result.unsignedEntries) entries await the next checkpoint; 'tutela audit checkpoint' signs them now."
@@ -148,6 +159,21 @@ struct AuditCommand: AsyncParsableCommand {
                 for problem in result.problems { Swift.print("  \(problem)") }
                 throw ExitCode(1)
             }
+        }
+
+        private func checkArchive(_ path: String, tutela: Tutela) async throws {
+            let result = try await tutela.audit.checkArchive(at: path)
+            if options.json {
+                try Console.printJSON(result)
+            } else if result.isValid {
+                Swift.print(
+                    "OK: \(path) holds entries \(result.from) to \(result.to - 1) (\(result.entries) events), each proved by its signed checkpoint and matching the hash the log keeps."
+                )
+            } else {
+                Swift.print("TAMPERED: \(path)")
+                for problem in result.problems { Swift.print("  \(problem)") }
+            }
+            if !result.isValid { throw ExitCode(1) }
         }
     }
 
@@ -213,7 +239,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every entry as JSONL with its inclusion proof, then the signed checkpoint."
+            abstract: "Every entry not archived as JSONL with its inclusion proof, then the signed checkpoint."
         )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Write to this file instead of standard output.") var out: String?
@@ -223,12 +249,71 @@ struct AuditCommand: AsyncParsableCommand {
                 let tutela = try await Tutela.open(options.configuration)
                 let sink = try ExportSink(path: out)
                 do {
-                    let checkpoint = try await tutela.audit.export { try sink.write($0 + "\n") }
+                    var lines = 0
+                    let checkpoint = try await tutela.audit.export { line in
+                        try sink.write(line + "\n")
+                        lines += 1
+                    }
                     try sink.finish()
-                    if let out { Console.printError("Exported \(checkpoint.size) entries with proofs to \(out).") }
+                    if let out {
+                        Console.printError(
+                            "Exported \(lines - 1) entries with proofs against the checkpoint of \(checkpoint.size) to \(out)."
+                        )
+                    }
                 } catch {
                     sink.abandon()
                     throw error
+                }
+            }
+        }
+    }
+
+    struct Archive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move the events older than a time to an archive file; the log keeps their hashes.",
+            discussion: """
+                The file holds each archived event with its leaf hash and inclusion proof, then the \
+                signed checkpoint they refer to, like 'tutela audit export', and is synced before \
+                anything leaves the log. The log keeps every archived entry's sequence number, time \
+                and hash: it still verifies and proves inclusion, while search, tail and show no \
+                longer find archived events. Keep the file as long as your retention rules say.
+                """
+        )
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Archive the events before this time (RFC 3339 or Unix seconds).") var before: String
+        @Option(help: "The archive file to create; an existing file is never overwritten.") var out: String
+
+        func run() async throws {
+            try await Console.run {
+                let cutoff = try Search.time(before)
+                guard !FileManager.default.fileExists(atPath: out) else {
+                    throw TutelaError(.alreadyExists, "\(out) exists; an archive is never written over")
+                }
+                let tutela = try await Tutela.open(options.configuration)
+                // Created with the first line: nothing to archive leaves no file.
+                var sink: ExportSink?
+                let archive: AuditArchive
+                do {
+                    archive = try await tutela.archiveAudit(
+                        before: cutoff,
+                        write: { line in
+                            if sink == nil { sink = try ExportSink(path: out) }
+                            try sink?.write(line + "\n")
+                        },
+                        commit: { try sink?.finish() }
+                    )
+                } catch {
+                    sink?.abandon()
+                    throw error
+                }
+                if options.json {
+                    try Console.printJSON(archive)
+                } else if archive.entries == 0 {
+                    Swift.print("Nothing to archive: no event before \(before) that is not archived already.")
+                } else {
+                    Swift.print(
+                        "Archived entries \(archive.from) to \(archive.to - 1) (\(archive.entries) events) to \(out); the log keeps their hashes."
+                    )
                 }
             }
         }

@@ -263,6 +263,16 @@ final class ExportSink {
         guard rename(temporaryPath, path) == 0 else {
             throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)")
         }
+        // The rename itself made durable: an audit archive removes the events from the log
+        // right after this returns.
+        let directory = open(
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+            O_RDONLY
+        )
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
     }
 
     func abandon() {

@@ -1,0 +1,340 @@
+import Foundation
+import GRDB
+import TutelaCore
+
+/// What `AuditLog.archive` moved out of the log.
+public struct AuditArchive: Sendable, Encodable {
+    /// The first entry archived.
+    public var from: Int
+    /// One past the last entry archived; `from == to` when there was nothing to archive.
+    public var to: Int
+    /// The number of entries archived.
+    public var entries: Int
+    /// The signed checkpoint the archived entries' inclusion proofs refer to.
+    public var checkpointSize: Int
+
+    init(from: Int, to: Int, checkpointSize: Int) {
+        self.from = from
+        self.to = to
+        self.entries = to - from
+        self.checkpointSize = checkpointSize
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case from, to, entries
+        case checkpointSize = "checkpoint_size"
+    }
+}
+
+extension AuditLog {
+    /// How many of the oldest entries are archived: their events were moved to an archive
+    /// file; the log keeps each one's sequence number, time and leaf hash, so that the signed
+    /// checkpoints still verify and inclusion proofs can still be made.
+    static func archivedSize(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT size FROM archived WHERE id = 1") ?? 0
+    }
+
+    /// The number of archived entries.
+    public var archivedEntries: Int {
+        get async throws { try await readLog { db in try Self.archivedSize(db) } }
+    }
+
+    /// Moves the events of the entries older than `cutoff` (milliseconds since 1970) out of the
+    /// log, into lines written through `write`.
+    ///
+    /// The lines are those of `export`: each archived event with its leaf hash and its
+    /// inclusion proof against the latest signed checkpoint, then that checkpoint, so that the
+    /// archive can be checked alone. `commit` is called once every line is written, and must
+    /// make them durable (the file synced and renamed into place); only then are the events
+    /// removed from the log, in one transaction. A failure before that changes nothing; an
+    /// archive whose entries were removed has its file.
+    ///
+    /// The entries archived run from the first one not archived yet up to the first one at or
+    /// after `cutoff`, and never past the latest checkpoint (which this signs first).
+    /// - Returns: the range archived, empty when no entry is older than `cutoff`; `write` and
+    ///   `commit` are then not called.
+    /// - Throws: `.invalidState` when the entries do not match the checkpoint (`tutela audit
+    ///   verify` says where) or when another process archived at the same time.
+    public func archive(
+        before cutoff: Int64,
+        write: (String) throws -> Void,
+        commit: () throws -> Void
+    ) async throws -> AuditArchive {
+        let checkpoint = try await latestCheckpoint()
+        let size = checkpoint.size
+        let (from, to, levels) = try await readLog { db in
+            let from = try Self.archivedSize(db)
+            let newer = try Int.fetchOne(
+                db,
+                sql: "SELECT min(seq) FROM entries WHERE seq >= ? AND time_ms >= ?",
+                arguments: [from, cutoff]
+            )
+            let to = max(from, min(size, newer ?? size))
+            guard to > from else { return (from, to, MerkleLevels()) }
+            return (from, to, try Self.levels(db, size: size, archived: from))
+        }
+        let summary = AuditArchive(from: from, to: to, checkpointSize: size)
+        guard to > from else { return summary }
+        guard levels.size == size, levels.root == checkpoint.root else {
+            throw TutelaError(
+                .invalidState,
+                "the log's entries do not match its latest checkpoint; run tutela audit verify"
+            )
+        }
+        try await writeLines(from: from, to: to, levels: levels, write: write)
+        try write(Self.checkpointLine(checkpoint))
+        try commit()
+        try await writeLog { db in
+            guard try Self.archivedSize(db) == from else {
+                throw TutelaError(
+                    .invalidState,
+                    "another process archived the audit log at the same time; nothing was removed"
+                )
+            }
+            try db.execute(
+                sql: """
+                    UPDATE entries SET event = x'', kind = '', principal = '', action = '', purpose = '', decision = ''
+                    WHERE seq >= ? AND seq < ?
+                    """,
+                arguments: [from, to]
+            )
+            try db.execute(sql: "DELETE FROM entry_subjects WHERE seq < ?", arguments: [to])
+            try db.execute(sql: "INSERT OR REPLACE INTO archived (id, size) VALUES (1, ?)", arguments: [to])
+        }
+        return summary
+    }
+
+    /// The hashes of the tree of the first `size` entries: the stored leaf of an archived
+    /// entry, the hash of its event for every other.
+    static func levels(_ db: Database, size: Int, archived: Int) throws -> MerkleLevels {
+        var levels = MerkleLevels()
+        let rows = try Row.fetchCursor(
+            db,
+            sql: "SELECT seq, event, leaf FROM entries WHERE seq < ? ORDER BY seq",
+            arguments: [size]
+        )
+        while let row = try rows.next() {
+            let sequence: Int = row[0]
+            levels.append(sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data)))
+        }
+        levels.close()
+        return levels
+    }
+
+    /// Writes the entries `from..<to` as export lines, a page at a time, checking each against
+    /// the tree's leaves.
+    func writeLines(
+        from: Int,
+        to: Int,
+        levels: MerkleLevels,
+        write: (String) throws -> Void
+    ) async throws {
+        let pageSize = 1000
+        for start in stride(from: from, to: to, by: pageSize) {
+            let page = try await readLog { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT seq, event FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+                    arguments: [start, min(start + pageSize, to)]
+                ).map { (sequence: $0[0] as Int, event: Array($0[1] as Data)) }
+            }
+            for (offset, entry) in page.enumerated() {
+                let leaf = MerkleTree.leafHash(entry.event)
+                guard entry.sequence == start + offset, leaf == levels.leaf(entry.sequence) else {
+                    throw TutelaError(.invalidState, "the log changed while it was read; run tutela audit verify")
+                }
+                var line = "{\"event\":" + String(decoding: entry.event, as: UTF8.self)
+                line += ",\"leaf\":\"\(Hex.encode(leaf))\",\"tree_size\":\(levels.size),\"inclusion\":["
+                line += levels.inclusionProof(index: entry.sequence).map { "\"\(Hex.encode($0))\"" }.joined(
+                    separator: ","
+                )
+                line += "]}"
+                try write(line)
+            }
+        }
+    }
+
+    /// The last line of an export or archive: the checkpoint its proofs refer to.
+    static func checkpointLine(_ checkpoint: Checkpoint) -> String {
+        var text = ""
+        JSONText.appendString(checkpoint.text, to: &text)
+        return "{\"checkpoint\":\(text)}"
+    }
+}
+
+/// The outcome of checking an archive or export file against the log.
+public struct AuditArchiveCheck: Sendable, Encodable {
+    /// The event lines read.
+    public var entries = 0
+    /// The first and one past the last sequence number in the file.
+    public var from = 0
+    public var to = 0
+    /// Plain descriptions of every problem, earliest first (at most 20).
+    public var problems: [String] = []
+
+    /// Whether the file checked out.
+    public var isValid: Bool { problems.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case entries, from, to, problems
+        case isValid = "valid"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(isValid, forKey: .isValid)
+        try container.encode(entries, forKey: .entries)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(problems, forKey: .problems)
+    }
+}
+
+extension AuditLog {
+    /// Checks a file written by `archive` or `export`: every event hashes to its leaf, every
+    /// leaf is proved by its inclusion path into the root of the checkpoint on the last line,
+    /// that checkpoint is signed by this log, the events are numbered one after another, and
+    /// each leaf is the one the log keeps for that number.
+    ///
+    /// The file is read a line at a time and compared with the log a thousand entries at a
+    /// time: memory does not grow with the file.
+    /// - Throws: `.io` when the file cannot be read.
+    public func checkArchive(at path: String) async throws -> AuditArchiveCheck {
+        guard let file = fopen(path, "r") else { throw TutelaError(.io, "cannot read \(path)") }
+        defer { fclose(file) }
+        var check = AuditArchiveCheck()
+        guard let checkpoint = Self.lastLineCheckpoint(file) else {
+            check.problems = [
+                "the file does not end with a checkpoint line: it is not an audit archive or it was cut off"
+            ]
+            return check
+        }
+        guard checkpoint.isValid(under: publicKey), checkpoint.logID == logID else {
+            check.problems = ["the file's checkpoint has a bad signature or belongs to another log"]
+            return check
+        }
+        rewind(file)
+        var state = ArchiveCheckState(checkpoint: checkpoint)
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        var number = 0
+        while true {
+            let length = getline(&line, &capacity, file)
+            guard length >= 0, let line else { break }
+            number += 1
+            var bytes = Array(UnsafeRawBufferPointer(start: line, count: length))
+            while bytes.last == UInt8(ascii: "\n") || bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            if bytes.isEmpty || bytes.starts(with: Array("{\"checkpoint\":".utf8)) { continue }
+            state.check(line: bytes, number: number)
+            if state.pending.count >= 1000 { try await compareWithLog(&state) }
+        }
+        try await compareWithLog(&state)
+        return state.result
+    }
+
+    /// Compares the leaves checked since the last call with those the log keeps.
+    private func compareWithLog(_ state: inout ArchiveCheckState) async throws {
+        guard let first = state.pending.first?.sequence, let last = state.pending.last?.sequence else { return }
+        let (from, to) = (min(first, last), max(first, last) + 1)
+        let kept = try await readLog { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT seq, leaf FROM entries WHERE seq >= ? AND seq < ?",
+                arguments: [from, to]
+            ).map { ($0[0] as Int, Array($0[1] as Data)) }
+        }
+        let byNumber = Dictionary(kept, uniquingKeysWith: { first, _ in first })
+        for (sequence, leaf) in state.pending where byNumber[sequence] != leaf {
+            state.problem("entry \(sequence) differs from the hash the log keeps for it")
+        }
+        state.pending = []
+    }
+
+    /// The checkpoint on the file's last non-empty line, if that is one.
+    private static func lastLineCheckpoint(_ file: UnsafeMutablePointer<FILE>) -> Checkpoint? {
+        guard fseeko(file, 0, SEEK_END) == 0 else { return nil }
+        let end = ftello(file)
+        let start = max(0, end - 16_384)
+        guard fseeko(file, start, SEEK_SET) == 0 else { return nil }
+        var tail = [UInt8](repeating: 0, count: Int(end - start))
+        guard fread(&tail, 1, tail.count, file) == tail.count else { return nil }
+        while tail.last == UInt8(ascii: "\n") || tail.last == UInt8(ascii: "\r") { tail.removeLast() }
+        let line = tail.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).last ?? []
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+            let text = object["checkpoint"] as? String
+        else { return nil }
+        return try? Checkpoint(text: text)
+    }
+}
+
+/// What `checkArchive` has found so far.
+private struct ArchiveCheckState {
+    let checkpoint: Checkpoint
+    var result = AuditArchiveCheck()
+    /// Entries checked and not yet compared with the log.
+    var pending: [(sequence: Int, leaf: MerkleTree.Hash)] = []
+    var previous: Int?
+
+    private static let prefix = Array("{\"event\":".utf8)
+    private static let separator = Array(",\"leaf\":\"".utf8)
+
+    init(checkpoint: Checkpoint) {
+        self.checkpoint = checkpoint
+    }
+
+    mutating func problem(_ text: String) {
+        if result.problems.count < 20 { result.problems.append(text) }
+    }
+
+    /// Checks one entry line on its own and against the checkpoint.
+    mutating func check(line bytes: [UInt8], number: Int) {
+        // The event's exact bytes lie between the prefix and the last `,"leaf":"` (quotes inside
+        // an event's strings are escaped, so that text cannot occur in it).
+        guard bytes.starts(with: Self.prefix), let cut = Self.lastRange(of: Self.separator, in: bytes),
+            let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+            let leafText = object["leaf"] as? String, let statedLeaf = Hex.decode(leafText),
+            let size = object["tree_size"] as? Int, let pathText = object["inclusion"] as? [String]
+        else {
+            problem("line \(number) is not an archived entry")
+            return
+        }
+        let event = Array(bytes[Self.prefix.count..<cut])
+        guard let sequence = AuditEvent.sequence(inCanonical: event) else {
+            problem("line \(number) does not hold a readable event")
+            return
+        }
+        let leaf = MerkleTree.leafHash(event)
+        if leaf != statedLeaf { problem("entry \(sequence) was altered: its event no longer hashes to its leaf") }
+        let path = pathText.compactMap { Hex.decode($0) }
+        let proved =
+            size == checkpoint.size && path.count == pathText.count
+            && MerkleTree.verifyInclusion(
+                leaf: leaf,
+                index: sequence,
+                size: checkpoint.size,
+                proof: path,
+                root: checkpoint.root
+            )
+        if !proved { problem("entry \(sequence) is not proved by the file's checkpoint of size \(checkpoint.size)") }
+        if let previous, sequence != previous + 1 {
+            problem("entry \(previous + 1) is missing from the file: the next one is \(sequence)")
+        }
+        if result.entries == 0 { result.from = sequence }
+        result.entries += 1
+        result.to = sequence + 1
+        previous = sequence
+        pending.append((sequence, leaf))
+    }
+
+    /// Where the last occurrence of `needle` starts in `bytes`.
+    private static func lastRange(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= needle.count else { return nil }
+        var start = bytes.count - needle.count
+        while start >= 0 {
+            if bytes[start..<start + needle.count].elementsEqual(needle) { return start }
+            start -= 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,177 @@
+import Crypto
+import Foundation
+import GRDB
+import Testing
+import TutelaCore
+
+@testable import Audit
+
+@Suite("Audit log: archiving old events")
+struct AuditArchiveTests {
+    static let key = Curve25519.Signing.PrivateKey()
+
+    private func directory() throws -> String {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("tutela-archive-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    private func makeLog(_ directory: String) throws -> AuditLog {
+        try AuditLog(path: directory + "/audit.sqlite", logID: "archive-test", signingKey: Self.key)
+    }
+
+    /// Appends events one at a time, each with its number as its time in milliseconds, so that
+    /// sequence numbers and times agree.
+    private func append(_ numbers: Range<Int>, to log: AuditLog) async throws {
+        for number in numbers {
+            let sequence = try await log.append(
+                AuditEvent(
+                    time: Int64(number),
+                    requestID: "r\(number)",
+                    kind: "data.read",
+                    principal: "p\(number % 3)",
+                    subjects: ["s\(number)"],
+                    outcome: "ok"
+                )
+            )
+            #expect(sequence == number)
+        }
+    }
+
+    private func count(_ path: String, _ sql: String) throws -> Int {
+        try DatabaseQueue(path: path + "/audit.sqlite").read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+    }
+
+    @Test("the oldest events move to lines that prove them; the log still verifies, proves, exports and appends")
+    func archiveOldest() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await append(0..<30, to: log)
+
+        var lines: [String] = []
+        var commits = 0
+        let archive = try await log.archive(before: 12, write: { lines.append($0) }, commit: { commits += 1 })
+        #expect(archive.from == 0 && archive.to == 12 && archive.checkpointSize == 30)
+        #expect(commits == 1)
+        #expect(lines.count == 13 && lines.last?.hasPrefix("{\"checkpoint\":") == true)
+        let lastLine = try #require(lines.last)
+        let checkpointObject = try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: String]
+        let checkpointText = try #require(checkpointObject?["checkpoint"])
+        let checkpoint = try Checkpoint(text: checkpointText)
+        #expect(checkpoint.isValid(under: Self.key.publicKey) && checkpoint.size == 30)
+        for (index, line) in lines.dropLast().enumerated() {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let event = try #require(object["event"] as? [String: Any])
+            #expect(event["seq"] as? Int == index)
+            let leafText = try #require(object["leaf"] as? String)
+            let leaf = try #require(Hex.decode(leafText))
+            let proof = try #require(object["inclusion"] as? [String]).compactMap { Hex.decode($0) }
+            #expect(MerkleTree.verifyInclusion(leaf: leaf, index: index, size: 30, proof: proof, root: checkpoint.root))
+        }
+
+        // Out of the log: no event bytes, no subjects, not found by search or by number.
+        #expect(try count(path, "SELECT count(*) FROM entries WHERE seq < 12 AND length(event) > 0") == 0)
+        #expect(try count(path, "SELECT count(*) FROM entry_subjects WHERE seq < 12") == 0)
+        #expect(try count(path, "SELECT count(*) FROM entry_subjects") == 18)
+        let found = try await log.search(AuditFilter(), limit: 100)
+        #expect(found.map(\.sequence).sorted() == Array(12..<30))
+        await #expect(throws: TutelaError.self) { _ = try await log.entry(5) }
+
+        // The hashes stay: the log verifies, proves an archived entry, and goes on.
+        let verified = try await log.verify()
+        #expect(verified.isValid, "\(verified.problems)")
+        #expect(verified.entries == 30 && verified.archivedEntries == 12)
+        #expect(try await log.inclusionProof(sequence: 5).isValid)
+        var exported: [String] = []
+        _ = try await log.export { exported.append($0) }
+        #expect(exported.count == 19 && exported.first?.contains("\"seq\":12,") == true)
+        try await append(30..<35, to: log)
+        #expect(try await log.verify().isValid)
+
+        // Nothing older left: no lines, no commit.
+        let again = try await log.archive(
+            before: 12,
+            write: { _ in Issue.record("wrote a line") },
+            commit: {
+                Issue.record("committed")
+            }
+        )
+        #expect(again.entries == 0 && again.from == 12)
+        #expect(try await log.archivedEntries == 12)
+    }
+
+    @Test("when the archive cannot be made durable, nothing leaves the log")
+    func failedCommit() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await append(0..<10, to: log)
+        await #expect(throws: TutelaError.self) {
+            _ = try await log.archive(
+                before: 5,
+                write: { _ in },
+                commit: { throw TutelaError(.io, "the disk is full") }
+            )
+        }
+        #expect(try await log.archivedEntries == 0)
+        #expect(try await log.entry(3).sequence == 3)
+        #expect(try count(path, "SELECT count(*) FROM entry_subjects") == 10)
+        #expect(try await log.verify().isValid)
+    }
+
+    @Test("an archived entry's kept hash, altered, is caught by the signed roots")
+    func alteredArchivedHash() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await append(0..<20, to: log)
+        _ = try await log.archive(before: 10, write: { _ in }, commit: {})
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        try await queue.write { try $0.execute(sql: "UPDATE entries SET leaf = randomblob(32) WHERE seq = 4") }
+        let result = try await makeLog(path).verify()
+        #expect(!result.isValid)
+        #expect((result.firstBadEntry ?? 99) <= 4, "\(result.problems)")
+    }
+    @Test("an archive file checks out against the log; an altered, shortened, cut or foreign one does not")
+    func checkFile() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await append(0..<20, to: log)
+        var lines: [String] = []
+        _ = try await log.archive(before: 10, write: { lines.append($0) }, commit: {})
+        let good = try await log.checkArchive(at: try writeFile(lines, in: path))
+        #expect(good.isValid, "\(good.problems)")
+        #expect(good.entries == 10 && good.from == 0 && good.to == 10)
+
+        var altered = lines
+        altered[4] = altered[4].replacingOccurrences(of: "\"principal\":\"p1\"", with: "\"principal\":\"p2\"")
+        #expect(altered[4] != lines[4])
+        let alteredCheck = try await log.checkArchive(at: try writeFile(altered, in: path))
+        #expect(!alteredCheck.isValid && alteredCheck.problems.first?.contains("entry 4") == true)
+
+        var shortened = lines
+        shortened.remove(at: 6)
+        let shortenedCheck = try await log.checkArchive(at: try writeFile(shortened, in: path))
+        #expect(shortenedCheck.problems.contains { $0.contains("entry 6 is missing") })
+
+        let cut = try await log.checkArchive(at: try writeFile(Array(lines.dropLast()), in: path))
+        #expect(!cut.isValid && cut.entries == 0)
+
+        let other = try AuditLog(
+            path: path + "/other.sqlite",
+            logID: "archive-test",
+            signingKey: Curve25519.Signing.PrivateKey()
+        )
+        let foreign = try await other.checkArchive(at: try writeFile(lines, in: path))
+        #expect(!foreign.isValid && foreign.problems.first?.contains("bad signature") == true)
+    }
+
+    private func writeFile(_ lines: [String], in directory: String) throws -> String {
+        let file = directory + "/archive-\(UUID().uuidString).jsonl"
+        try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: file))
+        return file
+    }
+}
