@@ -265,10 +265,8 @@ final class ExportSink {
         }
         // The rename itself made durable: an audit archive removes the events from the log
         // right after this returns.
-        let directory = open(
-            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
-            O_RDONLY
-        )
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY)
         if directory >= 0 {
             fsync(directory)
             close(directory)
