@@ -1,0 +1,60 @@
+import Foundation
+import Governance
+import Testing
+import TutelaTestSupport
+
+@Suite("tutela audit archive")
+struct AuditArchiveCommandTests {
+    @Test(
+        "archives to a new file that verifies against the log; never writes over a file; nothing to archive makes none"
+    )
+    func archiveCommand() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        let configuration = environment.configuration
+        func run(_ arguments: [String]) throws -> ChildProcess {
+            try ChildProcess.run(
+                tutela,
+                arguments + [
+                    "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
+                    "--policies-dir", configuration.policiesDirectory,
+                ],
+                environment: configuration.environment
+            )
+        }
+        func json(_ run: ChildProcess) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+        }
+        let file = environment.root + "/archive-1.jsonl"
+
+        let archived = try run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file, "--json"])
+        #expect(archived.status == 0, "\(archived.errors)")
+        let entries = try #require(try json(archived)["entries"] as? Int)
+        #expect(entries > 0)
+        let written = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(written.split(separator: "\n").count == entries + 1)
+
+        let checked = try run(["audit", "verify", "--archive", file, "--json"])
+        #expect(checked.status == 0, "\(checked.output)")
+        #expect(try json(checked)["entries"] as? Int == entries)
+        let verified = try run(["audit", "verify", "--json"])
+        #expect(verified.status == 0, "\(verified.output)")
+        #expect(try json(verified)["archived_entries"] as? Int == entries)
+
+        // The same file again: refused, the archive untouched.
+        let again = try run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file])
+        #expect(again.status != 0)
+        #expect(again.errors.contains("never written over"))
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == written)
+
+        // Nothing older than 1970: no file made.
+        let empty = environment.root + "/archive-2.jsonl"
+        let nothing = try run(["audit", "archive", "--before", "1970-01-02T00:00:00Z", "--out", empty])
+        #expect(nothing.status == 0, "\(nothing.errors)")
+        #expect(nothing.output.contains("Nothing to archive"))
+        #expect(!FileManager.default.fileExists(atPath: empty))
+        #expect(!FileManager.default.fileExists(atPath: empty + ".partial"))
+    }
+}
