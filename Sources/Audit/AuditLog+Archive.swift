@@ -62,7 +62,7 @@ extension AuditLog {
     ) async throws -> AuditArchive {
         let checkpoint = try await latestCheckpoint()
         let size = checkpoint.size
-        let (from, to, levels) = try await readLog { db in
+        let (from, to, tree) = try await readLog { db -> (Int, Int, MerkleLevels?) in
             let from = try Self.archivedSize(db)
             let newer = try Int.fetchOne(
                 db,
@@ -70,11 +70,10 @@ extension AuditLog {
                 arguments: [from, cutoff]
             )
             let to = max(from, min(size, newer ?? size))
-            guard to > from else { return (from, to, MerkleLevels()) }
-            return (from, to, try Self.levels(db, size: size, archived: from))
+            return (from, to, to > from ? try Self.levels(db, size: size) : nil)
         }
         let summary = AuditArchive(from: from, to: to, checkpointSize: size)
-        guard to > from else { return summary }
+        guard let levels = tree else { return summary }
         guard levels.size == size, levels.root == checkpoint.root else {
             throw TutelaError(
                 .invalidState,
@@ -104,10 +103,10 @@ extension AuditLog {
         return summary
     }
 
-    /// The hashes of the tree of the first `size` entries: the stored leaf of an archived
+    /// Each of the first `size` entries' leaf hashes, in order: the stored leaf of an archived
     /// entry, the hash of its event for every other.
-    static func levels(_ db: Database, size: Int, archived: Int) throws -> MerkleLevels {
-        var levels = MerkleLevels()
+    static func forEachLeaf(_ db: Database, below size: Int, _ body: (MerkleTree.Hash) -> Void) throws {
+        let archived = try archivedSize(db)
         let rows = try Row.fetchCursor(
             db,
             sql: "SELECT seq, event, leaf FROM entries WHERE seq < ? ORDER BY seq",
@@ -115,8 +114,14 @@ extension AuditLog {
         )
         while let row = try rows.next() {
             let sequence: Int = row[0]
-            levels.append(sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data)))
+            body(sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data)))
         }
+    }
+
+    /// The hashes of the tree of the first `size` entries.
+    static func levels(_ db: Database, size: Int) throws -> MerkleLevels {
+        var levels = MerkleLevels()
+        try forEachLeaf(db, below: size) { levels.append($0) }
         levels.close()
         return levels
     }

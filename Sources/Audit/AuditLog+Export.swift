@@ -19,7 +19,7 @@ extension AuditLog {
         let size = checkpoint.size
         let (archived, levels) = try await readLog { db in
             let archived = try Self.archivedSize(db)
-            return (archived, try Self.levels(db, size: size, archived: archived))
+            return (archived, try Self.levels(db, size: size))
         }
         guard levels.size == size, levels.root == checkpoint.root else {
             throw TutelaError(

@@ -104,6 +104,25 @@ extension AuditLog {
                 if rangeBad == nil || start < (rangeBad ?? start) { rangeBad = start }
                 problems.append(problem)
             }
+            // An entry's own checks: its bytes hash to its stored leaf, and hold its number.
+            func checkContent(_ sequence: Int, event: [UInt8], leaf: MerkleTree.Hash, stored: MerkleTree.Hash) {
+                if leaf != stored, problems.count < 20 {
+                    flag(sequence, "entry \(sequence) was altered: its content no longer hashes to its leaf")
+                }
+                // The number inside the signed bytes, read without decoding the whole event: the
+                // bytes themselves are checked by their hashes, so decoding them all (a third of
+                // the time of verifying) would find nothing more.
+                if let inside = AuditEvent.sequence(inCanonical: event) {
+                    if inside != sequence, problems.count < 20 {
+                        flag(
+                            sequence,
+                            "entry \(sequence) holds the event numbered \(inside): entries were reordered or moved"
+                        )
+                    }
+                } else if problems.count < 20 {
+                    flag(sequence, "entry \(sequence) is not a readable event")
+                }
+            }
             // The frontier's root at each checkpoint's size, taken as the entries go by.
             var frontier = MerkleFrontier()
             var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
@@ -120,30 +139,13 @@ extension AuditLog {
                         "entry \(position) is missing: the next stored entry is \(sequence) (deleted or cut)"
                     )
                 }
-                if sequence < archived {
-                    // Its event is in an archive file; its stored leaf is checked against the
-                    // signed roots like every other.
-                    frontier.append(Array(row[2] as Data))
-                    count += 1
-                    if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
-                    continue
-                }
-                let leaf = MerkleTree.leafHash(event)
-                if leaf != Array(row[2] as Data), problems.count < 20 {
-                    flag(sequence, "entry \(sequence) was altered: its content no longer hashes to its leaf")
-                }
-                // The number inside the signed bytes, read without decoding the whole event: the
-                // bytes themselves are checked by their hashes, so decoding them all (a third of
-                // the time of verifying) would find nothing more.
-                if let inside = AuditEvent.sequence(inCanonical: event) {
-                    if inside != sequence, problems.count < 20 {
-                        flag(
-                            sequence,
-                            "entry \(sequence) holds the event numbered \(inside): entries were reordered or moved"
-                        )
-                    }
-                } else if problems.count < 20 {
-                    flag(sequence, "entry \(sequence) is not a readable event")
+                let stored = Array(row[2] as Data)
+                // An archived entry's event is in an archive file: only its stored leaf is here,
+                // checked against the signed roots like every other.
+                var leaf = stored
+                if sequence >= archived {
+                    leaf = MerkleTree.leafHash(event)
+                    checkContent(sequence, event: event, leaf: leaf, stored: stored)
                 }
                 frontier.append(leaf)
                 count += 1
@@ -233,15 +235,8 @@ extension AuditLog {
     /// stored one of an archived entry.
     private func leafHashes() async throws -> [MerkleTree.Hash] {
         try await readLog { db in
-            let archived = try Self.archivedSize(db)
             var leaves: [MerkleTree.Hash] = []
-            let events = try Row.fetchCursor(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq")
-            while let row = try events.next() {
-                let sequence: Int = row[0]
-                leaves.append(
-                    sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data))
-                )
-            }
+            try Self.forEachLeaf(db, below: Int.max) { leaves.append($0) }
             return leaves
         }
     }

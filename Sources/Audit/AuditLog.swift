@@ -539,15 +539,12 @@ public final class AuditLog: Sendable {
     }
 
     /// Runs `body` in one IMMEDIATE write transaction of the log's database, durable on return.
-    func writeLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func writeLog(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
         try await pool.writeWithoutTransaction { db in
-            var result: T?
             try db.inTransaction(.immediate) {
-                result = try body(db)
+                try body(db)
                 return .commit
             }
-            guard let result else { throw TutelaError(.invalidState, "the audit log's transaction had no result") }
-            return result
         }
     }
 }
