@@ -52,7 +52,13 @@ struct AuditArchiveTests {
 
         var lines: [String] = []
         var commits = 0
-        let archive = try await log.archive(before: 12, write: { lines.append($0) }, commit: { commits += 1 })
+        // Removed five entries per transaction: three transactions.
+        let archive = try await log.archive(
+            before: 12,
+            removingPerTransaction: 5,
+            write: { lines.append($0) },
+            commit: { commits += 1 }
+        )
         #expect(archive.from == 0 && archive.to == 12 && archive.checkpointSize == 30)
         #expect(commits == 1)
         #expect(lines.count == 13 && lines.last?.hasPrefix("{\"checkpoint\":") == true)
@@ -100,6 +106,13 @@ struct AuditArchiveTests {
         )
         #expect(again.entries == 0 && again.from == 12)
         #expect(try await log.archivedEntries == 12)
+
+        // At most `limit` entries at a time, the rest left for the next archive.
+        var limited: [String] = []
+        let part = try await log.archive(before: 30, limit: 5, write: { limited.append($0) }, commit: {})
+        #expect(part.from == 12 && part.to == 17 && limited.count == 6)
+        #expect(try await log.archivedEntries == 17)
+        #expect(try await log.verify().isValid)
     }
 
     @Test("when the archive cannot be made durable, nothing leaves the log")
