@@ -85,7 +85,7 @@ public final class AuditLog: Sendable {
         self.checkpointInterval = checkpointInterval
         self.gatherWindow = gatherWindow
         var configuration = Configuration()
-        configuration.busyMode = .timeout(max(0.1, Double(timeout.components.seconds) / 2))
+        configuration.busyMode = .polling(seconds: max(0.1, Double(timeout.components.seconds) / 2))
         configuration.label = "tutela.audit"
         do {
             pool = try DatabasePool(path: path, configuration: configuration)

@@ -1,5 +1,9 @@
 import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension DatabasePool {
     /// Makes every commit through this pool's writer durable before it returns.
     ///
@@ -15,5 +19,24 @@ extension DatabasePool {
     /// The writer's `synchronous` setting (2 is FULL).
     package func writerSynchronousSetting() throws -> Int {
         try writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+}
+
+extension Database.BusyMode {
+    /// Waits for a lock another process holds by trying again every half millisecond, for at
+    /// most `seconds`.
+    ///
+    /// SQLite's own busy timeout backs off to 100 ms between tries: a writer that meets a lock
+    /// held for a few milliseconds (another process archiving the audit log or importing, a
+    /// short transaction at a time) then sleeps long after it is free, and every request
+    /// waiting on that writer sees it.
+    package static func polling(seconds: Double) -> Self {
+        let interval: UInt32 = 500
+        let tries = Int(seconds * 1_000_000 / Double(interval))
+        return .callback { attempt in
+            guard attempt < tries else { return false }
+            usleep(interval)
+            return true
+        }
     }
 }

@@ -17,7 +17,7 @@ public final class SQLiteRecordStore: RecordStore {
     /// - Throws: `TutelaError` with `.storage` when the file cannot be opened.
     public init(path: String) throws {
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .polling(seconds: 10)
         configuration.label = "tutela.store"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
