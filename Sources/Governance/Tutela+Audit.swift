@@ -122,25 +122,45 @@ extension Tutela {
         return found
     }
 
-    /// Moves the audit events older than `cutoff` (milliseconds since 1970) out of the log, as
-    /// `AuditLog.archive` does, between a `started` and an `ok` or `error` event of kind
-    /// `audit.archive` (both stay in the log, newer than any cutoff in the past).
+    /// Moves the audit events older than `cutoff` (milliseconds since 1970) out of the log into
+    /// a new archive file, as `AuditLog.archive` does, between a `started` and an `ok` or
+    /// `error` event of kind `audit.archive` (both stay in the log, newer than any cutoff in the
+    /// past).
+    ///
+    /// The file is created only when there is something to archive, at the path `file` gives
+    /// for the range, and is never written over: a file at that path fails the archive with
+    /// `.alreadyExists` and leaves the log as it was.
+    /// - Parameter limit: the most entries to archive.
     public func archiveAudit(
         before cutoff: Int64,
-        write: (String) throws -> Void,
-        commit: () throws -> Void
+        limit: Int = .max,
+        file: (AuditArchive) -> String
     ) async throws -> AuditArchive {
-        try await audited(
-            event(
-                kind: "audit.archive",
-                principal: configuration.operatorName,
-                requestID: newRequestID(),
-                outcome: "started"
+        var writer: DurableFileWriter?
+        do {
+            return try await audited(
+                event(
+                    kind: "audit.archive",
+                    principal: configuration.operatorName,
+                    requestID: newRequestID(),
+                    outcome: "started"
+                )
+                .with(record: "before " + CalendarDate.formatTimestamp(milliseconds: cutoff)),
+                count: \.entries,
+                {
+                    try await audit.archive(
+                        before: cutoff,
+                        limit: limit,
+                        opening: { writer = try DurableFileWriter(path: file($0), existing: .refuse) },
+                        write: { try writer?.write($0 + "\n") },
+                        commit: { try writer?.finish() }
+                    )
+                }
             )
-            .with(record: "before " + CalendarDate.formatTimestamp(milliseconds: cutoff)),
-            count: \.entries,
-            { try await audit.archive(before: cutoff, write: write, commit: commit) }
-        )
+        } catch {
+            writer?.abandon()
+            throw error
+        }
     }
 
     /// Opens an event's sealed detail with the customer's data key, after checking that the

@@ -247,7 +247,7 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
-                let sink = try ExportSink(path: out)
+                let sink = try DurableFileWriter(path: out)
                 do {
                     var lines = 0
                     let checkpoint = try await tutela.audit.export { line in
@@ -290,22 +290,8 @@ struct AuditCommand: AsyncParsableCommand {
                     throw TutelaError(.alreadyExists, "\(out) exists; an archive is never written over")
                 }
                 let tutela = try await Tutela.open(options.configuration)
-                // Created with the first line: nothing to archive leaves no file.
-                var sink: ExportSink?
-                let archive: AuditArchive
-                do {
-                    archive = try await tutela.archiveAudit(
-                        before: cutoff,
-                        write: { line in
-                            if sink == nil { sink = try ExportSink(path: out) }
-                            try sink?.write(line + "\n")
-                        },
-                        commit: { try sink?.finish() }
-                    )
-                } catch {
-                    sink?.abandon()
-                    throw error
-                }
+                // Nothing to archive leaves no file.
+                let archive = try await tutela.archiveAudit(before: cutoff) { _ in out }
                 if options.json {
                     try Console.printJSON(archive)
                 } else if archive.entries == 0 {

@@ -147,7 +147,7 @@ struct DataCommand: AsyncParsableCommand {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
                 let definition = try tutela.schema.collection(collection)
-                let sink = try ExportSink(path: out)
+                let sink = try DurableFileWriter(path: out)
                 let total = try await tutela.recordCount(collection: collection)
                 let progress = Console.Progress()
                 var done = 0
@@ -225,57 +225,5 @@ struct DataCommand: AsyncParsableCommand {
                 for (collection, name, _) in dataset.files { print("\(collection)\t\(out)/\(name)") }
             }
         }
-    }
-}
-
-/// Where an export goes: stdout, or a file written under a temporary name and renamed at the end,
-/// so a failed export never leaves a partial file.
-final class ExportSink {
-    private let path: String?
-    private let temporaryPath: String?
-    private let handle: FileHandle
-
-    init(path: String?) throws {
-        self.path = path
-        guard let path else {
-            temporaryPath = nil
-            handle = FileHandle.standardOutput
-            return
-        }
-        let temporary = path + ".partial"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let handle = FileHandle(forWritingAtPath: temporary)
-        else {
-            throw TutelaError(.io, "cannot create \(temporary)")
-        }
-        temporaryPath = temporary
-        self.handle = handle
-    }
-
-    func write(_ text: String) throws {
-        try handle.write(contentsOf: Data(text.utf8))
-    }
-
-    func finish() throws {
-        guard let path, let temporaryPath else { return }
-        try handle.synchronize()
-        try handle.close()
-        guard rename(temporaryPath, path) == 0 else {
-            throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)")
-        }
-        // The rename itself made durable: an audit archive removes the events from the log
-        // right after this returns.
-        let parent = (path as NSString).deletingLastPathComponent
-        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
-    }
-
-    func abandon() {
-        guard let temporaryPath else { return }
-        try? handle.close()
-        unlink(temporaryPath)
     }
 }

@@ -1,0 +1,84 @@
+import Foundation
+
+/// A file written under a temporary name and moved into place only once it is complete and on
+/// disk, so that a failed write never leaves a partial file where the finished one belongs.
+///
+/// Without a path it writes to standard output, as an export does when given no file.
+public final class DurableFileWriter {
+    /// What `finish` does when a file already exists at the path.
+    public enum Existing: Sendable {
+        /// Put the new file in its place.
+        case replace
+        /// Fail with `.alreadyExists` and leave it as it was (checked in the same step that
+        /// moves the new file into place, so two writers cannot both succeed).
+        case refuse
+    }
+
+    private let path: String?
+    private let temporaryPath: String?
+    private let existing: Existing
+    private let handle: FileHandle
+
+    /// Creates the temporary file (mode 0600) beside `path`, or writes to standard output when
+    /// `path` is nil.
+    /// - Throws: `.io` when the temporary file cannot be created.
+    public init(path: String?, existing: Existing = .replace) throws {
+        self.path = path
+        self.existing = existing
+        guard let path else {
+            temporaryPath = nil
+            handle = FileHandle.standardOutput
+            return
+        }
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else {
+            throw TutelaError(.io, "cannot create \(temporary)")
+        }
+        temporaryPath = temporary
+        self.handle = handle
+    }
+
+    /// Appends text.
+    public func write(_ text: String) throws {
+        try handle.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Syncs the file, moves it into place and syncs its directory, so that the finished file
+    /// is on disk, under its name, when this returns.
+    /// - Throws: `.alreadyExists` when `existing` is `.refuse` and a file is at the path (the
+    ///   temporary file is then removed); `.io` when a step fails.
+    public func finish() throws {
+        guard let path, let temporaryPath else { return }
+        try handle.synchronize()
+        try handle.close()
+        switch existing {
+        case .replace:
+            guard rename(temporaryPath, path) == 0 else {
+                throw TutelaError(.io, "cannot rename \(temporaryPath) to \(path)")
+            }
+        case .refuse:
+            // A hard link fails when the name is taken, where a rename would replace the file.
+            guard link(temporaryPath, path) == 0 else {
+                let failure = errno
+                unlink(temporaryPath)
+                if failure == EEXIST { throw TutelaError(.alreadyExists, "\(path) exists; it is never written over") }
+                throw TutelaError(.io, "cannot move \(temporaryPath) to \(path)")
+            }
+            unlink(temporaryPath)
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY)
+        guard directory >= 0 else { throw TutelaError(.io, "cannot open the directory of \(path) to sync it") }
+        defer { close(directory) }
+        guard fsync(directory) == 0 else { throw TutelaError(.io, "cannot sync the directory of \(path)") }
+    }
+
+    /// Closes and removes the temporary file; for a write that failed.
+    public func abandon() {
+        guard let temporaryPath else { return }
+        try? handle.close()
+        unlink(temporaryPath)
+    }
+}
