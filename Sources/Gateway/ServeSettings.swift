@@ -25,6 +25,8 @@ public struct ServeSettings: Sendable, Equatable {
     public var dataDirectory: String?
     public var keysDirectory: String?
     public var policiesDirectory: String?
+    public var auditRetentionDays: Int?
+    public var auditArchiveDirectory: String?
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable, Equatable {
@@ -42,6 +44,7 @@ public struct ServeSettings: Sendable, Equatable {
         "host", "port", "max_body_bytes", "rate_limit", "burst", "timeout_seconds", "max_concurrent",
         "idle_timeout_seconds", "refusals_per_second",
         "tls_certificate", "tls_key", "log_format", "log_requests", "data_dir", "keys_dir", "policies_dir",
+        "audit_retention_days", "audit_archive_dir",
     ]
 
     /// Reads a YAML configuration file.
@@ -85,6 +88,8 @@ public struct ServeSettings: Sendable, Equatable {
         settings.dataDirectory = try text("data_dir")
         settings.keysDirectory = try text("keys_dir")
         settings.policiesDirectory = try text("policies_dir")
+        settings.auditRetentionDays = try fields["audit_retention_days"]?.int("audit_retention_days")
+        settings.auditArchiveDirectory = try text("audit_archive_dir")
         return settings
     }
 
@@ -118,6 +123,8 @@ public struct ServeSettings: Sendable, Equatable {
         settings.dataDirectory = try value("TUTELA_DATA_DIR") { $0 }
         settings.keysDirectory = try value("TUTELA_KEYS_DIR") { $0 }
         settings.policiesDirectory = try value("TUTELA_POLICIES_DIR") { $0 }
+        settings.auditRetentionDays = try value("TUTELA_AUDIT_RETENTION_DAYS") { Int($0) }
+        settings.auditArchiveDirectory = try value("TUTELA_AUDIT_ARCHIVE_DIR") { $0 }
         return settings
     }
 
@@ -140,6 +147,8 @@ public struct ServeSettings: Sendable, Equatable {
         result.dataDirectory = other.dataDirectory ?? dataDirectory
         result.keysDirectory = other.keysDirectory ?? keysDirectory
         result.policiesDirectory = other.policiesDirectory ?? policiesDirectory
+        result.auditRetentionDays = other.auditRetentionDays ?? auditRetentionDays
+        result.auditArchiveDirectory = other.auditArchiveDirectory ?? auditArchiveDirectory
         return result
     }
 
@@ -182,6 +191,26 @@ public struct ServeSettings: Sendable, Equatable {
             refusalsPerSecond: refusals,
             tls: tls,
             logRequests: logRequests ?? true
+        )
+    }
+
+    /// The audit retention these settings ask for, archiving under `dataDirectory` unless they
+    /// name a directory; nil when they set no retention period.
+    /// - Throws: `.configurationInvalid` for a period outside 1 to 36,500 days, or an archive
+    ///   directory without a period.
+    public func auditRetention(dataDirectory: String) throws -> AuditRetention? {
+        guard let days = auditRetentionDays else {
+            guard auditArchiveDirectory == nil else {
+                throw TutelaError(.configurationInvalid, "audit_archive_dir needs audit_retention_days")
+            }
+            return nil
+        }
+        guard (1...36_500).contains(days) else {
+            throw TutelaError(.configurationInvalid, "audit_retention_days must be between 1 and 36500")
+        }
+        return AuditRetention(
+            keep: .seconds(days * 86_400),
+            directory: auditArchiveDirectory ?? dataDirectory + "/audit-archive"
         )
     }
 }

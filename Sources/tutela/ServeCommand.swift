@@ -41,6 +41,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log lines as json (default) or text.") var logFormat: String?
     @Flag(inversion: .prefixedNo, help: "Log every request (method, route, status, duration; default on).")
     var logRequests: Bool?
+    @Option(
+        help: "Days audit events stay in the log; older ones are moved to archive files every hour (default: kept)."
+    )
+    var auditRetentionDays: Int?
+    @Option(help: "Where archived audit events go (default DATA_DIR/audit-archive).") var auditArchiveDir: String?
 
     func run() async throws {
         try await Console.run {
@@ -60,6 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
             paths.policiesDirectory = settings.policiesDirectory
             var configuration = paths.configuration
             configuration.cachedDataKeys = EnvelopeCipher.defaultCachedDataKeys
+            let retention = try settings.auditRetention(dataDirectory: configuration.dataDirectory)
+            if let retention { try Self.makeArchiveDirectory(retention.directory) }
             let tutela = try await Tutela.open(configuration)
             let scheme = gateway.tls == nil ? "http" : "https"
             let policySet = tutela.policies.digest
@@ -76,11 +83,18 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let reloads = Self.reloadOnHangUp(tutela: tutela, logger: logger)
             defer { reloads.cancel() }
+            let archiving = retention.map { retention in
+                Task { await AuditArchiver(tutela: tutela, retention: retention, logger: logger).run() }
+            }
+            defer { archiving?.cancel() }
             do {
                 try await application.runService()
             } catch {
                 throw listeningError(error, host: gateway.host, port: gateway.port) ?? error
             }
+            // An archive file under way is finished, and its events removed, before the end.
+            archiving?.cancel()
+            await archiving?.value
             // The last requests' entries are signed now rather than by the next process.
             _ = try? await tutela.audit.latestCheckpoint()
         }
@@ -111,11 +125,30 @@ struct ServeCommand: AsyncParsableCommand {
         flags.dataDirectory = options.dataDirectory
         flags.keysDirectory = options.keysDirectory
         flags.policiesDirectory = options.policiesDirectory
+        flags.auditRetentionDays = auditRetentionDays
+        flags.auditArchiveDirectory = auditArchiveDir
         var settings = ServeSettings()
         if let file = config ?? environment["TUTELA_CONFIG"] {
             settings = try ServeSettings.load(file: file)
         }
         return settings.overridden(by: try ServeSettings.environment(environment)).overridden(by: flags)
+    }
+
+    /// Creates the audit archive directory (mode 0700) when it is missing, so that a directory
+    /// the server cannot write is an error at start rather than a warning an hour later.
+    private static func makeArchiveDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            throw TutelaError(.io, "cannot create the audit archive directory \(path)")
+        }
+        guard access(path, W_OK) == 0 else {
+            throw TutelaError(.io, "the audit archive directory \(path) is not writable")
+        }
     }
 
     /// Reloads policies and keyring on SIGHUP; a set or keyring that does not load leaves the one
