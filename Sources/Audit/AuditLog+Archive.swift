@@ -117,33 +117,48 @@ extension AuditLog {
                 )
                 try db.execute(
                     sql: """
-                        UPDATE entries SET event = x'', kind = '', principal = '', action = '', purpose = '', decision = ''
-                        WHERE seq >= ? AND seq < ?
+                        INSERT INTO archived_leaves (seq, leaf) SELECT seq, leaf FROM entries WHERE seq >= ? AND seq < ?;
+                        DELETE FROM entries WHERE seq >= ? AND seq < ?;
+                        INSERT OR REPLACE INTO archived (id, size) VALUES (1, ?);
                         """,
-                    arguments: [start, end]
+                    arguments: [start, end, start, end, end]
                 )
-                try db.execute(sql: "INSERT OR REPLACE INTO archived (id, size) VALUES (1, ?)", arguments: [end])
             }
         }
         return summary
     }
 
     /// How many entries one transaction of `archive` removes by default.
-    public static let removalChunk = 1_000
+    public static let removalChunk = 250
 
     /// Each of the first `size` entries' leaf hashes, in order: the stored leaf of an archived
     /// entry, the hash of its event for every other.
     static func forEachLeaf(_ db: Database, below size: Int, _ body: (MerkleTree.Hash) -> Void) throws {
-        let archived = try archivedSize(db)
-        let rows = try Row.fetchCursor(
+        try forEachEntry(db, below: size) { _, event, stored in body(event.map(MerkleTree.leafHash) ?? stored) }
+    }
+
+    /// Each of the first `size` stored entries in order, as its number, its event (nil when
+    /// archived) and its stored leaf: the archived ones' leaves, then the entries in the log.
+    ///
+    /// Two scans in key order one after the other, where one ordered query over both tables
+    /// would sort every row, events included, in a temporary tree first.
+    static func forEachEntry(
+        _ db: Database,
+        below size: Int = .max,
+        _ body: (Int, [UInt8]?, MerkleTree.Hash) throws -> Void
+    ) throws {
+        let archived = try Row.fetchCursor(
+            db,
+            sql: "SELECT seq, leaf FROM archived_leaves WHERE seq < ? ORDER BY seq",
+            arguments: [size]
+        )
+        while let row = try archived.next() { try body(row[0], nil, Array(row[1] as Data)) }
+        let entries = try Row.fetchCursor(
             db,
             sql: "SELECT seq, event, leaf FROM entries WHERE seq < ? ORDER BY seq",
             arguments: [size]
         )
-        while let row = try rows.next() {
-            let sequence: Int = row[0]
-            body(sequence < archived ? Array(row[2] as Data) : MerkleTree.leafHash(Array(row[1] as Data)))
-        }
+        while let row = try entries.next() { try body(row[0], Array(row[1] as Data), Array(row[2] as Data)) }
     }
 
     /// The hashes of the tree of the first `size` entries.
@@ -273,8 +288,11 @@ extension AuditLog {
         let kept = try await readLog { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT seq, leaf FROM entries WHERE seq >= ? AND seq < ?",
-                arguments: [from, to]
+                sql: """
+                    SELECT seq, leaf FROM archived_leaves WHERE seq >= ? AND seq < ?
+                    UNION ALL SELECT seq, leaf FROM entries WHERE seq >= ? AND seq < ?
+                    """,
+                arguments: [from, to, from, to]
             ).map { ($0[0] as Int, Array($0[1] as Data)) }
         }
         let byNumber = Dictionary(kept, uniquingKeysWith: { first, _ in first })

@@ -128,22 +128,18 @@ extension AuditLog {
             var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
             var count = 0
             let archived = try Self.archivedSize(db)
-            let entries = try Row.fetchCursor(db, sql: "SELECT seq, event, leaf FROM entries ORDER BY seq")
-            while let row = try entries.next() {
+            try Self.forEachEntry(db) { sequence, event, stored in
                 let position = count
-                let sequence: Int = row[0]
-                let event = Array(row[1] as Data)
                 if sequence != position, problems.count < 20 {
                     flag(
                         position,
                         "entry \(position) is missing: the next stored entry is \(sequence) (deleted or cut)"
                     )
                 }
-                let stored = Array(row[2] as Data)
                 // An archived entry's event is in an archive file: only its stored leaf is here,
                 // checked against the signed roots like every other.
                 var leaf = stored
-                if sequence >= archived {
+                if let event {
                     leaf = MerkleTree.leafHash(event)
                     checkContent(sequence, event: event, leaf: leaf, stored: stored)
                 }

@@ -142,6 +142,19 @@ public final class AuditLog: Sendable {
                 sql: "CREATE TABLE archived (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL)"
             )
         }
+        migrator.registerMigration("v3-archived-leaves") { db in
+            // An archived entry keeps only its number and leaf hash, in a table of its own, and
+            // its row leaves `entries`: a row emptied in place kept its page, so the file grew as
+            // if nothing were archived. Deleted rows free whole pages, which later appends reuse.
+            try db.execute(
+                sql: """
+                    CREATE TABLE archived_leaves (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
+                    INSERT INTO archived_leaves (seq, leaf)
+                        SELECT seq, leaf FROM entries WHERE seq < coalesce((SELECT size FROM archived WHERE id = 1), 0);
+                    DELETE FROM entries WHERE seq < coalesce((SELECT size FROM archived WHERE id = 1), 0);
+                    """
+            )
+        }
         return migrator
     }
 
@@ -486,13 +499,16 @@ public final class AuditLog: Sendable {
 
     /// One entry.
     public func entry(_ sequence: Int) async throws -> AuditEvent {
-        let bytes = try await pool.read { db in
-            try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence])
+        let (bytes, archived) = try await pool.read { db in
+            (
+                try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence]),
+                try Self.archivedSize(db)
+            )
         }
-        guard let bytes else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
-        guard !bytes.isEmpty else {
+        guard sequence >= archived else {
             throw TutelaError(.notFound, "audit entry \(sequence) was archived: its event is in an archive file")
         }
+        guard let bytes else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
         return try AuditEvent(canonical: Array(bytes))
     }
 

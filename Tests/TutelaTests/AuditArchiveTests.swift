@@ -142,7 +142,7 @@ struct AuditArchiveTests {
         try await append(0..<20, to: log)
         _ = try await log.archive(before: 10, write: { _ in }, commit: {})
         let queue = try DatabaseQueue(path: path + "/audit.sqlite")
-        try await queue.write { try $0.execute(sql: "UPDATE entries SET leaf = randomblob(32) WHERE seq = 4") }
+        try await queue.write { try $0.execute(sql: "UPDATE archived_leaves SET leaf = randomblob(32) WHERE seq = 4") }
         let result = try await makeLog(path).verify()
         #expect(!result.isValid)
         #expect((result.firstBadEntry ?? 99) <= 4, "\(result.problems)")
@@ -180,6 +180,48 @@ struct AuditArchiveTests {
         )
         let foreign = try await other.checkArchive(at: try writeFile(lines, in: path))
         #expect(!foreign.isValid && foreign.problems.first?.contains("bad signature") == true)
+    }
+
+    @Test("the pages of archived entries are freed, and appends after the archive reuse them")
+    func archivedPagesAreReused() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        // Appended together, so that they share commits.
+        func appendMany(_ count: Int) async throws {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for number in 0..<count {
+                    group.addTask {
+                        try await log.append(
+                            AuditEvent(
+                                time: 1,
+                                requestID: "request-\(number)",
+                                kind: "data.read",
+                                principal: "principal-\(number % 7)",
+                                resource: String(repeating: "r", count: 300),
+                                subjects: ["subject-\(number)"],
+                                outcome: "ok"
+                            )
+                        )
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        func pragma(_ name: String) throws -> Int { try count(path, "PRAGMA \(name)") }
+
+        try await appendMany(800)
+        let written = try pragma("page_count")
+        let archive = try await log.archive(before: 2, write: { _ in }, commit: {})
+        #expect(archive.entries == 800)
+        let freed = try pragma("freelist_count")
+        #expect(freed > written / 2, "\(freed) of \(written)")
+        try await appendMany(400)
+        // Half as many entries fit in the pages the archive freed: the file grew by little more
+        // than the kept leaves (40 bytes an entry), where 400 entries took about 80 pages.
+        let (pages, free) = (try pragma("page_count"), try pragma("freelist_count"))
+        #expect(pages < written + written / 10, "\(pages) pages, \(written) before, \(free) free")
+        #expect(try await log.verify().isValid)
     }
 
     private func writeFile(_ lines: [String], in directory: String) throws -> String {
