@@ -114,6 +114,54 @@ struct AuditRetentionTests {
         #expect(!FileManager.default.fileExists(atPath: environment.root + "/gone"))
     }
 
+    @Test("tutela serve with a retention period archives the expired events at start, and stops cleanly")
+    func serveArchivesAtStart() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        // `tutela init` here dates its events in 2023: more than a day old.
+        _ = try await environment.start()
+        let configuration = environment.configuration
+        let paths = [
+            "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
+            "--policies-dir", configuration.policiesDirectory,
+        ]
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: tutela)
+        server.arguments = ["serve", "--port", "0", "--audit-retention-days", "1"] + paths
+        server.environment = configuration.environment
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        let directory = configuration.dataDirectory + "/audit-archive"
+        var files: [String] = []
+        for _ in 0..<100 where files.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+                $0.hasSuffix(".jsonl")
+            }
+        }
+        server.terminate()
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
+        let file = try #require(files.first)
+        #expect(files.count == 1 && file.hasPrefix("audit-0-"))
+
+        let checked = try ChildProcess.run(
+            tutela,
+            ["audit", "verify", "--archive", directory + "/" + file, "--json"] + paths,
+            environment: configuration.environment
+        )
+        #expect(checked.status == 0, "\(checked.output)")
+        let verified = try ChildProcess.run(
+            tutela,
+            ["audit", "verify", "--json"] + paths,
+            environment: configuration.environment
+        )
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(verified.output.utf8)) as? [String: Any])
+        #expect(verified.status == 0 && (report["archived_entries"] as? Int ?? 0) > 0)
+    }
+
     @Test("the retention period and directory come from the file, the environment or flags, and are checked")
     func settings() throws {
         let file = try ServeSettings.parse(
