@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TutelaCore
 
 /// What `AuditLog.archive` moved out of the log.
@@ -69,6 +70,29 @@ extension AuditLog {
         write: (String) throws -> Void,
         commit: () throws -> Void
     ) async throws -> AuditArchive {
+        do {
+            return try await moveOut(
+                before: cutoff,
+                limit: limit,
+                chunk: chunk,
+                opening: opening,
+                write: write,
+                commit: commit
+            )
+        } catch {
+            archiving.withLock { $0.failures += 1 }
+            throw error
+        }
+    }
+
+    private func moveOut(
+        before cutoff: Int64,
+        limit: Int,
+        chunk: Int,
+        opening: (AuditArchive) throws -> Void,
+        write: (String) throws -> Void,
+        commit: () throws -> Void
+    ) async throws -> AuditArchive {
         let checkpoint = try await latestCheckpoint()
         let size = checkpoint.size
         let (from, to, tree) = try await readLog { db -> (Int, Int, MerkleLevels?) in
@@ -124,6 +148,7 @@ extension AuditLog {
                     arguments: [start, end, start, end, end]
                 )
             }
+            archiving.withLock { $0.entries += end - start }
         }
         return summary
     }

@@ -40,6 +40,8 @@ public final class AuditLog: Sendable {
     private let expected = Atomic<Int>(0)
     /// Batches and events written by this process.
     private let written = Mutex((batches: 0, events: 0))
+    /// Entries this process archived, and its archives that failed.
+    let archiving = Mutex((entries: 0, failures: 0))
     private let pool: DatabasePool
     /// When the writer last signed a checkpoint, and whether this process wrote entries after it.
     private let signing = Mutex((lastSigned: ContinuousClock.now, tailUnsigned: false))
@@ -227,6 +229,9 @@ public final class AuditLog: Sendable {
 
     /// How many batches and events this process has written.
     public var writeCounts: (batches: Int, events: Int) { written.withLock { $0 } }
+
+    /// How many entries this process archived, and how many of its archives failed.
+    public var archiveCounts: (entries: Int, failures: Int) { archiving.withLock { $0 } }
 
     /// Appends an event and waits until it is durable.
     ///

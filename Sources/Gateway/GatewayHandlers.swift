@@ -435,12 +435,17 @@ final class GatewayHandlers: Sendable {
                 )
             }
         case "/metrics":
-            // Events per batch shows how well the audit log's group commit works under load.
+            // Events per batch shows how well the audit log's group commit works under load;
+            // failed archives are what an alert on retention watches.
             let written = tutela.audit.writeCounts
-            let text =
-                metrics.render() + "# TYPE tutela_audit_batches_total counter\n"
-                + "tutela_audit_batches_total \(written.batches)\n" + "# TYPE tutela_audit_events_total counter\n"
-                + "tutela_audit_events_total \(written.events)\n"
+            let archived = tutela.audit.archiveCounts
+            var text = metrics.render()
+            text += "# TYPE tutela_audit_batches_total counter\ntutela_audit_batches_total \(written.batches)\n"
+            text += "# TYPE tutela_audit_events_total counter\ntutela_audit_events_total \(written.events)\n"
+            text += "# TYPE tutela_audit_archived_entries_total counter\n"
+            text += "tutela_audit_archived_entries_total \(archived.entries)\n"
+            text += "# TYPE tutela_audit_archive_failures_total counter\n"
+            text += "tutela_audit_archive_failures_total \(archived.failures)\n"
             var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4"
             return response

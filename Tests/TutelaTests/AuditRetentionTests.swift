@@ -75,6 +75,8 @@ struct AuditRetentionTests {
         }
         let last = try #require(files.last)
         #expect(try await tutela.audit.archivedEntries == last.archive.to)
+        // What /metrics reports: every entry this process archived, no failure.
+        #expect(tutela.audit.archiveCounts == (entries: last.archive.to, failures: 0))
         let verified = try await tutela.audit.verify()
         #expect(verified.problems.isEmpty)
         // Each file was an audited archive; the last one's events are still in the log.
@@ -98,6 +100,7 @@ struct AuditRetentionTests {
         let archiver = archiver(tutela, directory: directory, entriesPerFile: 4)
         await #expect(throws: TutelaError.self) { try await archiver.archiveExpired(now: later) }
         #expect(try String(contentsOfFile: taken, encoding: .utf8) == "kept\n")
+        #expect(tutela.audit.archiveCounts == (entries: 0, failures: 1))
         #expect(try listing(directory) == ["audit-0-3-\(stamp).jsonl"])
         #expect(try await tutela.audit.archivedEntries == 0)
     }

@@ -413,6 +413,9 @@ struct GatewayTests {
                 let batches = try #require(value("tutela_audit_batches_total"))
                 let events = try #require(value("tutela_audit_events_total"))
                 #expect(batches >= 1 && events >= batches)
+                // Nothing archived by this process, nothing failed.
+                #expect(value("tutela_audit_archived_entries_total") == 0)
+                #expect(value("tutela_audit_archive_failures_total") == 0)
             }
         }
     }
