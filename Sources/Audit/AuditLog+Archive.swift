@@ -46,14 +46,14 @@ extension AuditLog {
     /// The lines are those of `export`: each archived event with its leaf hash and its
     /// inclusion proof against the latest signed checkpoint, then that checkpoint, so that the
     /// archive can be checked alone. `commit` is called once every line is written, and must
-    /// make them durable (the file synced and renamed into place); only then are the events
-    /// removed from the log, in one transaction. A failure before that changes nothing; an
-    /// archive whose entries were removed has its file.
+    /// make them durable (the file synced and moved into place); only then are the entries
+    /// removed from the log, each keeping its number and leaf hash in `archived_leaves`. A
+    /// failure before that changes nothing; an archive whose entries were removed has its file.
     ///
     /// The entries archived run from the first one not archived yet up to the first one at or
     /// after `cutoff`, at most `limit` of them, and never past the latest checkpoint (which this
-    /// signs first). They leave the log `removalChunk` entries per transaction (by default), so that appends
-    /// wait for one short transaction at a time rather than for the whole archive; a crash in
+    /// signs first). They leave the log `chunk` entries per transaction, so that appends wait
+    /// for one short transaction at a time rather than for the whole archive; a crash in
     /// between leaves the entries removed so far archived, and the rest in the log, which the
     /// next archive takes again.
     /// - Parameter opening: called with the range once it is known and before the first line;
