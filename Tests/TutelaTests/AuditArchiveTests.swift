@@ -224,6 +224,37 @@ struct AuditArchiveTests {
         #expect(try await log.verify().isValid)
     }
 
+    @Test("a log archived before the leaves had a table of their own moves them there on opening, and verifies")
+    func archivedBeforeMigration() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await {
+            let log = try makeLog(path)
+            try await append(0..<20, to: log)
+            _ = try await log.archive(before: 8, write: { _ in }, commit: {})
+        }()
+        // Back to the earlier form: archived rows emptied in place, no leaf table, no migration.
+        try await DatabaseQueue(path: path + "/audit.sqlite").write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
+                        SELECT seq, seq, '', '', '', '', '', x'', leaf FROM archived_leaves;
+                    DROP TABLE archived_leaves;
+                    DELETE FROM grdb_migrations WHERE identifier = 'v3-archived-leaves';
+                    """
+            )
+        }
+        #expect(try count(path, "SELECT count(*) FROM entries") == 20)
+
+        let reopened = try makeLog(path)
+        #expect(try count(path, "SELECT count(*) FROM entries") == 12)
+        #expect(try count(path, "SELECT count(*) FROM archived_leaves") == 8)
+        let verified = try await reopened.verify()
+        #expect(verified.isValid, "\(verified.problems)")
+        #expect(verified.entries == 20 && verified.archivedEntries == 8)
+        #expect(try await reopened.inclusionProof(sequence: 3).isValid)
+    }
+
     private func writeFile(_ lines: [String], in directory: String) throws -> String {
         let file = directory + "/archive-\(UUID().uuidString).jsonl"
         try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: file))
