@@ -26,7 +26,11 @@ public struct ChildProcess: Sendable {
         public let description: String
     }
 
-    /// Runs `executable` with `arguments`.
+    /// Runs `executable` with `arguments` to its end.
+    ///
+    /// The wait happens on a thread of its own, not on one of Swift's cooperative threads: on
+    /// two cores there are two of those, and tests that blocked them while a child ran (a
+    /// benchmark, the walkthrough) held up every other test's timers for as long.
     /// - Parameters:
     ///   - environment: the child's environment; nil inherits this process's.
     ///   - mergingErrors: send standard error into the same pipe as standard output.
@@ -35,6 +39,30 @@ public struct ChildProcess: Sendable {
         _ arguments: [String],
         environment: [String: String]? = nil,
         mergingErrors: Bool = false
+    ) async throws -> ChildProcess {
+        try await onOwnThread {
+            try runBlocking(executable, arguments, environment: environment, mergingErrors: mergingErrors)
+        }
+    }
+
+    /// Waits for a running process to end, on a thread of its own (see `run`).
+    public static func waitForExit(_ process: Process) async {
+        let _: Void? = try? await onOwnThread { process.waitUntilExit() }
+    }
+
+    /// Runs `body` on a new thread and returns its result.
+    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
+            Thread { continuation.resume(returning: Result { try body() }) }.start()
+        }
+        return try result.get()
+    }
+
+    private static func runBlocking(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]?,
+        mergingErrors: Bool
     ) throws -> ChildProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

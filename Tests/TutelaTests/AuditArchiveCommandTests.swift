@@ -14,8 +14,8 @@ struct AuditArchiveCommandTests {
         defer { environment.remove() }
         _ = try await environment.start()
         let configuration = environment.configuration
-        func run(_ arguments: [String]) throws -> ChildProcess {
-            try ChildProcess.run(
+        func run(_ arguments: [String]) async throws -> ChildProcess {
+            try await ChildProcess.run(
                 tutela,
                 arguments + [
                     "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
@@ -29,29 +29,29 @@ struct AuditArchiveCommandTests {
         }
         let file = environment.root + "/archive-1.jsonl"
 
-        let archived = try run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file, "--json"])
+        let archived = try await run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file, "--json"])
         #expect(archived.status == 0, "\(archived.errors)")
         let entries = try #require(try json(archived)["entries"] as? Int)
         #expect(entries > 0)
         let written = try String(contentsOfFile: file, encoding: .utf8)
         #expect(written.split(separator: "\n").count == entries + 1)
 
-        let checked = try run(["audit", "verify", "--archive", file, "--json"])
+        let checked = try await run(["audit", "verify", "--archive", file, "--json"])
         #expect(checked.status == 0, "\(checked.output)")
         #expect(try json(checked)["entries"] as? Int == entries)
-        let verified = try run(["audit", "verify", "--json"])
+        let verified = try await run(["audit", "verify", "--json"])
         #expect(verified.status == 0, "\(verified.output)")
         #expect(try json(verified)["archived_entries"] as? Int == entries)
 
         // The same file again: refused, the archive untouched.
-        let again = try run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file])
+        let again = try await run(["audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out", file])
         #expect(again.status != 0)
         #expect(again.errors.contains("never written over"))
         #expect(try String(contentsOfFile: file, encoding: .utf8) == written)
 
         // Nothing older than 1970: no file made.
         let empty = environment.root + "/archive-2.jsonl"
-        let nothing = try run(["audit", "archive", "--before", "1970-01-02T00:00:00Z", "--out", empty])
+        let nothing = try await run(["audit", "archive", "--before", "1970-01-02T00:00:00Z", "--out", empty])
         #expect(nothing.status == 0, "\(nothing.errors)")
         #expect(nothing.output.contains("Nothing to archive"))
         #expect(!FileManager.default.fileExists(atPath: empty))

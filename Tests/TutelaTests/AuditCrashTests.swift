@@ -48,7 +48,7 @@ struct AuditCrashTests {
             numbers += (text + rest).split(separator: "\n").compactMap { Int($0) }
             return numbers
         }.value
-        process.waitUntilExit()
+        await ChildProcess.waitForExit(process)
         #expect(process.terminationReason == .uncaughtSignal)
         #expect(acknowledged.count >= 300)
 

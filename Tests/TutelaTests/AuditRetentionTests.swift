@@ -145,18 +145,18 @@ struct AuditRetentionTests {
             }
         }
         server.terminate()
-        server.waitUntilExit()
+        await ChildProcess.waitForExit(server)
         #expect(server.terminationStatus == 0)
         let file = try #require(files.first)
         #expect(files.count == 1 && file.hasPrefix("audit-0-"))
 
-        let checked = try ChildProcess.run(
+        let checked = try await ChildProcess.run(
             tutela,
             ["audit", "verify", "--archive", directory + "/" + file, "--json"] + paths,
             environment: configuration.environment
         )
         #expect(checked.status == 0, "\(checked.output)")
-        let verified = try ChildProcess.run(
+        let verified = try await ChildProcess.run(
             tutela,
             ["audit", "verify", "--json"] + paths,
             environment: configuration.environment

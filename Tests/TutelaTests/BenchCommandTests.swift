@@ -5,9 +5,9 @@ import TutelaTestSupport
 @Suite("tutela bench")
 struct BenchCommandTests {
     @Test("a small run prints JSON grouped by area with every store and crypto figure, ratios positive")
-    func smallRun() throws {
+    func smallRun() async throws {
         let tutela = try ChildProcess.builtTutela()
-        let run = try ChildProcess.run(
+        let run = try await ChildProcess.run(
             tutela,
             [
                 "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
@@ -35,8 +35,8 @@ struct BenchCommandTests {
     }
 
     @Test("an unknown area is refused with a clear error")
-    func unknownArea() throws {
-        let run = try ChildProcess.run(try ChildProcess.builtTutela(), ["bench", "--areas", "storage"])
+    func unknownArea() async throws {
+        let run = try await ChildProcess.run(try ChildProcess.builtTutela(), ["bench", "--areas", "storage"])
         #expect(run.status != 0)
         #expect(run.errors.contains("unknown area"))
     }

@@ -59,11 +59,11 @@ struct ExportStallTests {
     func readingClient() async throws {
         let written = WriteCount()
         try await Task {
-            var writer: any ResponseBodyWriter = PacedWriter(pause: .milliseconds(200), written: written)
-            // 20 pages of 200 ms: the export outlasts the limit, no single page comes near it
+            var writer: any ResponseBodyWriter = PacedWriter(pause: .milliseconds(250), written: written)
+            // 25 pages of 250 ms: the export outlasts the limit, no single page comes near it
             // (the margin is wide because a sleep stretches on two cores busy with other tests).
-            try await GatewayHandlers.writePages(Self.pages(20), to: &writer, stallLimit: .seconds(3))
+            try await GatewayHandlers.writePages(Self.pages(25), to: &writer, stallLimit: .seconds(5))
         }.value
-        #expect(written.count.load(ordering: .relaxed) == 20)
+        #expect(written.count.load(ordering: .relaxed) == 25)
     }
 }

@@ -378,7 +378,7 @@ struct ServeTests {
         let tutela = try await environment.start()
         let certificate = environment.root + "/cert.pem"
         let key = environment.root + "/key.pem"
-        try run(
+        try await run(
             "openssl",
             [
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
@@ -398,10 +398,11 @@ struct ServeTests {
         var answer = ""
         for _ in 0..<50 where !answer.contains("ok") {
             try await Task.sleep(for: .milliseconds(100))
-            answer = (try? run("curl", ["-s", "--cacert", certificate, "https://localhost:\(port)/healthz"])) ?? ""
+            answer =
+                (try? await run("curl", ["-s", "--cacert", certificate, "https://localhost:\(port)/healthz"])) ?? ""
         }
         #expect(answer == "{\"status\":\"ok\"}")
-        let plain = try? run("curl", ["-s", "-m", "5", "http://localhost:\(port)/healthz"])
+        let plain = try? await run("curl", ["-s", "-m", "5", "http://localhost:\(port)/healthz"])
         #expect(plain == nil || plain?.contains("\"status\"") == false)
 
         let missing = GatewayConfiguration(tls: .init(certificatePath: key + ".missing", privateKeyPath: key))
@@ -427,8 +428,8 @@ struct ServeTests {
 
     /// Runs a program from PATH; throws on a non-zero exit.
     @discardableResult
-    private func run(_ program: String, _ arguments: [String]) throws -> String {
-        let run = try ChildProcess.run("/usr/bin/env", [program] + arguments)
+    private func run(_ program: String, _ arguments: [String]) async throws -> String {
+        let run = try await ChildProcess.run("/usr/bin/env", [program] + arguments)
         guard run.status == 0 else { throw TutelaError(.io, "\(program) exited with \(run.status)") }
         return run.output
     }

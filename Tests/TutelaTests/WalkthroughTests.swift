@@ -5,14 +5,14 @@ import TutelaTestSupport
 @Suite("README walkthrough")
 struct WalkthroughTests {
     @Test("the README's HTTP walkthrough, run by Scripts/walkthrough.sh against a live server, passes every check")
-    func readmeWalkthrough() throws {
+    func readmeWalkthrough() async throws {
         let tutela = try ChildProcess.builtTutela()
         var environment = ProcessInfo.processInfo.environment
         environment["TUTELA"] = tutela
         for name in ["TUTELA_DATA_DIR", "TUTELA_KEYS_DIR", "TUTELA_MASTER_KEY", "TUTELA_CONFIG"] {
             environment[name] = nil
         }
-        let run = try ChildProcess.run(
+        let run = try await ChildProcess.run(
             "/usr/bin/env",
             ["bash", TestEnvironment.repositoryRoot + "/Scripts/walkthrough.sh"],
             environment: environment,
