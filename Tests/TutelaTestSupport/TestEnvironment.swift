@@ -71,6 +71,15 @@ public struct TestEnvironment: Sendable {
         try SchemaLoader.load(file: policiesDirectory + "/schema.yaml")
     }
 
+    /// The `--data-dir`, `--keys-dir` and `--policies-dir` arguments that point a `tutela`
+    /// command at this installation.
+    public var pathArguments: [String] {
+        [
+            "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
+            "--policies-dir", configuration.policiesDirectory,
+        ]
+    }
+
     /// Removes the temporary tree.
     public func remove() {
         try? FileManager.default.removeItem(atPath: root)

@@ -17,10 +17,7 @@ struct AuditArchiveCommandTests {
         func run(_ arguments: [String]) async throws -> ChildProcess {
             try await ChildProcess.run(
                 tutela,
-                arguments + [
-                    "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
-                    "--policies-dir", configuration.policiesDirectory,
-                ],
+                arguments + environment.pathArguments,
                 environment: configuration.environment
             )
         }

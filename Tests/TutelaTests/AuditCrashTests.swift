@@ -18,12 +18,10 @@ struct AuditCrashTests {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "audit", "stress", "--count", "1000000", "--writers", "8",
-            "--data-dir", environment.configuration.dataDirectory,
-            "--keys-dir", environment.configuration.keysDirectory,
-            "--policies-dir", environment.configuration.policiesDirectory,
-        ]
+        process.arguments =
+            [
+                "audit", "stress", "--count", "1000000", "--writers", "8",
+            ] + environment.pathArguments
         process.environment = environment.configuration.environment
         let output = Pipe()
         process.standardOutput = output

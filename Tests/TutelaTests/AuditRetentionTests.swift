@@ -125,10 +125,7 @@ struct AuditRetentionTests {
         // `tutela init` here dates its events in 2023: more than a day old.
         _ = try await environment.start()
         let configuration = environment.configuration
-        let paths = [
-            "--data-dir", configuration.dataDirectory, "--keys-dir", configuration.keysDirectory,
-            "--policies-dir", configuration.policiesDirectory,
-        ]
+        let paths = environment.pathArguments
         let server = Process()
         server.executableURL = URL(fileURLWithPath: tutela)
         server.arguments = ["serve", "--port", "0", "--audit-retention-days", "1"] + paths
