@@ -677,8 +677,6 @@ private struct PreparedBatch: Sendable {
         self.recordChunks = recordChunks
     }
 
-    var count: Int { records.count }
-
     /// Cuts `count` rows into chunks of the largest size, then the rest by its binary digits.
     static func split(_ count: Int) -> [(Range<Int>, Int)] {
         var chunks: [(Range<Int>, Int)] = []
