@@ -166,11 +166,11 @@ extension Tutela {
 
     /// Reloads the keyring when its file changed since it was last loaded.
     ///
-    /// When nothing changed this is one `stat` call. A failed reload is not retried until the
-    /// file changes again.
+    /// When nothing changed this is one read of the file change monitor's queue (one `stat`
+    /// call without a monitor). A failed reload is not retried until the file changes again.
     /// - Returns: nil when nothing changed, else the outcome of the reload.
     public func reloadKeyringIfChanged() async -> Result<Int, any Error>? {
-        let stamp = FileStamp.of(configuration.keyringPath)
+        let stamp = keyringFile.current()
         guard keyringStamp.withLock({ $0 != stamp }) else { return nil }
         do {
             return .success(try await reloadKeyring())

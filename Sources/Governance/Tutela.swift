@@ -33,6 +33,8 @@ public final class Tutela: Sendable {
     public var schema: Schema { store.schema }
     /// The keyring file's stamp when it was last loaded.
     let keyringStamp: Mutex<FileStamp?>
+    /// The keyring file's stamp now, looked up through the change monitor.
+    let keyringFile: WatchedFileStamp
 
     static let keyringMetadataKey = "keyring_id"
     static let tenantMetadataKey = "tenant"
@@ -45,7 +47,8 @@ public final class Tutela: Sendable {
         apiKeyStore: any APIKeyStore,
         masker: Masker,
         audit: AuditLog,
-        auditKeys: AuditKeys
+        auditKeys: AuditKeys,
+        fileChanges: FileChangeMonitor?
     ) {
         self.configuration = configuration
         self.store = store
@@ -56,6 +59,7 @@ public final class Tutela: Sendable {
         self.audit = audit
         self.auditKeys = auditKeys
         self.keyringStamp = Mutex(FileStamp.of(configuration.keyringPath))
+        self.keyringFile = WatchedFileStamp(path: configuration.keyringPath, monitor: fileChanges)
     }
 
     /// Opens an initialized data directory.
@@ -87,10 +91,13 @@ public final class Tutela: Sendable {
             signingKey: auditKeys.signingKey,
             timeout: configuration.auditTimeout
         )
+        // The files other processes replace to announce a change, watched together: a request
+        // looks at both with one read of the monitor's queue.
+        let fileChanges = FileChangeMonitor(files: [configuration.keyringPath, configuration.credentialsStampPath])
         let credentials = CachedCredentialStore(
             principals: backend,
             keys: backend,
-            stampPath: configuration.credentialsStampPath
+            stamp: WatchedFileStamp(path: configuration.credentialsStampPath, monitor: fileChanges)
         )
         return Tutela(
             configuration: configuration,
@@ -106,7 +113,8 @@ public final class Tutela: Sendable {
             apiKeyStore: credentials,
             masker: Masker(keyring: keyring, tenant: tenant),
             audit: audit,
-            auditKeys: auditKeys
+            auditKeys: auditKeys,
+            fileChanges: fileChanges
         )
     }
 

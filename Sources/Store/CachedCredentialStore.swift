@@ -9,14 +9,15 @@ import TutelaCore
 /// than the rest of a governed fetch. Changes come from this process (the server) or from
 /// another one (`tutela apikeys revoke` run by an administrator), so each change ends by
 /// replacing a small stamp file beside the database (a new file, renamed into place), and every
-/// lookup compares the stamp's identity with the one the cache was filled under, a `stat` call.
+/// lookup compares the stamp's identity with the one the cache was filled under (a `stat` call
+/// when the stamp's `FileChangeMonitor` saw a change, or when there is no monitor).
 /// A revocation, a disabled principal or a changed role therefore takes effect on the next
 /// request, in every process. Entries are also refreshed after `maximumAge`, so that even a
 /// change made behind Tutela's back (an edited database) is seen within that time.
 public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     private let principals: any PrincipalStore
     private let keys: any APIKeyStore
-    private let stampPath: String
+    private let stamp: WatchedFileStamp
     private let maximumAge: Duration
     private let capacity: Int
     private let state = Mutex(State())
@@ -32,17 +33,17 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
         var fetched: ContinuousClock.Instant
     }
 
-    /// Wraps the stores; `stampPath` is the shared stamp file (created on the first change).
+    /// Wraps the stores; `stamp` is the shared stamp file (created on the first change).
     public init(
         principals: any PrincipalStore,
         keys: any APIKeyStore,
-        stampPath: String,
+        stamp: WatchedFileStamp,
         maximumAge: Duration = .seconds(30),
         capacity: Int = 10_000
     ) {
         self.principals = principals
         self.keys = keys
-        self.stampPath = stampPath
+        self.stamp = stamp
         self.maximumAge = maximumAge
         self.capacity = capacity
     }
@@ -128,6 +129,7 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
 
     private func replaceStamp() throws {
         state.withLock { $0 = State(stamp: nil) }
+        let stampPath = stamp.path
         let temporary = stampPath + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
         let text = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         let created = FileManager.default.createFile(
@@ -144,6 +146,6 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     }
 
     private func currentStamp() -> FileStamp? {
-        FileStamp.of(stampPath)
+        stamp.current()
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 /// What identifies one version of a file: its inode and modification time.
 ///
 /// Files that tell other processes about a change (the keyring, the credentials stamp) are
-/// replaced by renaming a new file into place, so a change always shows as a new inode; a
-/// `stat` call costs about a microsecond, cheap enough for every request.
+/// replaced by renaming a new file into place, so a change always shows as a new inode. A
+/// request looks at them through a `FileChangeMonitor`, which stats them only after a change.
 public struct FileStamp: Sendable, Equatable {
     /// The inode number.
     public var inode: UInt64

@@ -12,6 +12,9 @@ struct CredentialCacheTests {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         defer { environment.remove() }
         let server = try await environment.start()
+        // The server sees the change through its file change monitor, not by a stat per lookup.
+        let configuration = environment.configuration
+        #expect(FileChangeMonitor(files: [configuration.keyringPath, configuration.credentialsStampPath]) != nil)
         _ = try await server.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
         let key = try await server.createAPIKey(principal: "agent", expiresAt: nil)
         let other = try await server.createAPIKey(principal: "agent", expiresAt: nil)
