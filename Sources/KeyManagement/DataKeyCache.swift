@@ -3,11 +3,15 @@ import Synchronization
 /// Data keys unwrapped recently, by subject, so that reading a subject's records again skips
 /// the unwrap and the key setup (together about a tenth of an encrypted read).
 ///
-/// An entry serves only the exact wrapped key it was unwrapped from. Every caller fetches the
-/// wrapped key from the store first, so an erased subject (no wrapped key left) or a re-wrapped
-/// one (other bytes) never reaches a stale entry: erasure and rotation take effect at once, here
-/// and in every other process. An entry also expires after `maxAge`, so that a clear key does
-/// not stay in memory long after its subject was erased elsewhere. When the cache is full the
+/// An entry found by its wrapped key serves only the exact wrapped key it was unwrapped from:
+/// an erased subject (no wrapped key left) or a re-wrapped one (other bytes) never reaches a
+/// stale entry. A reader that has found one of the subject's records may take the entry by
+/// subject alone (`key(subject:)`): a record exists only while its subject's data key does, since
+/// erasure removes both in one transaction, and re-wrapping leaves the data key as it was. A
+/// keyring changed by rotation, disabling or destruction comes with a new cipher and an empty
+/// cache, so those take effect at once, here and in every other process. An entry also expires
+/// after `maxAge`, so that a clear key does not stay in memory long after its subject was erased
+/// elsewhere. When the cache is full the
 /// least recently used entries give way (the CLOCK approximation: one bit per entry, no list to
 /// reorder on a hit). A dropped key's bytes are zeroed when its last user lets go.
 final class DataKeyCache: Sendable {
@@ -53,6 +57,16 @@ final class DataKeyCache: Sendable {
 
     /// The key unwrapped from `wrapped` for `subject`, if it is held and fresh.
     func key(subject: String, wrapped: WrappedDataKey) -> DataKey? {
+        key(subject: subject, matching: wrapped)
+    }
+
+    /// The key held for `subject`, if it is fresh, whatever it was unwrapped from (see above for
+    /// when that is safe).
+    func key(subject: String) -> DataKey? {
+        key(subject: subject, matching: nil)
+    }
+
+    private func key(subject: String, matching wrapped: WrappedDataKey?) -> DataKey? {
         guard capacity > 0 else { return nil }
         let now = ContinuousClock.now
         // An expired entry is dropped outside the lock: freeing a key cleanses OpenSSL state.
@@ -63,7 +77,7 @@ final class DataKeyCache: Sendable {
                 dropped = Self.remove(slot, from: &slots)
                 return nil
             }
-            guard entry.wrapped == wrapped else { return nil }
+            if let wrapped, entry.wrapped != wrapped { return nil }
             entry.used = true
             return entry.key
         }

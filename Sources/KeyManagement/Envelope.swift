@@ -275,6 +275,12 @@ public final class EnvelopeCipher: Sendable {
         return key
     }
 
+    /// The data key kept unwrapped for `subject`, if any: only for a reader that has found one
+    /// of the subject's records, which exist only while the subject's data key does.
+    public func keptDataKey(subject: String) -> DataKey? {
+        dataKeys.key(subject: subject)
+    }
+
     /// Drops the unwrapped data key kept for `subject`, once the subject is erased.
     public func forgetDataKey(subject: String) {
         dataKeys.remove(subject: subject)

@@ -226,6 +226,13 @@ public final class EncryptedStore: Sendable {
     /// - Throws: `.notFound`; `.ciphertextTampered` or `.ciphertextMisplaced` naming the field.
     public func get(collection: String, id: String, withheld: Set<String> = []) async throws -> Record {
         let definition = try schema.collection(collection)
+        // A record that is its own subject (a customer) whose data key is kept is read without
+        // the key's row: one search instead of two.
+        if definition.keyField == definition.subjectField, let key = cipher.keptDataKey(subject: id),
+            let stored = try await backend.recordOnly(collection: collection, id: id), stored.subject == id
+        {
+            return try open(stored, withheld: withheld, cipher: cipher) { key }
+        }
         guard let (stored, key) = try await backend.record(collection: collection, id: id) else {
             if definition.keyField == definition.subjectField, try await backend.isErased(subject: id) {
                 throw TutelaError(.subjectErased, "\(collection)/\(id) was erased")
@@ -252,9 +259,17 @@ public final class EncryptedStore: Sendable {
         }
         // The field's key set up when the store was made, as sealing uses it.
         let digest = BlindIndexer.digest(of: normalization.normalize(value), key: key)
-        return try await backend.records(collection: collection, field: field, digest: digest).map {
-            try open($0, key: $1, withheld: withheld)
+        // The records alone, then the wrapped keys of the subjects whose keys are not kept.
+        var records: [Record] = []
+        for stored in try await backend.recordsOnly(collection: collection, field: field, digest: digest) {
+            if let key = cipher.keptDataKey(subject: stored.subject) {
+                records.append(try open(stored, withheld: withheld, cipher: cipher) { key })
+            } else {
+                let wrapped = try await backend.dataKey(subject: stored.subject)
+                records.append(try open(stored, key: wrapped, withheld: withheld))
+            }
         }
+        return records
     }
 
     /// A page of records in id order.

@@ -118,6 +118,16 @@ public protocol RecordStore: Sendable {
     /// One record and its subject's wrapped data key.
     func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)?
 
+    /// One record without its subject's wrapped data key, for a reader that keeps the subject's
+    /// key unwrapped already.
+    ///
+    /// A record exists only while its subject's data key does (erasure removes both in one
+    /// transaction), so a record found here is still readable.
+    func recordOnly(collection: String, id: String) async throws -> StoredRecord?
+
+    /// The wrapped data key of one subject; nil when there is none (never made, or erased).
+    func dataKey(subject: String) async throws -> WrappedDataKey?
+
     /// A page of records in id order, starting after `afterID`.
     func records(
         collection: String,
@@ -136,6 +146,10 @@ public protocol RecordStore: Sendable {
         field: String,
         digest: [UInt8]
     ) async throws -> [(StoredRecord, WrappedDataKey?)]
+
+    /// The records of `records(collection:field:digest:)` without their subjects' wrapped
+    /// data keys (see `recordOnly(collection:id:)`).
+    func recordsOnly(collection: String, field: String, digest: [UInt8]) async throws -> [StoredRecord]
 
     /// The wrapped data keys of some subjects.
     func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey]

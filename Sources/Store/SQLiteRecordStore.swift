@@ -346,16 +346,32 @@ public final class SQLiteRecordStore: RecordStore {
         )
     }
 
+    public func recordOnly(collection: String, id: String) async throws -> StoredRecord? {
+        try reader.fetchOne(
+            "SELECT collection, id, subject, payload FROM records WHERE collection = ? AND id = ?",
+            [.text(collection), .text(id)],
+            decode: { Self.recordOnly($0) }
+        )
+    }
+
+    public func dataKey(subject: String) async throws -> WrappedDataKey? {
+        try reader.fetchOne(
+            "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?",
+            [.text(subject)],
+            decode: { WrappedDataKey(id: $0.blob(0), kekVersion: $0.int(1), sealed: $0.blob(2)) }
+        )
+    }
+
+    /// The first four columns of `selectRecords`, read by the point reader.
+    @inline(__always)
+    private static func recordOnly(_ row: borrowing SQLitePointReader.Columns) -> StoredRecord {
+        StoredRecord(collection: row.text(0), id: row.text(1), subject: row.text(2), payload: row.blob(3), lookups: [])
+    }
+
     /// A row of `selectRecords` read by the point reader.
     @inline(__always)
     private static func storedRecord(_ row: borrowing SQLitePointReader.Columns) -> (StoredRecord, WrappedDataKey?) {
-        let record = StoredRecord(
-            collection: row.text(0),
-            id: row.text(1),
-            subject: row.text(2),
-            payload: row.blob(3),
-            lookups: []
-        )
+        let record = recordOnly(row)
         guard !row.isNull(4) else { return (record, nil) }
         return (record, WrappedDataKey(id: row.blob(4), kekVersion: row.int(5), sealed: row.blob(6)))
     }
@@ -414,6 +430,18 @@ public final class SQLiteRecordStore: RecordStore {
             """,
             [.text(collection), .blob(digest)],
             decode: { Self.storedRecord($0) }
+        )
+    }
+
+    public func recordsOnly(collection: String, field: String, digest: [UInt8]) async throws -> [StoredRecord] {
+        try reader.fetchAll(
+            """
+            SELECT r.collection, r.id, r.subject, r.payload
+            FROM lookups l CROSS JOIN records r ON r.collection = ? AND r.id = l.record_id
+            WHERE l.digest = ? ORDER BY l.record_id
+            """,
+            [.text(collection), .blob(digest)],
+            decode: { Self.recordOnly($0) }
         )
     }
 

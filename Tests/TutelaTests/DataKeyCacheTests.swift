@@ -26,6 +26,9 @@ struct DataKeyCacheTests {
         // The subject's key copied to another subject does not open there.
         #expect(throws: TutelaError.self) { try cipher.unwrap(wrapped, subject: "c2") }
         #expect(try cipher.unwrap(wrapped, subject: "c1").cipher === first.cipher)
+        // A reader that found one of the subject's records takes the kept key by subject alone.
+        #expect(cipher.keptDataKey(subject: "c1")?.cipher === first.cipher)
+        #expect(cipher.keptDataKey(subject: "c2") == nil)
     }
 
     @Test("a cipher made to keep nothing unwraps every time")
@@ -65,6 +68,9 @@ struct DataKeyCacheTests {
         let cache = DataKeyCache(capacity: 4, maxAge: .zero)
         cache.insert(subject: "c1", wrapped: wrapped, key: key)
         #expect(cache.key(subject: "c1", wrapped: wrapped) == nil)
+        #expect(cache.count == 0)
+        cache.insert(subject: "c1", wrapped: wrapped, key: key)
+        #expect(cache.key(subject: "c1") == nil)
         #expect(cache.count == 0)
     }
 

@@ -83,7 +83,15 @@ struct KeyRotationTests {
         let refused = await #expect(throws: TutelaError.self) { try await tutela.destroyKeyVersion(1) }
         #expect(refused?.message.contains("still wraps 10 data keys") == true)
 
+        // A key kept unwrapped from a read does not outlive the disabling of its version, once
+        // the keyring is reloaded (as the gateway does before every request).
+        _ = try await tutela.record(collection: "customers", id: "c000001")
         try await tutela.changeKey(version: 1, .disable)
+        #expect(try await tutela.reloadKeyringIfChanged()?.get() == 2)
+        let keptBlocked = await #expect(throws: TutelaError.self) {
+            try await tutela.record(collection: "customers", id: "c000001")
+        }
+        #expect(keptBlocked?.code == .keyDisabled)
         let disabled = try await Tutela.open(environment.configuration)
         let blocked = await #expect(throws: TutelaError.self) {
             try await disabled.record(collection: "customers", id: "c000001")

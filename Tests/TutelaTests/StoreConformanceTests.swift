@@ -303,6 +303,52 @@ struct StoreConformanceTests {
         #expect(interactions.allSatisfy { $0.subject == "c2" })
     }
 
+    @Test(
+        "a reader that keeps a customer's data key reads what a fresh one reads, and nothing once another erases them",
+        arguments: backends
+    )
+    func keptKeysAfterErasureElsewhere(_ backend: String) async throws {
+        let (reader, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let customers = [
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ]
+        try await reader.put(customers + [SampleRecords.interaction("i1", of: "c1")])
+        // A first read unwraps each customer's key and keeps it; a second store over the same
+        // database is another process, which keeps none.
+        for customer in customers {
+            #expect(try await reader.get(collection: "customers", id: customer.id) == customer)
+        }
+        let other = EncryptedStore(
+            backend: try SQLiteRecordStore(path: directory + "/store.sqlite"),
+            schema: reader.schema,
+            keyring: reader.keyring,
+            tenant: "acme"
+        )
+        #expect(reader.cachedDataKeyCount == 2 && other.cachedDataKeyCount == 0)
+        for customer in customers {
+            #expect(try await reader.get(collection: "customers", id: customer.id) == customer)
+            #expect(try await other.get(collection: "customers", id: customer.id) == customer)
+        }
+        #expect(
+            try await reader.find(collection: "customers", field: "email", value: "alice@example.com") == [customers[0]]
+        )
+        #expect(try await reader.backend.dataKey(subject: "c1") == reader.backend.dataKeys(subjects: ["c1"])["c1"])
+
+        _ = try await other.erase(subject: "c1", at: 1)
+        #expect(try await reader.backend.recordOnly(collection: "customers", id: "c1") == nil)
+        #expect(try await reader.backend.dataKey(subject: "c1") == nil)
+        let erased = await #expect(throws: TutelaError.self) { try await reader.get(collection: "customers", id: "c1") }
+        #expect(erased?.code == .subjectErased)
+        #expect(try await reader.find(collection: "customers", field: "email", value: "alice@example.com").isEmpty)
+        let interaction = await #expect(throws: TutelaError.self) {
+            try await reader.get(collection: "interactions", id: "i1")
+        }
+        #expect(interaction?.code == .notFound)
+        #expect(try await reader.get(collection: "customers", id: "c2") == customers[1])
+    }
+
     @Test("a batch with one failing record writes nothing", arguments: backends)
     func atomicBatch(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
