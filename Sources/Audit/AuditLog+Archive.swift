@@ -103,7 +103,7 @@ extension AuditLog {
                 arguments: [from, cutoff]
             )
             let to = max(from, min(size, newer ?? size, from + max(0, min(limit, size))))
-            return (from, to, to > from ? try Self.levels(db, size: size) : nil)
+            return (from, to, to > from ? try Self.levels(db, size: size, keeping: from..<to) : nil)
         }
         let summary = AuditArchive(from: from, to: to, checkpointSize: size)
         guard let levels = tree else { return summary }
@@ -186,9 +186,10 @@ extension AuditLog {
         while let row = try entries.next() { try body(row[0], Array(row[1] as Data), Array(row[2] as Data)) }
     }
 
-    /// The hashes of the tree of the first `size` entries.
-    static func levels(_ db: Database, size: Int) throws -> MerkleLevels {
-        var levels = MerkleLevels()
+    /// The tree of the first `size` entries, keeping what the proofs of the entries in `kept`
+    /// need: every leaf is read and hashed, but the memory held is for `kept` alone.
+    static func levels(_ db: Database, size: Int, keeping kept: Range<Int>) throws -> MerkleLevels {
+        var levels = MerkleLevels(keeping: kept)
         try forEachLeaf(db, below: size) { levels.append($0) }
         levels.close()
         return levels

@@ -7,8 +7,9 @@ extension AuditLog {
     /// inclusion proof against the latest checkpoint, then the checkpoint itself, so that the
     /// file can be checked alone (archived entries are in the archive files, in the same form).
     ///
-    /// Two passes over the log: the first keeps only the tree's hashes (about 64 bytes an
-    /// entry), the second reads the entries a page at a time as it writes them.
+    /// Two passes over the log: the first keeps only the tree's hashes that the exported
+    /// entries' proofs use (about 64 bytes an exported entry), the second reads the entries a
+    /// page at a time as it writes them.
     /// - Parameter write: receives each line (without the line break).
     /// - Returns: the checkpoint the proofs refer to.
     /// - Throws: `.invalidState` when the entries do not match the checkpoint or change while
@@ -18,8 +19,8 @@ extension AuditLog {
         let checkpoint = try await latestCheckpoint()
         let size = checkpoint.size
         let (archived, levels) = try await readLog { db in
-            let archived = try Self.archivedSize(db)
-            return (archived, try Self.levels(db, size: size))
+            let archived = min(try Self.archivedSize(db), size)
+            return (archived, try Self.levels(db, size: size, keeping: archived..<size))
         }
         guard levels.size == size, levels.root == checkpoint.root else {
             throw TutelaError(
@@ -27,7 +28,7 @@ extension AuditLog {
                 "the log's entries do not match its latest checkpoint; run tutela audit verify"
             )
         }
-        try await writeLines(from: min(archived, size), to: size, levels: levels, write: write)
+        try await writeLines(from: archived, to: size, levels: levels, write: write)
         try write(Self.checkpointLine(checkpoint))
         return checkpoint
     }

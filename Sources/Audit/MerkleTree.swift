@@ -212,63 +212,110 @@ extension MerkleFrontier {
     }
 }
 
-/// Every level of the tree over a run of leaves, kept flat (32 bytes a node), giving any leaf's
-/// inclusion proof in O(log n) with memory of about 64 bytes a leaf.
+/// The tree over a run of leaves, built as the leaves stream in, keeping only the nodes that the
+/// inclusion proofs of the leaves in `kept` use (32 bytes a node, flat per level).
 ///
 /// Pairing each level's nodes in order and carrying an unpaired last node up unchanged builds
-/// the same tree as RFC 6962's split at the largest power of two.
+/// the same tree as RFC 6962's split at the largest power of two. A proof of leaf `i` takes, at
+/// each level, the sibling of the node above `i`; for the leaves of a range those are the nodes
+/// between the range's ends at that level, widened to whole pairs. So the memory is about 64
+/// bytes per kept leaf plus two nodes per level, whatever the size of the tree: an archive of
+/// the oldest entries of a log of a hundred million no longer holds every level of the tree.
 public struct MerkleLevels: Sendable {
-    private var levels: [[UInt8]] = [[]]
+    /// The leaves whose proofs can be asked for.
+    public let kept: Range<Int>
+    // Per level: the kept nodes, from `lowestKept(level)` on; how many nodes the level has so
+    // far; a left node still waiting for its right sibling.
+    private var stored: [[UInt8]] = []
+    private var counts: [Int] = []
+    private var waiting: [MerkleTree.Hash?] = []
+    private var top: MerkleTree.Hash?
     /// The number of leaves.
     public private(set) var size = 0
 
-    /// An empty tree.
-    public init() {}
+    /// An empty tree that keeps what the proofs of the leaves in `kept` need (all by default).
+    public init(keeping kept: Range<Int> = 0..<Int.max) {
+        self.kept = kept
+    }
 
     /// Adds a leaf hash; `close` must follow the last one.
     public mutating func append(_ leaf: MerkleTree.Hash) {
-        levels[0].append(contentsOf: leaf)
         size += 1
+        add(leaf, at: 0)
     }
 
-    /// Computes the levels above the leaves.
+    /// Carries every unpaired last node up unchanged and takes the root.
     public mutating func close() {
-        levels.removeSubrange(1...)
         var level = 0
-        while levels[level].count > 32 {
-            let nodes = levels[level].count / 32
-            var above: [UInt8] = []
-            above.reserveCapacity((nodes + 1) / 2 * 32)
-            var index = 0
-            while index + 1 < nodes {
-                above.append(contentsOf: MerkleTree.nodeHash(node(level, index), node(level, index + 1)))
-                index += 2
+        while level < counts.count {
+            if let last = waiting[level] {
+                // A level's only node has nothing above it: it is the root.
+                guard counts[level] > 1 else {
+                    top = last
+                    return
+                }
+                waiting[level] = nil
+                add(last, at: level + 1)
             }
-            if index < nodes { above.append(contentsOf: node(level, index)) }
-            levels.append(above)
+            level += 1
+        }
+    }
+
+    /// Adds the next node of `level`, and the node it completes above with the one waiting.
+    private mutating func add(_ node: MerkleTree.Hash, at level: Int) {
+        var hash = node
+        var level = level
+        while true {
+            if level == counts.count {
+                stored.append([])
+                counts.append(0)
+                waiting.append(nil)
+            }
+            let index = counts[level]
+            counts[level] += 1
+            if keeps(index, at: level) { stored[level].append(contentsOf: hash) }
+            guard index & 1 == 1, let left = waiting[level] else {
+                waiting[level] = hash
+                return
+            }
+            waiting[level] = nil
+            hash = MerkleTree.nodeHash(left, hash)
             level += 1
         }
     }
 
     /// The root (after `close`).
-    public var root: MerkleTree.Hash { size == 0 ? MerkleTree.emptyRoot : levels[levels.count - 1] }
+    public var root: MerkleTree.Hash { top ?? MerkleTree.emptyRoot }
 
-    /// Leaf `index`'s hash.
+    /// Leaf `index`'s hash; `index` must be in `kept`.
     public func leaf(_ index: Int) -> MerkleTree.Hash { node(0, index) }
 
-    /// The audit path of leaf `index` (after `close`), as `MerkleTree.inclusionProof` gives it.
+    /// The audit path of leaf `index` (after `close`), as `MerkleTree.inclusionProof` gives it;
+    /// `index` must be in `kept`.
     public func inclusionProof(index: Int) -> [MerkleTree.Hash] {
         var proof: [MerkleTree.Hash] = []
         var position = index
-        for level in 0..<(levels.count - 1) {
+        for level in 0..<max(0, counts.count - 1) {
             let sibling = position ^ 1
-            if sibling < levels[level].count / 32 { proof.append(node(level, sibling)) }
+            if sibling < counts[level] { proof.append(node(level, sibling)) }
             position >>= 1
         }
         return proof
     }
 
+    /// The number of nodes held, for the tests of the memory bound.
+    var storedNodes: Int { stored.reduce(0) { $0 + $1.count / 32 } }
+
+    /// The first node of `level` that is kept: the left one of the pair above the range's start.
+    private func lowestKept(_ level: Int) -> Int { (kept.lowerBound >> level) & ~1 }
+
+    private func keeps(_ index: Int, at level: Int) -> Bool {
+        !kept.isEmpty && index >= lowestKept(level) && index <= ((kept.upperBound - 1) >> level) | 1
+    }
+
     private func node(_ level: Int, _ index: Int) -> MerkleTree.Hash {
-        Array(levels[level][(index * 32)..<(index * 32 + 32)])
+        precondition(keeps(index, at: level), "a node outside the kept range was asked for")
+        let offset = (index - lowestKept(level)) * 32
+        return Array(stored[level][offset..<(offset + 32)])
     }
 }

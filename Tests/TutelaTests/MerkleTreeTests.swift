@@ -100,4 +100,36 @@ struct MerkleTreeTests {
             }
         }
     }
+
+    @Test(
+        "a tree that keeps a range gives that range's leaves, proofs and root as the whole tree does, in bounded memory"
+    )
+    func keptRanges() {
+        let hashes = (0..<70).map { MerkleTree.leafHash([UInt8(truncatingIfNeeded: $0), 9]) }
+        for size in 1...70 {
+            let tree = hashes[0..<size]
+            let root = MerkleTree.root(tree)
+            for (from, to) in [(0, size), (0, 1), (size - 1, size), (size / 3, size / 2 + 1), (size / 2, size)]
+            where from < to {
+                var levels = MerkleLevels(keeping: from..<to)
+                for leaf in tree { levels.append(leaf) }
+                levels.close()
+                #expect(levels.size == size && levels.root == root)
+                for index in from..<to {
+                    #expect(levels.leaf(index) == hashes[index])
+                    #expect(
+                        levels.inclusionProof(index: index) == MerkleTree.inclusionProof(index: index, leaves: tree)
+                    )
+                }
+                // Two nodes a kept leaf at the bottom, halving each level up, and a pair per level
+                // for the range's ends: never the whole tree.
+                let height = Int.bitWidth - (size - 1).leadingZeroBitCount + 1
+                #expect(levels.storedNodes <= 2 * (to - from) + 4 * height)
+            }
+        }
+        var oldest = MerkleLevels(keeping: 0..<10)
+        for index in 0..<100_000 { oldest.append(MerkleTree.leafHash([UInt8(truncatingIfNeeded: index)])) }
+        oldest.close()
+        #expect(oldest.storedNodes < 100)
+    }
 }
