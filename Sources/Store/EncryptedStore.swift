@@ -228,6 +228,7 @@ public final class EncryptedStore: Sendable {
         let definition = try schema.collection(collection)
         // A record that is its own subject (a customer) whose data key is kept is read without
         // the key's row: one search instead of two.
+        let cipher = self.cipher
         if definition.keyField == definition.subjectField, let key = cipher.keptDataKey(subject: id),
             let stored = try await backend.recordOnly(collection: collection, id: id), stored.subject == id
         {
@@ -260,14 +261,21 @@ public final class EncryptedStore: Sendable {
         // The field's key set up when the store was made, as sealing uses it.
         let digest = BlindIndexer.digest(of: normalization.normalize(value), key: key)
         // The records alone, then the wrapped keys of the subjects whose keys are not kept.
+        let cipher = self.cipher
         var records: [Record] = []
         for stored in try await backend.recordsOnly(collection: collection, field: field, digest: digest) {
             if let key = cipher.keptDataKey(subject: stored.subject) {
                 records.append(try open(stored, withheld: withheld, cipher: cipher) { key })
-            } else {
-                let wrapped = try await backend.dataKey(subject: stored.subject)
-                records.append(try open(stored, key: wrapped, withheld: withheld))
+                continue
             }
+            // No key now for a record found a moment ago: its subject was erased in between,
+            // and the record with it.
+            guard let wrapped = try await backend.dataKey(subject: stored.subject) else { continue }
+            records.append(
+                try open(stored, withheld: withheld, cipher: cipher) {
+                    try cipher.unwrap(wrapped, subject: stored.subject)
+                }
+            )
         }
         return records
     }
