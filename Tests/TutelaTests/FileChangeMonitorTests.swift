@@ -49,7 +49,8 @@ struct FileChangeMonitorTests {
         let folder = try directory()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let file = folder + "/stamp"
-        let stamp = WatchedFileStamp(path: file, monitor: try #require(FileChangeMonitor(files: [file])))
+        let monitor = try #require(FileChangeMonitor(files: [file]))
+        let stamp = WatchedFileStamp(path: file, monitor: monitor)
         #expect(stamp.current() == nil)
         for round in 0..<5 {
             try replace(file, with: "version \(round)")
