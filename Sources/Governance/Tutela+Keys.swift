@@ -170,7 +170,7 @@ extension Tutela {
     /// call without a monitor). A failed reload is not retried until the file changes again.
     /// - Returns: nil when nothing changed, else the outcome of the reload.
     public func reloadKeyringIfChanged() async -> Result<Int, any Error>? {
-        let stamp = keyringFile.current()
+        let stamp = keyringFileStamp.current()
         guard keyringStamp.withLock({ $0 != stamp }) else { return nil }
         do {
             return .success(try await reloadKeyring())

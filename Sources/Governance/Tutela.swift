@@ -34,7 +34,7 @@ public final class Tutela: Sendable {
     /// The keyring file's stamp when it was last loaded.
     let keyringStamp: Mutex<FileStamp?>
     /// The keyring file's stamp now, looked up through the change monitor.
-    let keyringFile: WatchedFileStamp
+    let keyringFileStamp: WatchedFileStamp
 
     static let keyringMetadataKey = "keyring_id"
     static let tenantMetadataKey = "tenant"
@@ -59,7 +59,7 @@ public final class Tutela: Sendable {
         self.audit = audit
         self.auditKeys = auditKeys
         self.keyringStamp = Mutex(FileStamp.of(configuration.keyringPath))
-        self.keyringFile = WatchedFileStamp(path: configuration.keyringPath, monitor: fileChanges)
+        self.keyringFileStamp = WatchedFileStamp(path: configuration.keyringPath, monitor: fileChanges)
     }
 
     /// Opens an initialized data directory.
@@ -97,7 +97,7 @@ public final class Tutela: Sendable {
         let credentials = CachedCredentialStore(
             principals: backend,
             keys: backend,
-            stamp: WatchedFileStamp(path: configuration.credentialsStampPath, monitor: fileChanges)
+            stampFile: WatchedFileStamp(path: configuration.credentialsStampPath, monitor: fileChanges)
         )
         return Tutela(
             configuration: configuration,

@@ -17,7 +17,7 @@ import TutelaCore
 public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     private let principals: any PrincipalStore
     private let keys: any APIKeyStore
-    private let stamp: WatchedFileStamp
+    private let stampFile: WatchedFileStamp
     private let maximumAge: Duration
     private let capacity: Int
     private let state = Mutex(State())
@@ -33,17 +33,17 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
         var fetched: ContinuousClock.Instant
     }
 
-    /// Wraps the stores; `stamp` is the shared stamp file (created on the first change).
+    /// Wraps the stores; `stampFile` is the shared stamp file (created on the first change).
     public init(
         principals: any PrincipalStore,
         keys: any APIKeyStore,
-        stamp: WatchedFileStamp,
+        stampFile: WatchedFileStamp,
         maximumAge: Duration = .seconds(30),
         capacity: Int = 10_000
     ) {
         self.principals = principals
         self.keys = keys
-        self.stamp = stamp
+        self.stampFile = stampFile
         self.maximumAge = maximumAge
         self.capacity = capacity
     }
@@ -129,7 +129,7 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
 
     private func replaceStamp() throws {
         state.withLock { $0 = State(stamp: nil) }
-        let stampPath = stamp.path
+        let stampPath = stampFile.path
         let temporary = stampPath + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
         let text = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         let created = FileManager.default.createFile(
@@ -146,6 +146,6 @@ public final class CachedCredentialStore: PrincipalStore, APIKeyStore {
     }
 
     private func currentStamp() -> FileStamp? {
-        stamp.current()
+        stampFile.current()
     }
 }
