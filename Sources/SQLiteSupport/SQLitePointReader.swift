@@ -57,12 +57,23 @@ package final class SQLitePointReader: Sendable {
         _ arguments: [Argument],
         _ body: (OpaquePointer) throws -> T
     ) throws -> T {
+        try run(statement, binding: { binder in for argument in arguments { binder.bind(argument) } }, body)
+    }
+
+    /// Binds parameters 1, 2, … of a prepared statement through `bind`, runs `body` with it,
+    /// and resets it.
+    package static func run<T>(
+        _ statement: OpaquePointer,
+        binding bind: (inout Binder) -> Void,
+        _ body: (OpaquePointer) throws -> T
+    ) throws -> T {
         defer {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
         }
-        let code = Argument.bind(arguments, to: statement)
-        guard code == SQLITE_OK else { throw error(code, sqlite3_db_handle(statement)) }
+        var binder = Binder(statement: statement)
+        bind(&binder)
+        guard binder.code == SQLITE_OK else { throw error(binder.code, sqlite3_db_handle(statement)) }
         return try body(statement)
     }
 
@@ -87,44 +98,79 @@ package final class SQLitePointReader: Sendable {
         case blob([UInt8])
         case int(Int)
         case null
+    }
 
-        /// Binds `arguments` to parameters 1, 2, … of a statement; SQLite copies each value
-        /// before the call returns.
-        /// - Returns: `SQLITE_OK` or the first failing call's code.
-        package static func bind(_ arguments: [Argument], to statement: OpaquePointer) -> Int32 {
-            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-            for (offset, argument) in arguments.enumerated() {
-                let position = Int32(offset + 1)
-                let code: Int32
-                switch argument {
-                case .text(let text):
-                    // Bound from the string's own UTF-8 storage: passing the String as a C string
-                    // would copy it into a new array first.
-                    var text = text
-                    code = text.withUTF8 { utf8 in
-                        guard let base = utf8.baseAddress, !utf8.isEmpty else {
-                            return sqlite3_bind_text(statement, position, "", 0, transient)
-                        }
-                        return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-                            sqlite3_bind_text(statement, position, $0, Int32(utf8.count), transient)
-                        }
-                    }
-                case .blob(let bytes):
-                    // A nil pointer would bind NULL; an empty value binds an empty blob.
-                    code = bytes.withUnsafeBytes { buffer in
-                        guard let base = buffer.baseAddress, !buffer.isEmpty else {
-                            return sqlite3_bind_zeroblob(statement, position, 0)
-                        }
-                        return sqlite3_bind_blob(statement, position, base, Int32(buffer.count), transient)
-                    }
-                case .int(let value):
-                    code = sqlite3_bind_int64(statement, position, Int64(value))
-                case .null:
-                    code = sqlite3_bind_null(statement, position)
-                }
-                guard code == SQLITE_OK else { return code }
+    /// Binds values to a statement's parameters 1, 2, … in the order given, straight to SQLite,
+    /// which copies each value before the call returns.
+    ///
+    /// A bulk write binds each row's values from the records themselves: building an
+    /// `Argument` array per row first cost as much as the rest of the write.
+    package struct Binder: ~Copyable {
+        private let statement: OpaquePointer
+        private var position: Int32 = 0
+        /// `SQLITE_OK`, or the first failing call's code (the later calls are then skipped).
+        package private(set) var code = SQLITE_OK
+
+        init(statement: OpaquePointer) {
+            self.statement = statement
+        }
+
+        /// SQLite's marker for a value it must copy.
+        private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+        /// Binds the next parameter to one argument.
+        package mutating func bind(_ argument: Argument) {
+            switch argument {
+            case .text(let text): self.text(text)
+            case .blob(let bytes): blob(bytes)
+            case .int(let value): int(value)
+            case .null: null()
             }
-            return SQLITE_OK
+        }
+
+        /// Binds the next parameter to text, from the string's own UTF-8 storage (passing the
+        /// String as a C string would copy it into a new array first).
+        package mutating func text(_ text: String) {
+            var text = text
+            next { statement, position in
+                text.withUTF8 { utf8 in
+                    guard let base = utf8.baseAddress, !utf8.isEmpty else {
+                        return sqlite3_bind_text(statement, position, "", 0, Self.transient)
+                    }
+                    return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                        sqlite3_bind_text(statement, position, $0, Int32(utf8.count), Self.transient)
+                    }
+                }
+            }
+        }
+
+        /// Binds the next parameter to bytes; an empty value binds an empty blob (a nil
+        /// pointer would bind NULL).
+        package mutating func blob(_ bytes: [UInt8]) {
+            next { statement, position in
+                bytes.withUnsafeBytes { buffer in
+                    guard let base = buffer.baseAddress, !buffer.isEmpty else {
+                        return sqlite3_bind_zeroblob(statement, position, 0)
+                    }
+                    return sqlite3_bind_blob(statement, position, base, Int32(buffer.count), Self.transient)
+                }
+            }
+        }
+
+        /// Binds the next parameter to an integer.
+        package mutating func int(_ value: Int) {
+            next { sqlite3_bind_int64($0, $1, Int64(value)) }
+        }
+
+        /// Binds the next parameter to NULL.
+        package mutating func null() {
+            next { sqlite3_bind_null($0, $1) }
+        }
+
+        private mutating func next(_ call: (OpaquePointer, Int32) -> Int32) {
+            position += 1
+            guard code == SQLITE_OK else { return }
+            code = call(statement, position)
         }
     }
 

@@ -24,4 +24,12 @@ extension Statement {
             return try decode(SQLitePointReader.Columns(statement: statement))
         }
     }
+
+    /// Runs the statement with the values `bind` gives bound straight to SQLite, in order, and
+    /// resets it.
+    /// - Returns: whether it returned a row.
+    @discardableResult
+    package func run(bindingWith bind: (inout SQLitePointReader.Binder) -> Void) throws -> Bool {
+        try SQLitePointReader.run(sqliteStatement, binding: bind) { try SQLitePointReader.step($0) }
+    }
 }

@@ -205,7 +205,7 @@ public final class SQLiteRecordStore: RecordStore {
         // A key is not inserted for an erased subject nor over another key; only when a chunk
         // inserted fewer keys than it holds are its keys looked at one by one, to say why.
         for chunk in prepared.keyChunks {
-            try db.cachedStatement(sql: SQL.insertKeys[chunk.size]).run(binding: chunk.arguments)
+            try db.cachedStatement(sql: SQL.insertKeys[chunk.size]).run { prepared.bindKeys(chunk.rows, to: &$0) }
             guard db.changesCount == chunk.rows.count else {
                 throw try refusedKey(batch.newDataKeys[chunk.rows], db: db)
             }
@@ -213,18 +213,16 @@ public final class SQLiteRecordStore: RecordStore {
         for chunk in prepared.recordChunks {
             guard chunk.distinctIDs else {
                 // An id twice in a chunk: the later row replaces the earlier, one at a time.
-                for index in chunk.rows { try writeOne(prepared.records[index], db: db) }
+                for index in chunk.rows { try writeOne(index, of: prepared, db: db) }
                 continue
             }
-            try db.cachedStatement(sql: SQL.insertRecords[chunk.size]).run(binding: chunk.arguments)
+            try db.cachedStatement(sql: SQL.insertRecords[chunk.size]).run { prepared.bindRecords(chunk.rows, to: &$0) }
             if db.changesCount != chunk.rows.count {
                 // Some records existed: each row that does not hold this batch's record is
                 // replaced (its old index entries removed first).
-                for index in chunk.rows { try replaceIfOlder(prepared.records[index], db: db) }
+                for index in chunk.rows { try replaceIfOlder(index, of: prepared, db: db) }
             }
-            for piece in chunk.lookupPieces {
-                try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run(binding: piece.arguments)
-            }
+            try insertLookups(prepared.lookups(of: chunk.rows), of: prepared, db: db)
         }
         let rewrap = try db.cachedStatement(
             sql:
@@ -238,39 +236,45 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     /// Inserts or replaces one record and adds its index entries.
-    private static func writeOne(_ record: PreparedBatch.Record, db: Database) throws {
-        try db.cachedStatement(sql: SQL.insertRecords[0]).run(binding: record.insert)
+    private static func writeOne(_ index: Int, of prepared: PreparedBatch, db: Database) throws {
+        try db.cachedStatement(sql: SQL.insertRecords[0]).run { prepared.bindRecords(index..<index + 1, to: &$0) }
         if db.changesCount == 0 {
-            try replace(record, db: db)
+            try replace(index, of: prepared, db: db)
         }
-        var pieces: [PreparedBatch.Chunk] = []
-        PreparedBatch.appendChunks(of: record.lookups, perRow: 2, to: &pieces)
-        for piece in pieces {
-            try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run(binding: piece.arguments)
+        try insertLookups(prepared.lookups(of: index..<index + 1), of: prepared, db: db)
+    }
+
+    /// Inserts index entries of a batch (`entries` indexes its list of them), a chunk of rows
+    /// per statement.
+    private static func insertLookups(_ entries: Range<Int>, of prepared: PreparedBatch, db: Database) throws {
+        for piece in PreparedBatch.split(entries) {
+            try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run { prepared.bindLookups(piece.rows, to: &$0) }
         }
     }
 
     /// Replaces a stored record unless its row already holds exactly this one (as when a
     /// chunk's insert just wrote it).
-    private static func replaceIfOlder(_ record: PreparedBatch.Record, db: Database) throws {
+    private static func replaceIfOlder(_ index: Int, of prepared: PreparedBatch, db: Database) throws {
+        let record = prepared.batch.records[index]
+        let encodedLookups = prepared.encodedLookups[index]
         let stored = try db.cachedStatement(
             sql: "SELECT subject, payload, lookups FROM records WHERE collection = ? AND id = ?"
         )
-        let same = try stored.run(binding: [.text(record.stored.collection), .text(record.stored.id)]) { row in
-            row.text(0) == record.stored.subject && row.blob(1) == record.stored.payload
-                && (row.isNull(2) ? nil : row.blob(2)) == record.encodedLookups
+        let same = try stored.run(binding: [.text(record.collection), .text(record.id)]) { row in
+            row.text(0) == record.subject && row.blob(1) == record.payload
+                && (row.isNull(2) ? nil : row.blob(2)) == encodedLookups
         }
-        if same != true { try replace(record, db: db) }
+        if same != true { try replace(index, of: prepared, db: db) }
     }
 
     /// Overwrites a stored record after dropping its old index entries.
-    private static func replace(_ record: PreparedBatch.Record, db: Database) throws {
-        let stored = record.stored
+    private static func replace(_ index: Int, of prepared: PreparedBatch, db: Database) throws {
+        let stored = prepared.batch.records[index]
         try deleteLookups(collection: stored.collection, id: stored.id, db: db)
         try db.cachedStatement(
             sql: "UPDATE records SET subject = ?, payload = ?, lookups = ? WHERE collection = ? AND id = ?"
         ).run(binding: [
-            .text(stored.subject), .blob(stored.payload), record.encodedLookups.map { .blob($0) } ?? .null,
+            .text(stored.subject), .blob(stored.payload), prepared.encodedLookups[index].map { .blob($0) } ?? .null,
             .text(stored.collection), .text(stored.id),
         ])
     }
@@ -627,35 +631,27 @@ public final class SQLiteRecordStore: RecordStore {
 
 /// A write batch with the arguments of its inserts made, in chunks.
 private struct PreparedBatch: Sendable {
-    /// A record with the arguments of its insert and of its blind-index entries' inserts.
-    struct Record: Sendable {
-        let stored: StoredRecord
-        /// The record's list of its index entries, kept in its row.
-        let encodedLookups: [UInt8]?
-        /// collection, id, subject, payload, lookups.
-        let insert: [SQLitePointReader.Argument]
-        /// digest and record id of each entry, one entry after the other.
-        let lookups: [SQLitePointReader.Argument]
-    }
-
     /// Rows inserted by one statement: a power of two of them, so that a few statements
     /// (one per size) serve every batch.
     struct Chunk: Sendable {
-        /// Which of the batch's keys or records (for index entries, which entries).
+        /// Which of the batch's keys, records or index entries.
         let rows: Range<Int>
         /// The shift of the row count: `rows.count == 1 << size`.
         let size: Int
-        let arguments: [SQLitePointReader.Argument]
     }
 
-    /// A chunk of records with their index entries.
+    /// A chunk of records.
     struct RecordChunk: Sendable {
         let rows: Range<Int>
         let size: Int
-        let arguments: [SQLitePointReader.Argument]
         /// Whether no id occurs twice in the chunk (else it is written record by record).
         let distinctIDs: Bool
-        let lookupPieces: [Chunk]
+    }
+
+    /// One blind-index entry: its record's position in the batch and its own in the record's.
+    struct Entry: Sendable {
+        let record: Int
+        let lookup: Int
     }
 
     /// The most rows one statement inserts: 2^6 = 64.
@@ -663,72 +659,84 @@ private struct PreparedBatch: Sendable {
 
     let batch: WriteBatch
     let keyChunks: [Chunk]
-    let records: [Record]
     let recordChunks: [RecordChunk]
+    /// Each record's list of its index entries, kept in its row.
+    let encodedLookups: [[UInt8]?]
+    /// The index entries of every record, one record after the other.
+    let entries: [Entry]
+    /// Where each record's entries start in `entries`, and their end after the last.
+    private let entryStarts: [Int]
 
     init(_ batch: WriteBatch) {
         self.batch = batch
-        let keys: [SQLitePointReader.Argument] = batch.newDataKeys.flatMap { key in
-            [.text(key.subject), .blob(key.wrapped.id), .int(key.wrapped.kekVersion), .blob(key.wrapped.sealed)]
+        keyChunks = Self.split(0..<batch.newDataKeys.count)
+        recordChunks = Self.split(0..<batch.records.count).map { chunk in
+            var ids = Set<String>(minimumCapacity: chunk.rows.count)
+            let distinct = batch.records[chunk.rows].allSatisfy { ids.insert($0.id).inserted }
+            return RecordChunk(rows: chunk.rows, size: chunk.size, distinctIDs: distinct)
         }
-        var keyChunks: [Chunk] = []
-        Self.appendChunks(of: keys, perRow: 4, to: &keyChunks)
-        self.keyChunks = keyChunks
-        records = batch.records.map { record in
-            let id = SQLitePointReader.Argument.text(record.id)
-            let encodedLookups = LookupList.encode(record.lookups)
-            return Record(
-                stored: record,
-                encodedLookups: encodedLookups,
-                insert: [
-                    .text(record.collection), id, .text(record.subject), .blob(record.payload),
-                    encodedLookups.map { .blob($0) } ?? .null,
-                ],
-                lookups: record.lookups.flatMap { lookup in [.blob(lookup.digest), id] }
-            )
+        encodedLookups = batch.records.map { LookupList.encode($0.lookups) }
+        var entries: [Entry] = []
+        var entryStarts: [Int] = []
+        entries.reserveCapacity(2 * batch.records.count)
+        entryStarts.reserveCapacity(batch.records.count + 1)
+        for (record, stored) in batch.records.enumerated() {
+            entryStarts.append(entries.count)
+            for lookup in stored.lookups.indices { entries.append(Entry(record: record, lookup: lookup)) }
         }
-        var recordChunks: [RecordChunk] = []
-        for (rows, size) in Self.split(records.count) {
-            let chunk = records[rows]
-            var pieces: [Chunk] = []
-            Self.appendChunks(of: chunk.flatMap(\.lookups), perRow: 2, to: &pieces)
-            recordChunks.append(
-                RecordChunk(
-                    rows: rows,
-                    size: size,
-                    arguments: chunk.flatMap(\.insert),
-                    distinctIDs: Set(batch.records[rows].lazy.map(\.id)).count == rows.count,
-                    lookupPieces: pieces
-                )
-            )
-        }
-        self.recordChunks = recordChunks
+        entryStarts.append(entries.count)
+        self.entries = entries
+        self.entryStarts = entryStarts
     }
 
-    /// Cuts `count` rows into chunks of the largest size, then the rest by its binary digits.
-    static func split(_ count: Int) -> [(Range<Int>, Int)] {
-        var chunks: [(Range<Int>, Int)] = []
-        var start = 0
+    /// The index entries of the records at `records`, as positions in `entries`.
+    func lookups(of records: Range<Int>) -> Range<Int> {
+        entryStarts[records.lowerBound]..<entryStarts[records.upperBound]
+    }
+
+    /// Binds subject, key id, key-encryption key version and wrapped key of each new key.
+    func bindKeys(_ rows: Range<Int>, to binder: inout SQLitePointReader.Binder) {
+        for index in rows {
+            let key = batch.newDataKeys[index]
+            binder.text(key.subject)
+            binder.blob(key.wrapped.id)
+            binder.int(key.wrapped.kekVersion)
+            binder.blob(key.wrapped.sealed)
+        }
+    }
+
+    /// Binds collection, id, subject, payload and index-entry list of each record.
+    func bindRecords(_ rows: Range<Int>, to binder: inout SQLitePointReader.Binder) {
+        for index in rows {
+            let record = batch.records[index]
+            binder.text(record.collection)
+            binder.text(record.id)
+            binder.text(record.subject)
+            binder.blob(record.payload)
+            if let list = encodedLookups[index] { binder.blob(list) } else { binder.null() }
+        }
+    }
+
+    /// Binds digest and record id of each index entry.
+    func bindLookups(_ rows: Range<Int>, to binder: inout SQLitePointReader.Binder) {
+        for entry in entries[rows] {
+            let record = batch.records[entry.record]
+            binder.blob(record.lookups[entry.lookup].digest)
+            binder.text(record.id)
+        }
+    }
+
+    /// Cuts `rows` into chunks of the largest size, then the rest by its binary digits.
+    static func split(_ rows: Range<Int>) -> [Chunk] {
+        var chunks: [Chunk] = []
+        var start = rows.lowerBound
         var shift = largestChunkShift
-        while start < count {
-            while count - start < 1 << shift { shift -= 1 }
-            chunks.append((start..<start + (1 << shift), shift))
+        while start < rows.upperBound {
+            while rows.upperBound - start < 1 << shift { shift -= 1 }
+            chunks.append(Chunk(rows: start..<start + (1 << shift), size: shift))
             start += 1 << shift
         }
         return chunks
-    }
-
-    /// Appends the chunks of `arguments`, `perRow` of them a row.
-    static func appendChunks(of arguments: [SQLitePointReader.Argument], perRow: Int, to chunks: inout [Chunk]) {
-        for (rows, size) in split(arguments.count / perRow) {
-            chunks.append(
-                Chunk(
-                    rows: rows,
-                    size: size,
-                    arguments: Array(arguments[rows.lowerBound * perRow..<rows.upperBound * perRow])
-                )
-            )
-        }
     }
 }
 

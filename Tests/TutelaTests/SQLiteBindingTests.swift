@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import SQLiteSupport
 import Testing
+import TutelaCore
 
 @Suite("SQLite bindings")
 struct SQLiteBindingTests {
@@ -34,5 +35,60 @@ struct SQLiteBindingTests {
             let found = try reader.fetchOne("SELECT k FROM t WHERE v = ?", [.text(text)]) { $0.int(0) }
             #expect(found == index)
         }
+    }
+
+    @Test("values bound one by one keep their kinds; a failed bind throws and leaves the statement usable")
+    func binderKindsAndFailure() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tutela-binder-\(UUID().uuidString).sqlite"
+        )
+        .path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let pool = try DatabasePool(path: path)
+        try pool.write { db in
+            try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY, v)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO t (k, v) VALUES (?, ?)")
+            try insert.run {
+                $0.int(1)
+                $0.blob([])
+            }
+            try insert.run {
+                $0.int(2)
+                $0.blob([0, 255, 7])
+            }
+            try insert.run {
+                $0.int(3)
+                $0.null()
+            }
+            try insert.run {
+                $0.int(4)
+                $0.text("zoë")
+            }
+            try insert.run {
+                $0.int(5)
+                $0.bind(.int(-9))
+            }
+            // A third value for two parameters: SQLite refuses it, nothing is inserted.
+            let failed = #expect(throws: TutelaError.self) {
+                try insert.run {
+                    $0.int(6)
+                    $0.int(6)
+                    $0.int(6)
+                }
+            }
+            #expect(failed?.code == .storage)
+            try insert.run {
+                $0.int(7)
+                $0.int(70)
+            }
+        }
+        let rows = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT k, typeof(v), length(v) FROM t ORDER BY k").map {
+                [$0[0] as Int, $0[1] as String, $0[2] as Int?] as [Any?]
+            }
+        }
+        #expect(rows.map { $0[0] as? Int } == [1, 2, 3, 4, 5, 7])
+        #expect(rows.map { $0[1] as? String } == ["blob", "blob", "null", "text", "integer", "integer"])
+        #expect(rows.map { $0[2] as? Int } == [0, 3, nil, 3, 2, 2])
     }
 }
