@@ -631,7 +631,8 @@ public final class SQLiteRecordStore: RecordStore {
     }
 }
 
-/// A write batch with the arguments of its inserts made, in chunks.
+/// A write batch planned as statements: its keys, records and index entries in chunks, and each
+/// record's list of its index entries; the values are bound from the batch itself.
 private struct PreparedBatch: Sendable {
     /// Rows inserted by one statement: a power of two of them, so that a few statements
     /// (one per size) serve every batch.
