@@ -274,6 +274,7 @@ extension AuditLog {
     /// time: memory does not grow with the file.
     /// - Throws: `.io` when the file cannot be read.
     public func checkArchive(at path: String) async throws -> AuditArchiveCheck {
+        try FileReading.requireReadable(path, role: "the archive")
         guard let file = fopen(path, "r") else { throw TutelaError(.io, "cannot read \(path)") }
         defer { fclose(file) }
         var check = AuditArchiveCheck()

@@ -50,9 +50,7 @@ public struct ServeSettings: Sendable, Equatable {
     /// Reads a YAML configuration file.
     /// - Throws: `.configurationInvalid` naming the file and line of a bad or unknown key.
     public static func load(file: String) throws -> ServeSettings {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw TutelaError(.notFound, "cannot read the configuration file \(file)")
-        }
+        let data = try FileReading.contents(of: file, role: "the configuration file", code: .notFound)
         return try parse(String(decoding: data, as: UTF8.self), file: file)
     }
 

@@ -130,9 +130,10 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 var external: Checkpoint?
                 if let checkpoint {
-                    guard let text = try? String(contentsOfFile: checkpoint, encoding: .utf8) else {
-                        throw TutelaError(.io, "cannot read \(checkpoint)")
-                    }
+                    let text = String(
+                        decoding: try FileReading.contents(of: checkpoint, role: "the checkpoint"),
+                        as: UTF8.self
+                    )
                     external = try tutela.checkpoint(fromText: text)
                 }
                 let result = try await tutela.audit.verify(against: external)

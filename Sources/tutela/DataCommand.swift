@@ -58,15 +58,15 @@ struct DataCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run {
+                // A missing file is reported as missing, before its name is asked for a format.
+                try FileReading.requireReadable(file)
                 guard let format = try format.map(parseFormat) ?? RecordFileFormat(fileName: file) else {
                     throw TutelaError(
                         .invalidInput,
                         "cannot tell the format of \(file); pass --format csv or --format jsonl"
                     )
                 }
-                guard let data = FileManager.default.contents(atPath: file) else {
-                    throw TutelaError(.io, "cannot read \(file)")
-                }
+                let data = try FileReading.contents(of: file)
                 let tutela = try await Tutela.open(options.configuration)
                 let progress = Console.Progress()
                 let report = try await tutela.importRecords(into: collection, data: data, format: format) {
