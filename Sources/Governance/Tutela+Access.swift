@@ -300,6 +300,7 @@ extension Tutela {
     /// Erases a customer for a caller (crypto-shredding).
     public func governedErase(_ caller: Caller, subject: String) async throws -> ErasureReport {
         let decision = try await authorize(caller, action: .erase, collection: "customers")
+        try Self.requireSubject(subject)
         let started = event(
             kind: "data.erase",
             principal: caller.principal,

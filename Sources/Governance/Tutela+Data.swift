@@ -157,6 +157,7 @@ extension Tutela {
 
     /// Erases a data subject (crypto-shredding): see `EncryptedStore.erase(subject:at:)`.
     public func erase(subject: String, now: Int64) async throws -> ErasureReport {
+        try Self.requireSubject(subject)
         let started = event(
             kind: "data.erase",
             principal: configuration.operatorName,
@@ -173,6 +174,14 @@ extension Tutela {
 }
 
 extension Tutela {
+    /// Refuses an empty subject, which names nobody; any other is erased as given (even one a
+    /// record key may no longer be, as earlier versions stored it), so that no rule added later
+    /// can stand between a customer and their erasure.
+    /// - Throws: `.invalidInput`.
+    static func requireSubject(_ subject: String) throws {
+        guard !subject.isEmpty else { throw TutelaError(.invalidInput, "the subject to erase is empty") }
+    }
+
     /// The purposes a customer has consented to, for local administration and tests.
     public func consentsGranted(customer: String) async throws -> [String] {
         var granted: [String] = []

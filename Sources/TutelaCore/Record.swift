@@ -62,7 +62,45 @@ extension CollectionDefinition {
         guard let subject, !subject.isEmpty else {
             throw TutelaError(.invalidInput, "field '\(subjectField)': the subject must be a non-empty string")
         }
+        try Record.checkIdentifier(id, named: "field '\(keyField)': the record key")
+        if subjectPosition != keyPosition {
+            try Record.checkIdentifier(subject, named: "field '\(subjectField)': the subject")
+        }
         return Record(collection: name, id: id, subject: subject, fields: fields)
+    }
+}
+
+extension Record {
+    /// The longest record key or subject, in UTF-8 bytes.
+    public static let maximumIdentifierLength = 256
+
+    /// Checks a record key or a subject: not empty, at most `maximumIdentifierLength` bytes,
+    /// no white space at either end and no control character.
+    ///
+    /// Keys and subjects are stored and audited in the clear and printed one per line by
+    /// `tutela audit search`: a line break or an escape sequence in one would forge or hide
+    /// lines, and a blank one names nobody.
+    /// - Parameter name: what the value is, for the message ("the subject").
+    /// - Throws: `.invalidInput` naming it, never the value.
+    public static func checkIdentifier(_ text: String, named name: String) throws {
+        let utf8 = text.utf8
+        guard !utf8.isEmpty, utf8.count <= maximumIdentifierLength else {
+            throw TutelaError(.invalidInput, "\(name) must be 1 to \(maximumIdentifierLength) bytes long")
+        }
+        // Printable ASCII without spaces, as most keys are: nothing more to look at.
+        if utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { return }
+        guard let first = text.unicodeScalars.first, let last = text.unicodeScalars.last,
+            !first.properties.isWhitespace, !last.properties.isWhitespace
+        else {
+            throw TutelaError(.invalidInput, "\(name) must not begin or end with white space")
+        }
+        // Control characters: C0, DEL and C1, and the format controls that reorder text.
+        for scalar in text.unicodeScalars
+        where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+            || scalar.properties.generalCategory == .format
+        {
+            throw TutelaError(.invalidInput, "\(name) must not contain control characters")
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Governance
 import KeyManagement
+import Store
 import Synchronization
 import Testing
 import TutelaCore
@@ -154,6 +155,35 @@ struct ImportTests {
             expected: "line 2: field 'customer_id': the record key must be a non-empty string"
         ),
         BadFile(
+            name: "blank record key",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\n\"  \",secret.one@example.com\n",
+            expected: "line 2: field 'customer_id': the record key must not begin or end with white space"
+        ),
+        BadFile(
+            name: "line break in a record key",
+            collection: "customers",
+            format: .jsonl,
+            content: "{\"customer_id\":\"c1\\nsecret\",\"email\":\"secret.one@example.com\"}\n",
+            expected: "line 1: field 'customer_id': the record key must not contain control characters"
+        ),
+        BadFile(
+            name: "escape sequence in a subject",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\\u001b[2Ksecret\",\"item_id\":\"p1\",\"kind\":\"view\",\"occurred_at\":\"2024-01-01T00:00:00Z\"}\n",
+            expected: "line 1: field 'customer_id': the subject must not contain control characters"
+        ),
+        BadFile(
+            name: "record key too long",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\nsecret\(String(repeating: "x", count: 251)),a@example.com\n",
+            expected: "line 2: field 'customer_id': the record key must be 1 to 256 bytes long"
+        ),
+        BadFile(
             name: "missing record key",
             collection: "customers",
             format: .jsonl,
@@ -272,6 +302,32 @@ struct ImportTests {
         }
         #expect(error?.code == .subjectErased)
         #expect(try await tutela.recordCount(collection: "customers") == 0)
+    }
+
+    @Test("record keys in any script, with inner spaces, up to 256 bytes are taken; an empty subject is not erased")
+    func identifiers() async throws {
+        for key in ["c1", "kunde-zoë", "顧客 1", "a:b/c", String(repeating: "é", count: 128)] {
+            try Record.checkIdentifier(key, named: "the record key")
+        }
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let content = "customer_id,email\nkunde-zoë,one@example.com\n顧客 1,two@example.com\n"
+        let report = try await tutela.importRecords(into: "customers", data: Data(content.utf8), format: .csv)
+        #expect(report.records == 2)
+        #expect(
+            try await tutela.record(collection: "customers", id: "顧客 1").fields["email"] == .string("two@example.com")
+        )
+
+        let empty = await #expect(throws: TutelaError.self) { try await tutela.erase(subject: "", now: 1) }
+        #expect(empty?.code == .invalidInput)
+        #expect(try await tutela.store.backend.isErased(subject: "") == false)
+        // A subject stored before keys were checked can still be erased as it was stored.
+        try await tutela.store.put([
+            Record(collection: "customers", id: " c9 ", subject: " c9 ", fields: ["customer_id": .string(" c9 ")])
+        ])
+        let erased = try await tutela.erase(subject: " c9 ", now: 2)
+        #expect(erased.dataKeyDestroyed && erased.recordsRemoved == 1)
     }
 
     @Test("an unknown collection is refused with the known ones listed")
