@@ -39,6 +39,10 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(name: .shortAndLong, help: "How many events.") var number = 20
 
+        func validate() throws {
+            try requireAtLeast(1, number, "--number")
+        }
+
         func run() async throws {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
@@ -64,6 +68,10 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Before this time (RFC 3339 or Unix seconds).") var until: String?
         @Option(help: "A customer id; matched through its HMAC, never stored.") var customer: String?
         @Option(help: "At most this many events.") var limit = 100
+
+        func validate() throws {
+            try requireAtLeast(1, limit, "--limit")
+        }
 
         func run() async throws {
             try await Console.run {

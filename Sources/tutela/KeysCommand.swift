@@ -52,6 +52,10 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "Data keys per atomic batch.") var batchSize = 500
 
+        func validate() throws {
+            try requireAtLeast(1, batchSize, "--batch-size")
+        }
+
         func run() async throws {
             try await Console.run {
                 let progress = Console.Progress()

@@ -102,3 +102,8 @@ enum Console {
         }
     }
 }
+
+/// Refuses a number option below `minimum`, as ArgumentParser reports a usage error (exit 64).
+func requireAtLeast(_ minimum: Int, _ value: Int, _ option: String) throws {
+    guard value >= minimum else { throw ValidationError("\(option) must be at least \(minimum), not \(value)") }
+}

@@ -40,4 +40,21 @@ struct BenchCommandTests {
         #expect(run.status != 0)
         #expect(run.errors.contains("unknown area"))
     }
+
+    @Test("a number option out of range is refused as a usage error before anything runs")
+    func numbersOutOfRange() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        for (arguments, message) in [
+            (["bench", "--rows", "10"], "--rows must be at least 100, not 10"),
+            (["bench", "--rounds=0"], "--rounds must be at least 1, not 0"),
+            (["bench", "--batch=-4", "--areas", "store"], "--batch must be at least 1, not -4"),
+            (["audit", "search", "--limit=-1"], "--limit must be at least 1, not -1"),
+            (["audit", "tail", "-n", "0"], "--number must be at least 1, not 0"),
+            (["keys", "rewrap", "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+        ] {
+            let run = try await ChildProcess.run(tutela, arguments)
+            #expect(run.status == 64, "\(arguments)")
+            #expect(run.errors.contains(message), "\(arguments): \(run.errors)")
+        }
+    }
 }

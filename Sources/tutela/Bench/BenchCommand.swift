@@ -26,6 +26,13 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
+    func validate() throws {
+        try requireAtLeast(100, rows, "--rows")
+        try requireAtLeast(1, batch, "--batch")
+        try requireAtLeast(1, rounds, "--rounds")
+        try requireAtLeast(1, loadSeconds, "--load-seconds")
+    }
+
     func run() async throws {
         try await Console.run {
             let report = BenchReport()
@@ -48,9 +55,9 @@ struct BenchCommand: AsyncParsableCommand {
             if selected.contains("store") {
                 Console.printError("store (\(rows) rows) …")
                 let benchmark = StoreBenchmark(
-                    rows: max(100, rows),
-                    batch: max(1, batch),
-                    rounds: max(1, rounds),
+                    rows: rows,
+                    batch: batch,
+                    rounds: rounds,
                     directory: scratch,
                     policies: policiesDirectory
                 )
@@ -73,8 +80,8 @@ struct BenchCommand: AsyncParsableCommand {
                 let benchmark = GatewayBenchmark(
                     directory: scratch + "/gateway",
                     policies: policiesDirectory,
-                    seconds: max(1, loadSeconds),
-                    rounds: max(1, rounds)
+                    seconds: loadSeconds,
+                    rounds: rounds
                 )
                 try await benchmark.run(into: report)
             }
