@@ -95,6 +95,12 @@ public func buildApplication(
 /// The error to report when the server cannot listen where it was told to, in words an
 /// administrator acts on; nil for any other error.
 public func listeningError(_ error: any Error, host: String, port: Int) -> TutelaError? {
+    if error is SocketAddressError.UnknownHost {
+        return TutelaError(
+            .configurationInvalid,
+            "cannot listen on \(host):\(port): the host is neither an IP address nor a name that resolves"
+        )
+    }
     guard let error = error as? IOError else { return nil }
     let reason: String
     switch error.errnoCode {
@@ -110,6 +116,10 @@ public func listeningError(_ error: any Error, host: String, port: Int) -> Tutel
 private func tlsConfiguration(_ files: GatewayConfiguration.TLSFiles) throws -> TLSConfiguration {
     let certificates: [NIOSSLCertificate]
     let key: NIOSSLPrivateKey
+    // A missing or unreadable file is named with its reason; one that reads but does not parse
+    // as PEM is reported below.
+    try FileReading.requireReadable(files.certificatePath, role: "the TLS certificate", code: .configurationInvalid)
+    try FileReading.requireReadable(files.privateKeyPath, role: "the TLS key", code: .configurationInvalid)
     do {
         certificates = try NIOSSLCertificate.fromPEMFile(files.certificatePath)
     } catch {

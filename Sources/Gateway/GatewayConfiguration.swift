@@ -6,6 +6,8 @@ public struct GatewayConfiguration: Sendable {
     public var port: Int
     /// The largest request body accepted (413 above it).
     public var maxBodyBytes: Int
+    /// The largest body limit a configuration may set: 256 MiB.
+    public static let largestBodyLimit = 256 << 20
     /// Requests per second each API key may make on average (429 above it).
     public var requestsPerSecond: Double
     /// How many requests a key may make in a burst.

@@ -159,7 +159,11 @@ public struct ServeSettings: Sendable, Equatable {
         let port = port ?? defaults.port
         guard (0...65_535).contains(port) else { throw invalid("port must be between 0 and 65535") }
         let maxBodyBytes = maxBodyBytes ?? defaults.maxBodyBytes
-        guard maxBodyBytes > 0 else { throw invalid("max_body_bytes must be positive") }
+        // A request body is held in memory while it is read: the bound keeps one request from
+        // taking the server's memory.
+        guard (1...GatewayConfiguration.largestBodyLimit).contains(maxBodyBytes) else {
+            throw invalid("max_body_bytes must be between 1 and \(GatewayConfiguration.largestBodyLimit) (256 MiB)")
+        }
         let rateLimit = rateLimit ?? defaults.requestsPerSecond
         let burst = burst ?? defaults.burst
         guard rateLimit > 0, burst >= 1 else { throw invalid("rate_limit must be positive and burst at least 1") }

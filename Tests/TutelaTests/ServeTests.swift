@@ -112,6 +112,12 @@ struct ServeTests {
         settings = ServeSettings()
         settings.refusalsPerSecond = 0
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        // A body is held in memory while it is read: no limit beyond 256 MiB.
+        settings = ServeSettings()
+        settings.maxBodyBytes = GatewayConfiguration.largestBodyLimit
+        #expect(try settings.gatewayConfiguration().maxBodyBytes == 256 << 20)
+        settings.maxBodyBytes = GatewayConfiguration.largestBodyLimit + 1
+        #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
         #expect(throws: TutelaError.self) { _ = try ServeSettings.environment(["TUTELA_PORT": "http"]) }
     }
 
@@ -362,6 +368,16 @@ struct ServeTests {
             )
         }
         #expect(listeningError(TutelaError(.io, "other"), host: "127.0.0.1", port: 1) == nil)
+        // A host that is no address and resolves to none.
+        let nowhere = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(host: "999.1.1.1", port: 0)
+        )
+        let unresolved = await #expect(throws: (any Error).self) { try await nowhere.run() }
+        #expect(
+            unresolved.flatMap { listeningError($0, host: "999.1.1.1", port: 0) }?.message
+                == "cannot listen on 999.1.1.1:0: the host is neither an IP address nor a name that resolves"
+        )
     }
 
     /// A header's value in a raw HTTP response.
@@ -406,7 +422,16 @@ struct ServeTests {
         #expect(plain == nil || plain?.contains("\"status\"") == false)
 
         let missing = GatewayConfiguration(tls: .init(certificatePath: key + ".missing", privateKeyPath: key))
-        #expect(throws: TutelaError.self) { _ = try buildApplication(tutela: tutela, configuration: missing) }
+        let refused = #expect(throws: TutelaError.self) {
+            _ = try buildApplication(tutela: tutela, configuration: missing)
+        }
+        #expect(refused?.message == "cannot read the TLS certificate \(key).missing: no such file or directory")
+        // A file that reads but is not PEM is refused as such.
+        let notPEM = GatewayConfiguration(tls: .init(certificatePath: certificate, privateKeyPath: certificate))
+        let unparsed = #expect(throws: TutelaError.self) {
+            _ = try buildApplication(tutela: tutela, configuration: notPEM)
+        }
+        #expect(unparsed?.message == "cannot read a PEM private key from \(certificate)")
     }
 
     /// An installation whose audit log waits 30 s before giving up on a locked file, with a
