@@ -31,13 +31,13 @@ public final class DurableFileWriter {
             return
         }
         let temporary = path + ".partial"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let handle = FileHandle(forWritingAtPath: temporary)
-        else {
-            throw TutelaError(.io, "cannot create \(temporary)")
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            // Named by the path asked for: the temporary name is ours.
+            throw TutelaError(.io, "cannot create \(path): \(FileReading.reason(errno))")
         }
         temporaryPath = temporary
-        self.handle = handle
+        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 
     /// Appends text.

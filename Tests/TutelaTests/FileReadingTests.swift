@@ -3,14 +3,11 @@ import Gateway
 import Testing
 import TutelaCore
 
-@Suite("Reading the files a command is given")
+@Suite("Reading and writing the files a command is given")
 struct FileReadingTests {
     @Test("a file is read whole; a missing file or a directory is refused with the reason, in the code asked for")
     func reasons() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "tutela-reading-\(UUID().uuidString)"
-        ).path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/rows.csv"
         try Data("customer_id\nc1\n".utf8).write(to: URL(fileURLWithPath: file))
@@ -32,5 +29,34 @@ struct FileReadingTests {
             configuration?.message
                 == "cannot read the configuration file \(directory)/serve.yaml: no such file or directory"
         )
+    }
+
+    @Test("an output file is made private, appears whole when finished, and a bad place is named with the reason")
+    func durableWriter() throws {
+        let directory = try Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/export.jsonl"
+        let writer = try DurableFileWriter(path: path)
+        try writer.write("{\"a\":1}\n")
+        #expect(!FileManager.default.fileExists(atPath: path))
+        try writer.finish()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"a\":1}\n")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+
+        let nowhere = #expect(throws: TutelaError.self) {
+            _ = try DurableFileWriter(path: directory + "/missing/export.jsonl")
+        }
+        #expect(nowhere?.message == "cannot create \(directory)/missing/export.jsonl: no such file or directory")
+    }
+
+    /// A new empty directory; the test removes it.
+    private static func scratchDirectory() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tutela-files-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
     }
 }
