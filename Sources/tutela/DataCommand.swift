@@ -58,15 +58,14 @@ struct DataCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run {
-                // A missing file is reported as missing, before its name is asked for a format.
-                try FileReading.requireReadable(file)
+                // Read first, so that a missing file is reported as missing rather than for its name.
+                let data = try FileReading.contents(of: file)
                 guard let format = try format.map(parseFormat) ?? RecordFileFormat(fileName: file) else {
                     throw TutelaError(
                         .invalidInput,
                         "cannot tell the format of \(file); pass --format csv or --format jsonl"
                     )
                 }
-                let data = try FileReading.contents(of: file)
                 let tutela = try await Tutela.open(options.configuration)
                 let progress = Console.Progress()
                 let report = try await tutela.importRecords(into: collection, data: data, format: format) {

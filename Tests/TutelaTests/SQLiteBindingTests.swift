@@ -8,11 +8,8 @@ import TutelaCore
 struct SQLiteBindingTests {
     @Test("text is bound byte for byte: empty, non-ASCII and with an embedded NUL; empty text is not NULL")
     func textRoundTrip() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "tutela-bind-\(UUID().uuidString).sqlite"
-        )
-        .path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = Self.scratchPath()
+        defer { Self.remove(path) }
         let pool = try DatabasePool(path: path)
         let texts = ["", "plain", "Zoë · 東京 · 😀", "a\u{0}b", String(repeating: "x", count: 5000)]
         try pool.write { db in
@@ -39,11 +36,8 @@ struct SQLiteBindingTests {
 
     @Test("values bound one by one keep their kinds; a failed bind throws and leaves the statement usable")
     func binderKindsAndFailure() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "tutela-binder-\(UUID().uuidString).sqlite"
-        )
-        .path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = Self.scratchPath()
+        defer { Self.remove(path) }
         let pool = try DatabasePool(path: path)
         try pool.write { db in
             try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY, v)")
@@ -90,5 +84,15 @@ struct SQLiteBindingTests {
         #expect(rows.map { $0[0] as? Int } == [1, 2, 3, 4, 5, 7])
         #expect(rows.map { $0[1] as? String } == ["blob", "blob", "null", "text", "integer", "integer"])
         #expect(rows.map { $0[2] as? Int } == [0, 3, nil, 3, 2, 2])
+    }
+
+    /// A database path in the temporary directory, not yet used.
+    private static func scratchPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tutela-bind-\(UUID().uuidString).sqlite").path
+    }
+
+    /// Removes a database and the files SQLite keeps beside it.
+    private static func remove(_ path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 }
