@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import KeyManagement
 import Policy
 import Store
 import TutelaCore
@@ -12,6 +13,10 @@ public struct ImportReport: Sendable, Codable {
     public var records: Int
     /// How many distinct subjects they belong to.
     public var subjects: Int
+    /// How many rows were left out because their subject was erased (only when asked to).
+    public var skippedRecords = 0
+    /// How many erased subjects those rows belong to.
+    public var skippedSubjects = 0
 }
 
 /// The phases of an import, for progress output.
@@ -27,15 +32,22 @@ extension Tutela {
     /// Every row is validated against the schema
     /// before anything is written; then all rows are written in one transaction. A bad row is
     /// reported with its line and field, and nothing is stored.
+    ///
+    /// A row of an erased subject cannot be written: the import is refused before anything is
+    /// written, naming the first such row's line, or, with `skipErased`, such rows are left out
+    /// and counted in the report (a file exported again from a system that still holds erased
+    /// customers).
     /// - Parameters:
     ///   - collection: the target collection.
     ///   - data: the file's content.
     ///   - format: CSV or JSONL.
+    ///   - skipErased: whether rows of erased subjects are left out rather than refused.
     ///   - progress: called with the phase, rows done and rows in all.
     public func importRecords(
         into collection: String,
         data: Data,
         format: RecordFileFormat,
+        skipErased: Bool = false,
         progress: @escaping @Sendable (ImportPhase, Int, Int) -> Void = { _, _, _ in }
     ) async throws -> ImportReport {
         let definition = try schema.collection(collection)
@@ -45,12 +57,30 @@ extension Tutela {
         var file = try RecordFile(data, format: format)
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
         let step = max(1, estimate / 20)
-        let subjects = try await file.check(as: definition) { done in
+        let found = try await file.check(as: definition) { done in
             // Row by row from a CSV file, a chunk of thousands at a time from a JSONL file.
             if format == .jsonl || done % step == 0 { progress(.validating, done, max(estimate, done)) }
         }
-        let count = file.rowCount
-        progress(.validating, count, count)
+        progress(.validating, file.rowCount, file.rowCount)
+        // Refused or left out before the write, which would refuse them too, after sealing.
+        let erased = try await store.backend.erasedSubjects(among: Set(found.subjects))
+        var rowsToWrite: [Int]?
+        var subjects = found.subjects
+        // Subjects are listed in the order they first appear: the first erased one is on the
+        // earliest line.
+        if let first = found.subjects.firstIndex(where: erased.contains) {
+            guard skipErased else {
+                throw TutelaError(
+                    .subjectErased,
+                    "line \(found.firstLines[first]): subject \(found.subjects[first]) was erased; its data cannot be "
+                        + "written again (--skip-erased leaves out the rows of erased subjects); nothing was imported"
+                )
+            }
+            let isErased = found.subjects.map(erased.contains)
+            rowsToWrite = found.rowSubjects.indices.filter { !isErased[Int(found.rowSubjects[$0])] }
+            subjects = found.subjects.filter { !erased.contains($0) }
+        }
+        let count = rowsToWrite?.count ?? file.rowCount
         progress(.writing, 0, count)
         let started = event(
             kind: "data.import",
@@ -60,15 +90,16 @@ extension Tutela {
             resource: collection,
             outcome: "started",
             count: count,
-            subjects: Array(subjects)
+            subjects: subjects
         )
         let rows = file
+        let kept = rowsToWrite
         do {
             let written: (()) -> Int = { _ in count }
             let total = count
             try await audited(started, count: written) {
                 try await store.put(count: total) {
-                    try rows.record($0, as: definition)
+                    try rows.record(kept?[$0] ?? $0, as: definition)
                 } written: { done in
                     progress(.writing, done, total)
                 }
@@ -76,7 +107,13 @@ extension Tutela {
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(error.message); nothing was imported", cause: error)
         }
-        return ImportReport(collection: collection, records: count, subjects: subjects.count)
+        return ImportReport(
+            collection: collection,
+            records: count,
+            subjects: subjects.count,
+            skippedRecords: file.rowCount - count,
+            skippedSubjects: erased.count
+        )
     }
 
     /// The number of records in a collection.
@@ -204,12 +241,12 @@ extension RecordFile {
     /// chunks' ids and subjects taken in file order; a CSV file, whose rows may span lines,
     /// is read in order. Either way the error reported is the first in the file.
     /// - Parameter progress: called with the rows checked so far, as the check proceeds.
-    /// - Returns: the distinct subjects of the rows.
+    /// - Returns: the rows' subjects.
     /// - Throws: `TutelaError` naming the line, ending in "nothing was imported".
     public mutating func check(
         as definition: CollectionDefinition,
         progress: @escaping @Sendable (Int) -> Void = { _ in }
-    ) async throws -> Set<String> {
+    ) async throws -> FileSubjects {
         guard format == .jsonl else { return try checkInOrder(as: definition, progress: progress) }
         locateLines()
         let file = self
@@ -247,9 +284,9 @@ extension RecordFile {
     /// The ids and subjects of the rows checked so far.
     private struct SeenRecords {
         private var firstLine: [String: Int] = [:]
-        private(set) var subjects: Set<String> = []
+        private(set) var subjects = FileSubjects()
 
-        /// Notes a row's record.
+        /// Notes a row's record, the rows being noted in file order.
         /// - Throws: when its id was on an earlier line.
         mutating func add(id: String, subject: String, line: Int) throws {
             if let earlier = firstLine.updateValue(line, forKey: id) {
@@ -258,7 +295,7 @@ extension RecordFile {
                     "line \(line): record id repeats the one on line \(earlier); nothing was imported"
                 )
             }
-            subjects.insert(subject)
+            subjects.add(subject, line: line)
         }
     }
 
@@ -299,7 +336,7 @@ extension RecordFile {
     private mutating func checkInOrder(
         as definition: CollectionDefinition,
         progress: (Int) -> Void
-    ) throws -> Set<String> {
+    ) throws -> FileSubjects {
         var seen = SeenRecords()
         var count = 0
         try scan { row in
@@ -314,5 +351,29 @@ extension RecordFile {
     /// Row `index` of the last scan as a record of `definition`: an import's second pass.
     public func record(_ index: Int, as definition: CollectionDefinition) throws -> Record {
         try definition.makeRecord(from: try row(index).values)
+    }
+}
+
+/// The subjects of a file's rows, as an import's first pass finds them.
+public struct FileSubjects: Sendable {
+    /// The distinct subjects, in the order they first appear.
+    public private(set) var subjects: [String] = []
+    /// The line on which each of `subjects` first appears.
+    public private(set) var firstLines: [Int] = []
+    /// Each row's subject, as a position in `subjects` (four bytes a row).
+    public private(set) var rowSubjects: [Int32] = []
+    private var positions: [String: Int32] = [:]
+
+    /// Notes the next row's subject.
+    mutating func add(_ subject: String, line: Int) {
+        if let position = positions[subject] {
+            rowSubjects.append(position)
+            return
+        }
+        let position = Int32(subjects.count)
+        positions[subject] = position
+        subjects.append(subject)
+        firstLines.append(line)
+        rowSubjects.append(position)
     }
 }

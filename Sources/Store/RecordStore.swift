@@ -172,6 +172,9 @@ public protocol RecordStore: Sendable {
     /// Whether a subject was erased.
     func isErased(subject: String) async throws -> Bool
 
+    /// Which of `subjects` were erased.
+    func erasedSubjects(among subjects: Set<String>) async throws -> Set<String>
+
     /// Destroys a subject's data key and removes its records and lookups, leaving a tombstone.
     func erase(subject: String, at time: Int64) async throws -> ErasureReport
 

@@ -451,31 +451,42 @@ public final class SQLiteRecordStore: RecordStore {
         )
     }
 
-    /// Subjects looked up by one statement in `dataKeys(subjects:)`.
+    /// Subjects looked up by one statement in `dataKeys(subjects:)` and `erasedSubjects(among:)`.
     private static let subjectsPerQuery = 256
     private static let selectDataKeys =
         "SELECT subject, key_id, kek_version, wrapped FROM data_keys WHERE subject IN ("
         + repeatElement("?", count: subjectsPerQuery).joined(separator: ", ") + ")"
 
     public func dataKeys(subjects: Set<String>) async throws -> [String: WrappedDataKey] {
-        guard !subjects.isEmpty else { return [:] }
-        let subjects = Array(subjects)
         var result: [String: WrappedDataKey] = [:]
         result.reserveCapacity(subjects.count)
-        // A statement per few hundred subjects rather than per subject, on the calling thread:
-        // a batch of new customers, whose keys are all still to be made, costs one search each.
-        // A short last list repeats its first subject, so that there is one statement to cache.
+        let found = try fetchAll(Self.selectDataKeys, subjects: subjects) { row in
+            (row.text(0), WrappedDataKey(id: row.blob(1), kekVersion: row.int(2), sealed: row.blob(3)))
+        }
+        for (subject, key) in found { result[subject] = key }
+        return result
+    }
+
+    /// The rows a statement with `subjectsPerQuery` placeholders finds for `subjects`.
+    ///
+    /// A statement per few hundred subjects rather than per subject, on the calling thread: a
+    /// batch of new customers, whose keys are all still to be made, costs one search each. A
+    /// short last list repeats its first subject, so that there is one statement to cache.
+    private func fetchAll<T>(
+        _ sql: String,
+        subjects: Set<String>,
+        decode: (borrowing SQLitePointReader.Columns) throws -> T
+    ) throws -> [T] {
+        let subjects = Array(subjects)
+        var rows: [T] = []
         for start in stride(from: 0, to: subjects.count, by: Self.subjectsPerQuery) {
             var arguments = subjects[start..<min(start + Self.subjectsPerQuery, subjects.count)].map {
                 SQLitePointReader.Argument.text($0)
             }
             arguments += repeatElement(arguments[0], count: Self.subjectsPerQuery - arguments.count)
-            let found = try reader.fetchAll(Self.selectDataKeys, arguments) { row in
-                (row.text(0), WrappedDataKey(id: row.blob(1), kekVersion: row.int(2), sealed: row.blob(3)))
-            }
-            for (subject, key) in found { result[subject] = key }
+            rows += try reader.fetchAll(sql, arguments, decode: decode)
         }
-        return result
+        return rows
     }
 
     public func dataKeys(
@@ -524,6 +535,14 @@ public final class SQLiteRecordStore: RecordStore {
 
     public func isErased(subject: String) async throws -> Bool {
         try reader.fetchOne("SELECT 1 FROM erasures WHERE subject = ?", [.text(subject)]) { _ in true } ?? false
+    }
+
+    private static let selectErasures =
+        "SELECT subject FROM erasures WHERE subject IN ("
+        + repeatElement("?", count: subjectsPerQuery).joined(separator: ", ") + ")"
+
+    public func erasedSubjects(among subjects: Set<String>) async throws -> Set<String> {
+        Set(try fetchAll(Self.selectErasures, subjects: subjects) { $0.text(0) })
     }
 
     /// The collections that hold records, one index search each.

@@ -55,6 +55,7 @@ struct DataCommand: AsyncParsableCommand {
         @Argument(help: "The collection, such as customers.") var collection: String
         @Argument(help: "The file (.csv, .jsonl).") var file: String
         @Option(help: "csv or jsonl (default: from the file name).") var format: String?
+        @Flag(help: "Leave out the rows of erased customers instead of refusing the file.") var skipErased = false
 
         func run() async throws {
             try await Console.run {
@@ -68,15 +69,21 @@ struct DataCommand: AsyncParsableCommand {
                 }
                 let tutela = try await Tutela.open(options.configuration)
                 let progress = Console.Progress()
-                let report = try await tutela.importRecords(into: collection, data: data, format: format) {
-                    phase,
-                    done,
-                    total in
+                let report = try await tutela.importRecords(
+                    into: collection,
+                    data: data,
+                    format: format,
+                    skipErased: skipErased
+                ) { phase, done, total in
                     if phase != .parsing { progress.report(phase.rawValue, done, total) }
                 }
                 progress.finish()
                 if options.json { return try Console.printJSON(report) }
                 print("Imported \(report.records) records of \(report.subjects) subjects into \(report.collection).")
+                if report.skippedRecords > 0 {
+                    let subjects = report.skippedSubjects == 1 ? "subject" : "subjects"
+                    print("Left out \(report.skippedRecords) rows of \(report.skippedSubjects) erased \(subjects).")
+                }
             }
         }
 

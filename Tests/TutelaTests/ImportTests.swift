@@ -290,7 +290,7 @@ struct ImportTests {
         #expect(steps == steps.sorted() && steps.last == 8_998 && steps.count > 2)
     }
 
-    @Test("an import naming an erased customer fails as a whole")
+    @Test("an import naming an erased customer is refused at its first row, or leaves its rows out when asked")
     func erasedSubjectImport() async throws {
         let environment = try TestEnvironment()
         defer { environment.remove() }
@@ -301,7 +301,57 @@ struct ImportTests {
             try await tutela.importRecords(into: "customers", data: Data(content.utf8), format: .csv)
         }
         #expect(error?.code == .subjectErased)
+        #expect(error?.message.hasPrefix("line 3: subject c2 was erased") == true)
+        #expect(error?.message.hasSuffix("nothing was imported") == true)
         #expect(try await tutela.recordCount(collection: "customers") == 0)
+
+        let customers = try await tutela.importRecords(
+            into: "customers",
+            data: Data(content.utf8),
+            format: .csv,
+            skipErased: true
+        )
+        #expect(customers.records == 1 && customers.subjects == 1)
+        #expect(customers.skippedRecords == 1 && customers.skippedSubjects == 1)
+        #expect(
+            try await tutela.record(collection: "customers", id: "c1").fields["email"] == .string("one@example.com")
+        )
+
+        // A JSONL file, checked in chunks on every core: rows of two erased customers among
+        // those of kept ones, the first erased row on line 2.
+        _ = try await tutela.erase(subject: "c3", now: 2)
+        let lines = (0..<9_000).map { index in
+            #"{"interaction_id":"i\#(index)","customer_id":"c\#(index % 3 + 1)","item_id":"p1","kind":"view","occurred_at":1}"#
+        }
+        let jsonl = Data(lines.joined(separator: "\n").utf8)
+        let refused = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: "interactions", data: jsonl, format: .jsonl)
+        }
+        #expect(refused?.message.hasPrefix("line 2: subject c2 was erased") == true)
+        #expect(try await tutela.recordCount(collection: "interactions") == 0)
+        let interactions = try await tutela.importRecords(
+            into: "interactions",
+            data: jsonl,
+            format: .jsonl,
+            skipErased: true
+        )
+        #expect(interactions.records == 3_000 && interactions.subjects == 1)
+        #expect(interactions.skippedRecords == 6_000 && interactions.skippedSubjects == 2)
+        #expect(try await tutela.recordCount(collection: "interactions") == 3_000)
+        #expect(try await tutela.record(collection: "interactions", id: "i8997").subject == "c1")
+        await #expect(throws: TutelaError.self) {
+            try await tutela.record(collection: "interactions", id: "i8998")
+        }
+
+        // Every row erased: nothing to write, and nothing refused.
+        let none = try await tutela.importRecords(
+            into: "customers",
+            data: Data("customer_id\nc2\nc3\n".utf8),
+            format: .csv,
+            skipErased: true
+        )
+        #expect(none.records == 0 && none.skippedRecords == 2 && none.skippedSubjects == 2)
+        #expect(try await tutela.recordCount(collection: "customers") == 1)
     }
 
     @Test("record keys in any script, with inner spaces, up to 256 bytes are taken; an empty subject is not erased")

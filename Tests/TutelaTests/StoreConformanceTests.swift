@@ -273,6 +273,10 @@ struct StoreConformanceTests {
         }
         #expect(rewrite?.code == .subjectErased)
         #expect(try await store.backend.isErased(subject: "c1"))
+        // Asked among more subjects than one statement takes, the erased one among the last.
+        let among = Set((0..<600).map { "x\($0)" } + ["c1", "c2"])
+        #expect(try await store.backend.erasedSubjects(among: among) == ["c1"])
+        #expect(try await store.backend.erasedSubjects(among: []).isEmpty)
         let gone = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
         #expect(gone?.code == .subjectErased)
     }
