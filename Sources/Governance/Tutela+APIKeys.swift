@@ -35,11 +35,18 @@ extension TutelaError.Code {
 /// API keys: `tut_<id>_<secret>`, shown once, stored as SHA-256 of the secret, checked in
 /// constant time; revocation and expiry take effect on the next request.
 extension Tutela {
+    /// The latest expiry a key may have, 9999-12-31T23:59:59.999Z: its time is listed in
+    /// RFC 3339, whose years have four digits.
+    public static let latestExpiry: Int64 = 253_402_300_799_999
+
     /// Creates a key for a principal.
     /// - Returns: the key's id and the token, which is never shown again.
     public func createAPIKey(principal name: String, expiresAt: Int64?) async throws -> (id: String, token: String) {
         _ = try await principal(named: name)
         if let expiresAt, expiresAt <= Self.now { throw TutelaError(.invalidInput, "the expiry is in the past") }
+        if let expiresAt, expiresAt > Self.latestExpiry {
+            throw TutelaError(.invalidInput, "the expiry is later than the year 9999")
+        }
         let id = Hex.encode(try AES256GCM.randomBytes(8))
         let secret = try AES256GCM.randomBytes(32)
         let key = StoredAPIKey(

@@ -206,7 +206,10 @@ struct APIKeysCommand: AsyncParsableCommand {
         static func expiry(_ text: String) throws -> Int64 {
             let units: [Character: Int64] = ["d": 86_400_000, "h": 3_600_000, "m": 60_000]
             if let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0 {
-                return Console.now + count * unit
+                // A duration past what a time can hold is as late as any: refused as too late.
+                let (span, tooLong) = count.multipliedReportingOverflow(by: unit)
+                let (time, tooLate) = Console.now.addingReportingOverflow(span)
+                return tooLong || tooLate ? .max : time
             }
             guard let time = CalendarDate.parseTimestamp(Substring(text)) else {
                 throw TutelaError(.invalidInput, "--expires takes an RFC 3339 time or a duration like 30d, 12h, 15m")

@@ -33,3 +33,43 @@ struct APIKeyTokenTests {
         }
     }
 }
+
+@Suite("tutela apikeys create --expires")
+struct APIKeyExpiryCommandTests {
+    @Test("a duration or time is taken up to the year 9999; one beyond, or too long to count, is refused")
+    func expiries() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start().createPrincipal(name: "admin", roles: ["administrator"], attributes: [:])
+        func create(_ expiry: String) async throws -> ChildProcess {
+            try await ChildProcess.run(
+                tutela,
+                ["apikeys", "create", "--principal", "admin", "--expires", expiry, "--json"]
+                    + environment.pathArguments,
+                environment: environment.configuration.environment
+            )
+        }
+        for taken in ["30d", "12h", "9999-12-31T23:59:59Z"] {
+            let run = try await create(taken)
+            #expect(run.status == 0, "\(taken): \(run.errors)")
+        }
+        for (refused, reason) in [
+            ("999999999999d", "later than the year 9999"),  // more milliseconds than a time holds
+            ("3000000d", "later than the year 9999"),
+            ("0d", "takes an RFC 3339 time or a duration"),
+            ("2000-01-01T00:00:00Z", "in the past"),
+        ] {
+            let run = try await create(refused)
+            #expect(run.status == 1, "\(refused)")
+            #expect(run.errors.contains(reason), "\(refused): \(run.errors)")
+        }
+        let listed = try await ChildProcess.run(
+            tutela,
+            ["apikeys", "list", "--json"] + environment.pathArguments,
+            environment: environment.configuration.environment
+        )
+        let keys = try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]]
+        #expect(keys?.count == 3)
+    }
+}
