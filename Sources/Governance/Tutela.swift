@@ -185,11 +185,7 @@ public final class Tutela: Sendable {
                 outcome: "ok"
             )
         )
-        do {
-            try Data(auditKeys.publicKeyText.utf8).write(to: URL(fileURLWithPath: configuration.auditPublicKeyPath))
-        } catch {
-            throw TutelaError(.io, "cannot write \(configuration.auditPublicKeyPath)")
-        }
+        try DurableFileWriter.write(auditKeys.publicKeyText, to: configuration.auditPublicKeyPath)
         return InitReport(
             dataDirectory: configuration.dataDirectory,
             keyringPath: configuration.keyringPath,

@@ -17,7 +17,8 @@ public final class DurableFileWriter {
     private let path: String?
     private let temporaryPath: String?
     private let existing: Existing
-    private let handle: FileHandle
+    private let descriptor: Int32
+    private var closed = false
 
     /// Creates the temporary file (mode 0600) beside `path`, or writes to standard output when
     /// `path` is nil.
@@ -27,22 +28,62 @@ public final class DurableFileWriter {
         self.existing = existing
         guard let path else {
             temporaryPath = nil
-            handle = FileHandle.standardOutput
+            descriptor = STDOUT_FILENO
             return
         }
-        let temporary = path + ".partial"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        // A name of its own, made here and never followed through a link: writers of the same
+        // path do not write into one another's file, and a name planted beforehand (a link to
+        // another file, in a directory others can write) is refused rather than written through.
+        let temporary = path + "." + String(UInt64.random(in: .min ... .max), radix: 16) + ".partial"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             // Named by the path asked for: the temporary name is ours.
             throw TutelaError(.io, "cannot create \(path): \(FileReading.reason(errno))")
         }
         temporaryPath = temporary
-        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        if temporaryPath != nil, !closed { close(descriptor) }
+    }
+
+    /// Writes a whole file at once: under a temporary name, moved into place when it is on
+    /// disk; nothing is left behind when a step fails.
+    /// - Throws: `.io` naming `path` and the reason.
+    public static func write(_ text: String, to path: String, existing: Existing = .replace) throws {
+        let writer = try DurableFileWriter(path: path, existing: existing)
+        do {
+            try writer.write(text)
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
     }
 
     /// Appends text.
+    /// - Throws: `.io` naming the file (as asked for) and the reason, such as a full disk.
     public func write(_ text: String) throws {
-        try handle.write(contentsOf: Data(text.utf8))
+        var text = text
+        try text.withUTF8 { bytes in
+            guard let start = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(descriptor, start + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("write", errno)
+                }
+                offset += written
+            }
+        }
+    }
+
+    /// A failed step, named by the path asked for (the temporary name is ours) or as standard
+    /// output.
+    private func failure(_ step: String, _ code: Int32) -> TutelaError {
+        TutelaError(.io, "cannot \(step) \(path ?? "standard output"): \(FileReading.reason(code))")
     }
 
     /// Syncs the file, moves it into place and syncs its directory, so that the finished file
@@ -51,8 +92,10 @@ public final class DurableFileWriter {
     ///   temporary file is then removed); `.io` when a step fails.
     public func finish() throws {
         guard let path, let temporaryPath else { return }
-        try handle.synchronize()
-        try handle.close()
+        // A full disk may show only here, when delayed writes find no room.
+        guard fsync(descriptor) == 0 else { throw failure("write", errno) }
+        guard close(descriptor) == 0 else { throw failure("write", errno) }
+        closed = true
         switch existing {
         case .replace:
             guard rename(temporaryPath, path) == 0 else {
@@ -78,7 +121,8 @@ public final class DurableFileWriter {
     /// Closes and removes the temporary file; for a write that failed.
     public func abandon() {
         guard let temporaryPath else { return }
-        try? handle.close()
+        if !closed { close(descriptor) }
+        closed = true
         unlink(temporaryPath)
     }
 }

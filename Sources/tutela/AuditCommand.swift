@@ -233,11 +233,7 @@ struct AuditCommand: AsyncParsableCommand {
                 let tutela = try await Tutela.open(options.configuration)
                 let checkpoint = try await tutela.audit.latestCheckpoint()
                 if let out {
-                    do {
-                        try Data(checkpoint.text.utf8).write(to: URL(fileURLWithPath: out))
-                    } catch {
-                        throw TutelaError(.io, "cannot write \(out)")
-                    }
+                    try DurableFileWriter.write(checkpoint.text, to: out)
                     Console.printError("Saved the checkpoint of \(checkpoint.size) entries to \(out).")
                 } else {
                     Swift.print(checkpoint.text, terminator: "")

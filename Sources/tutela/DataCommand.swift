@@ -222,12 +222,10 @@ struct DataCommand: AsyncParsableCommand {
                 let dataset = SampleDataset.generate(customers: customers, seed: seed)
                 do {
                     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                    for (_, name, content) in dataset.files {
-                        try Data(content.utf8).write(to: URL(fileURLWithPath: out + "/" + name))
-                    }
                 } catch {
-                    throw TutelaError(.io, "cannot write the sample data to \(out)")
+                    throw TutelaError(.io, "cannot create the directory \(out) for the sample data")
                 }
+                for (_, name, content) in dataset.files { try DurableFileWriter.write(content, to: out + "/" + name) }
                 for (collection, name, _) in dataset.files { print("\(collection)\t\(out)/\(name)") }
             }
         }

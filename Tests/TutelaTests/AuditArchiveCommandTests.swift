@@ -51,7 +51,10 @@ struct AuditArchiveCommandTests {
         let nothing = try await run(["audit", "archive", "--before", "1970-01-02T00:00:00Z", "--out", empty])
         #expect(nothing.status == 0, "\(nothing.errors)")
         #expect(nothing.output.contains("Nothing to archive"))
-        #expect(!FileManager.default.fileExists(atPath: empty))
-        #expect(!FileManager.default.fileExists(atPath: empty + ".partial"))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: environment.root).filter {
+                $0.hasPrefix("archive-2.jsonl")
+            }.isEmpty
+        )
     }
 }

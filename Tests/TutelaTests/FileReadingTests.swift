@@ -43,7 +43,25 @@ struct FileReadingTests {
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"a\":1}\n")
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["export.jsonl"])
+
+        // Two writers of one path, and one that fails: each writes a file of its own, the last
+        // to finish is in place whole, and the failed one leaves nothing behind.
+        let first = try DurableFileWriter(path: path)
+        let second = try DurableFileWriter(path: path)
+        let abandoned = try DurableFileWriter(path: path)
+        try first.write("first\n")
+        try second.write("second\n")
+        try abandoned.write("never\n")
+        try first.write("first again\n")
+        try second.finish()
+        try first.finish()
+        abandoned.abandon()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "first\nfirst again\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["export.jsonl"])
+        // A whole file at once.
+        try DurableFileWriter.write("whole\n", to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole\n")
 
         let nowhere = #expect(throws: TutelaError.self) {
             _ = try DurableFileWriter(path: directory + "/missing/export.jsonl")
