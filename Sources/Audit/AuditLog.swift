@@ -40,6 +40,16 @@ public final class AuditLog: Sendable {
     private let expected = Atomic<Int>(0)
     /// Batches and events written by this process.
     private let written = Mutex((batches: 0, events: 0))
+    /// Batches that could not be stored, and what is told when that starts and ends.
+    private let health = Mutex(WriteHealth())
+
+    /// Whether batches are being stored.
+    private struct WriteHealth {
+        var failedBatches = 0
+        /// When the latest batch failed and why; nil once a batch is stored.
+        var failure: (time: ContinuousClock.Instant, reason: String)?
+        var observer: (@Sendable (String?) -> Void)?
+    }
     /// Entries this process archived, and its archives that failed.
     let archiving = Mutex((entries: 0, failures: 0))
     private let pool: DatabasePool
@@ -230,6 +240,24 @@ public final class AuditLog: Sendable {
     /// How many batches and events this process has written.
     public var writeCounts: (batches: Int, events: Int) { written.withLock { $0 } }
 
+    /// How many batches this process could not store (each refused its callers).
+    public var failedBatches: Int { health.withLock { $0.failedBatches } }
+
+    /// Why the latest batch could not be stored, when it failed within `window` and no batch
+    /// has been stored since; nil otherwise.
+    public func recentWriteFailure(within window: Duration) -> String? {
+        health.withLock { health in
+            guard let failure = health.failure, ContinuousClock.now - failure.time <= window else { return nil }
+            return failure.reason
+        }
+    }
+
+    /// Sets what is called when batches start failing (with the first one's reason, an SQLite
+    /// result code and message, never an event's content) and when one is stored again (nil).
+    public func observeWriteHealth(_ observer: @escaping @Sendable (String?) -> Void) {
+        health.withLock { $0.observer = observer }
+    }
+
     /// How many entries this process archived, and how many of its archives failed.
     public var archiveCounts: (entries: Int, failures: Int) { archiving.withLock { $0 } }
 
@@ -403,11 +431,25 @@ public final class AuditLog: Sendable {
                 counts.batches += 1
                 counts.events += batch.count
             }
+            let recovered = health.withLock { health -> (@Sendable (String?) -> Void)? in
+                defer { health.failure = nil }
+                return health.failure == nil ? nil : health.observer
+            }
+            recovered?(nil)
             for (offset, item) in batch.enumerated() {
                 Deadlines.shared.cancel(item.deadline)
                 item.waiter.resume(with: .success(first + offset))
             }
         } catch {
+            let reason = Self.describe(error)
+            let started = health.withLock { health -> (@Sendable (String?) -> Void)? in
+                defer {
+                    health.failedBatches += 1
+                    health.failure = (.now, reason)
+                }
+                return health.failure == nil ? health.observer : nil
+            }
+            started?(reason)
             let failure = TutelaError(
                 .auditUnavailable,
                 "the audit log could not store the event; nothing was done",
@@ -418,6 +460,16 @@ public final class AuditLog: Sendable {
                 item.waiter.resume(with: .failure(failure))
             }
         }
+    }
+
+    /// Why a batch failed, for the operator: SQLite's result code and message (GRDB's own
+    /// description would add the statement's arguments, which hold the events).
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "SQLite error \(error.resultCode.primaryResultCode.rawValue): \(error.message ?? "unknown")"
+        }
+        if let error = error as? TutelaError { return error.message }
+        return String(describing: type(of: error))
     }
 
     /// Inserts a batch's entries and advances the saved frontier, inside the caller's IMMEDIATE

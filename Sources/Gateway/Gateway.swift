@@ -63,6 +63,16 @@ public func buildApplication(
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: GatewayMiddleware(gateway: gateway))
     let audit = tutela.audit
+    audit.observeWriteHealth { reason in
+        if let reason {
+            logger.error(
+                "the audit log cannot store events; audited requests are refused",
+                metadata: ["reason": "\(reason)"]
+            )
+        } else {
+            logger.notice("the audit log stores events again")
+        }
+    }
     for route in GatewayRoute.all {
         let audited = route.action != nil
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Governance
 import KeyManagement
+import Synchronization
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -331,17 +332,29 @@ struct AuditLogTests {
         #expect(error?.code == .auditTampered)
     }
 
-    @Test("with the audit store locked, an append fails within its deadline instead of hanging")
+    @Test(
+        "with the audit store locked, an append fails within its deadline instead of hanging, and the failure is told"
+    )
     func failClosed() async throws {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let log = try makeLog(path, timeout: .milliseconds(500))
+        let told = Mutex<[String?]>([])
+        log.observeWriteHealth { reason in told.withLock { $0.append(reason) } }
         try await log.append(event(0))
+        #expect(log.recentWriteFailure(within: .seconds(60)) == nil)
         let blocker = try AuditLock(path: path + "/audit.sqlite")
         try await blocker.lock()
         let error = await #expect(throws: TutelaError.self) { try await log.append(self.event(1)) }
         #expect(error?.code == .auditUnavailable)
+        // The batch failed on the lock (SQLITE_BUSY) before the caller's deadline: said once.
+        #expect(log.recentWriteFailure(within: .seconds(60)) == "SQLite error 5: database is locked")
+        #expect(log.recentWriteFailure(within: .zero) == nil)
+        #expect(log.failedBatches == 1)
         try await blocker.unlock()
+        try await log.append(event(2))
+        #expect(log.recentWriteFailure(within: .seconds(60)) == nil)
+        #expect(told.withLock { $0 } == ["SQLite error 5: database is locked", nil])
         #expect(try await log.verify().isValid)
     }
 }

@@ -382,6 +382,45 @@ struct GatewayTests {
         }
     }
 
+    @Test(
+        "while the audit log cannot store events, audited requests get 503 and /readyz says not ready; then both recover"
+    )
+    func auditOutage() async throws {
+        let log = CollectedLog()
+        let (fixture, app) = try await GatewayFixture.make(logger: log.logger())
+        defer { fixture.environment.remove() }
+        let blocker = try AuditLock(path: fixture.tutela.configuration.auditPath)
+        let fetch: @Sendable (any TestClientProtocol) async throws -> HTTPResponse.Status = { client in
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { $0.status }
+        }
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            try await blocker.lock()
+            #expect(try await fetch(client) == .serviceUnavailable)
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains("not_ready"))
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(String(buffer: response.body).contains("tutela_audit_write_failures_total 1\n"))
+            }
+            try await blocker.unlock()
+            #expect(try await fetch(client) == .ok)
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+        }
+        let told = log.lines.filter { $0.contains("the audit log") }
+        #expect(
+            told == [
+                "the audit log cannot store events; audited requests are refused reason=SQLite error 5: database is locked",
+                "the audit log stores events again",
+            ]
+        )
+    }
+
     @Test("a live server answers over a socket")
     func liveSmoke() async throws {
         let (fixture, app) = try await GatewayFixture.make(configuration: GatewayConfiguration(port: 0))
