@@ -11,6 +11,9 @@ import TutelaCore
 ///
 /// This is the single place where the keyring, the schema and the store come together. The command line and the gateway are thin shells over it.
 public final class Tutela: Sendable {
+    /// This release's version, as `tutela --version` prints it and the OpenAPI document states.
+    public static let version = "0.1.0"
+
     /// The configuration it was opened with.
     public let configuration: TutelaConfiguration
     /// The encrypted store.

@@ -9,6 +9,7 @@ struct TutelaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tutela",
         abstract: "Privacy-focused customer data governance: encrypted store, keys, policies, audit.",
+        version: Tutela.version,
         subcommands: [
             InitCommand.self, KeysCommand.self, DataCommand.self, PrincipalsCommand.self, RolesCommand.self,
             PolicyCommand.self, AuditCommand.self, APIKeysCommand.self, ServeCommand.self, BenchCommand.self,

@@ -378,6 +378,7 @@ struct GatewayTests {
                 }
                 let served = Set(GatewayRoute.all.map { "\($0.method.rawValue) \($0.path)" })
                 #expect(documented == served)
+                #expect((document["info"] as? [String: Any])?["version"] as? String == Tutela.version)
             }
         }
     }
