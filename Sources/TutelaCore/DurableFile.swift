@@ -94,8 +94,10 @@ public final class DurableFileWriter {
         guard let path, let temporaryPath else { return }
         // A full disk may show only here, when delayed writes find no room.
         guard fsync(descriptor) == 0 else { throw failure("write", errno) }
-        guard close(descriptor) == 0 else { throw failure("write", errno) }
+        // Closed whatever close says: the descriptor is not to be closed twice.
+        let closing = close(descriptor)
         closed = true
+        guard closing == 0 else { throw failure("write", errno) }
         switch existing {
         case .replace:
             guard rename(temporaryPath, path) == 0 else {
