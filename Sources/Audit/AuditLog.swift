@@ -556,6 +556,7 @@ public final class AuditLog: Sendable {
 
     /// One entry.
     public func entry(_ sequence: Int) async throws -> AuditEvent {
+        guard sequence >= 0 else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
         let (bytes, archived) = try await pool.read { db in
             (
                 try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence]),

@@ -83,7 +83,10 @@ struct AuditArchiveTests {
         #expect(try count(path, "SELECT count(*) FROM entry_subjects") == 18)
         let found = try await log.search(AuditFilter(), limit: 100)
         #expect(found.map(\.sequence).sorted() == Array(12..<30))
-        await #expect(throws: TutelaError.self) { _ = try await log.entry(5) }
+        let archived = await #expect(throws: TutelaError.self) { _ = try await log.entry(5) }
+        #expect(archived?.message.contains("was archived") == true)
+        let negative = await #expect(throws: TutelaError.self) { _ = try await log.entry(-1) }
+        #expect(negative?.message == "no audit entry -1")
 
         // The hashes stay: the log verifies, proves an archived entry, and goes on.
         let verified = try await log.verify()
