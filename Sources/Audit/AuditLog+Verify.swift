@@ -72,11 +72,18 @@ extension AuditLog {
     /// to its recorded leaf or no longer fits the signed roots; a deleted one leaves a gap in the
     /// sequence; a moved one carries another sequence number inside its signed bytes; a cut-off
     /// log is shorter than a checkpoint that covers it.
-    public func verify(against external: Checkpoint? = nil) async throws -> AuditVerification {
+    /// - Parameter progress: called with the entries checked so far and the log's size, every
+    ///   `progressStep` entries and at the end.
+    public func verify(
+        against external: Checkpoint? = nil,
+        progress: @escaping @Sendable (_ done: Int, _ total: Int) -> Void = { _, _ in }
+    ) async throws -> AuditVerification {
         let (publicKey, logID) = (self.publicKey, self.logID)
         // One pass over the entries in one read transaction, holding none of them: memory does
         // not grow with the log.
         return try await readLog { db in
+            // The size the saved state gives, for progress only: the count below is checked.
+            let total = try Int.fetchOne(db, sql: "SELECT size FROM state WHERE id = 1") ?? 0
             var checkpoints: [Checkpoint] = []
             var unreadableCheckpoints = 0
             for text in try String.fetchAll(db, sql: "SELECT text FROM checkpoints ORDER BY size") {
@@ -146,7 +153,9 @@ extension AuditLog {
                 frontier.append(leaf)
                 count += 1
                 if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
+                if count % Self.progressStep == 0 { progress(count, max(total, count)) }
             }
+            progress(count, max(total, count))
             for _ in 0..<unreadableCheckpoints { problems.append("a stored checkpoint is unreadable") }
             var lastGoodSize = 0
             var mismatched = 0
@@ -190,6 +199,9 @@ extension AuditLog {
             )
         }
     }
+
+    /// Entries checked between two progress reports of `verify`.
+    static let progressStep = 65_536
 
     /// The inclusion proof of an entry in the tree of `size` entries (default: the whole log).
     public func inclusionProof(sequence: Int, size: Int? = nil) async throws -> InclusionProof {

@@ -144,7 +144,11 @@ struct AuditCommand: AsyncParsableCommand {
                     )
                     external = try tutela.checkpoint(fromText: text)
                 }
-                let result = try await tutela.audit.verify(against: external)
+                let progress = Console.Progress()
+                let result = try await tutela.audit.verify(against: external) { done, total in
+                    progress.report("verifying", done, total)
+                }
+                progress.finish()
                 if options.json {
                     try Console.printJSON(result)
                     if !result.isValid { throw ExitCode(1) }

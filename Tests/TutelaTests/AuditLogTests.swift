@@ -77,14 +77,19 @@ struct AuditLogTests {
         try queue.write { try $0.execute(sql: sql) }
     }
 
-    @Test("concurrent appends get contiguous numbers, and the log verifies and proves")
+    @Test("concurrent appends get contiguous numbers, and the log verifies (reporting its progress) and proves")
     func appendsVerify() async throws {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let log = try await filledLog(path)
-        let result = try await log.verify()
+        let reported = Mutex<[Int]>([])
+        let result = try await log.verify { done, total in
+            #expect(total == 30)
+            reported.withLock { $0.append(done) }
+        }
         #expect(result.isValid, "\(result.problems)")
         #expect(result.entries == 30)
+        #expect(reported.withLock { $0 } == [30])
         let proof = try await log.inclusionProof(sequence: 17)
         #expect(proof.isValid)
         #expect(proof.root == (try await log.latestCheckpoint()).root)
