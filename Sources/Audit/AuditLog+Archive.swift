@@ -27,6 +27,16 @@ public struct AuditArchive: Sendable, Encodable {
     }
 }
 
+/// The steps of an archive, for progress output.
+public enum AuditArchivePhase: String, Sendable {
+    /// Every leaf of the signed tree hashed, for the archived entries' proofs.
+    case hashing
+    /// The archived entries written out with their proofs.
+    case writing
+    /// The archived entries removed from the log, a transaction at a time.
+    case removing
+}
+
 extension AuditLog {
     /// How many of the oldest entries are archived: their events were moved to an archive
     /// file; the log keeps each one's sequence number, time and leaf hash, so that the signed
@@ -56,8 +66,10 @@ extension AuditLog {
     /// for one short transaction at a time rather than for the whole archive; a crash in
     /// between leaves the entries removed so far archived, and the rest in the log, which the
     /// next archive takes again.
-    /// - Parameter opening: called with the range once it is known and before the first line;
-    ///   not called when there is nothing to archive.
+    /// - Parameters:
+    ///   - opening: called with the range once it is known and before the first line; not
+    ///     called when there is nothing to archive.
+    ///   - progress: called with each phase's work done and in all, now and then and at its end.
     /// - Returns: the range archived, empty when no entry is older than `cutoff`; `write` and
     ///   `commit` are then not called.
     /// - Throws: `.invalidState` when the entries do not match the checkpoint (`tutela audit
@@ -68,7 +80,8 @@ extension AuditLog {
         removingPerTransaction chunk: Int = removalChunk,
         opening: (AuditArchive) throws -> Void = { _ in },
         write: (String) throws -> Void,
-        commit: () throws -> Void
+        commit: () throws -> Void,
+        progress: @escaping @Sendable (AuditArchivePhase, Int, Int) -> Void = { _, _, _ in }
     ) async throws -> AuditArchive {
         do {
             return try await moveOut(
@@ -77,7 +90,8 @@ extension AuditLog {
                 chunk: chunk,
                 opening: opening,
                 write: write,
-                commit: commit
+                commit: commit,
+                progress: progress
             )
         } catch {
             archiving.withLock { $0.failures += 1 }
@@ -91,7 +105,8 @@ extension AuditLog {
         chunk: Int,
         opening: (AuditArchive) throws -> Void,
         write: (String) throws -> Void,
-        commit: () throws -> Void
+        commit: () throws -> Void,
+        progress: @escaping @Sendable (AuditArchivePhase, Int, Int) -> Void
     ) async throws -> AuditArchive {
         let checkpoint = try await latestCheckpoint()
         let size = checkpoint.size
@@ -103,7 +118,11 @@ extension AuditLog {
                 arguments: [from, cutoff]
             )
             let to = max(from, min(size, newer ?? size, from + max(0, min(limit, size))))
-            return (from, to, to > from ? try Self.levels(db, size: size, keeping: from..<to) : nil)
+            guard to > from else { return (from, to, nil) }
+            let levels = try Self.levels(db, size: size, keeping: from..<to) { done in
+                progress(.hashing, done, size)
+            }
+            return (from, to, levels)
         }
         let summary = AuditArchive(from: from, to: to, checkpointSize: size)
         guard let levels = tree else { return summary }
@@ -114,7 +133,9 @@ extension AuditLog {
             )
         }
         try opening(summary)
-        try await writeLines(from: from, to: to, levels: levels, write: write)
+        try await writeLines(from: from, to: to, levels: levels, write: write) { done in
+            progress(.writing, done, to - from)
+        }
         try write(Self.checkpointLine(checkpoint))
         try commit()
         for start in stride(from: from, to: to, by: max(1, chunk)) {
@@ -149,6 +170,7 @@ extension AuditLog {
                 )
             }
             archiving.withLock { $0.entries += end - start }
+            progress(.removing, end - from, to - from)
         }
         return summary
     }
@@ -188,10 +210,22 @@ extension AuditLog {
 
     /// The tree of the first `size` entries, keeping what the proofs of the entries in `kept`
     /// need: every leaf is read and hashed, but the memory held is for `kept` alone.
-    static func levels(_ db: Database, size: Int, keeping kept: Range<Int>) throws -> MerkleLevels {
+    /// - Parameter progress: called with the leaves hashed so far, every 65,536 and at the end.
+    static func levels(
+        _ db: Database,
+        size: Int,
+        keeping kept: Range<Int>,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> MerkleLevels {
         var levels = MerkleLevels(keeping: kept)
-        try forEachLeaf(db, below: size) { levels.append($0) }
+        var count = 0
+        try forEachLeaf(db, below: size) { leaf in
+            levels.append(leaf)
+            count += 1
+            if count % 65_536 == 0 { progress(count) }
+        }
         levels.close()
+        progress(count)
         return levels
     }
 
@@ -201,7 +235,8 @@ extension AuditLog {
         from: Int,
         to: Int,
         levels: MerkleLevels,
-        write: (String) throws -> Void
+        write: (String) throws -> Void,
+        progress: (Int) -> Void = { _ in }
     ) async throws {
         let pageSize = 1000
         for start in stride(from: from, to: to, by: pageSize) {
@@ -225,6 +260,7 @@ extension AuditLog {
                 line += "]}"
                 try write(line)
             }
+            progress(min(start + pageSize, to) - from)
         }
     }
 

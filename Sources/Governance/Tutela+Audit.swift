@@ -130,10 +130,13 @@ extension Tutela {
     /// The file is created only when there is something to archive, at the path `file` gives
     /// for the range, and is never written over: a file at that path fails the archive with
     /// `.alreadyExists` and leaves the log as it was.
-    /// - Parameter limit: the most entries to archive.
+    /// - Parameters:
+    ///   - limit: the most entries to archive.
+    ///   - progress: called with each phase's work done and in all.
     public func archiveAudit(
         before cutoff: Int64,
         limit: Int = .max,
+        progress: @escaping @Sendable (AuditArchivePhase, Int, Int) -> Void = { _, _, _ in },
         file: (AuditArchive) -> String
     ) async throws -> AuditArchive {
         var writer: DurableFileWriter?
@@ -153,7 +156,8 @@ extension Tutela {
                         limit: limit,
                         opening: { writer = try DurableFileWriter(path: file($0), existing: .refuse) },
                         write: { try writer?.write($0 + "\n") },
-                        commit: { try writer?.finish() }
+                        commit: { try writer?.finish() },
+                        progress: progress
                     )
                 }
             )

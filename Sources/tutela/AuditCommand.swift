@@ -300,7 +300,13 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 let tutela = try await Tutela.open(options.configuration)
                 // Nothing to archive leaves no file.
-                let archive = try await tutela.archiveAudit(before: cutoff) { _ in out }
+                let progress = Console.Progress()
+                let archive = try await tutela.archiveAudit(
+                    before: cutoff,
+                    progress: { phase, done, total in progress.report(phase.rawValue, done, total) },
+                    file: { _ in out }
+                )
+                progress.finish()
                 if options.json {
                     try Console.printJSON(archive)
                 } else if archive.entries == 0 {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 import TutelaCore
 
@@ -52,15 +53,23 @@ struct AuditArchiveTests {
 
         var lines: [String] = []
         var commits = 0
+        let reports = Mutex<[String]>([])
         // Removed five entries per transaction: three transactions.
         let archive = try await log.archive(
             before: 12,
             removingPerTransaction: 5,
             write: { lines.append($0) },
-            commit: { commits += 1 }
+            commit: { commits += 1 },
+            progress: { phase, done, total in reports.withLock { $0.append("\(phase) \(done)/\(total)") } }
         )
         #expect(archive.from == 0 && archive.to == 12 && archive.checkpointSize == 30)
         #expect(commits == 1)
+        // Every leaf of the signed tree hashed, the archived entries written, then removed.
+        #expect(
+            reports.withLock { $0 } == [
+                "hashing 30/30", "writing 12/12", "removing 5/12", "removing 10/12", "removing 12/12",
+            ]
+        )
         #expect(lines.count == 13 && lines.last?.hasPrefix("{\"checkpoint\":") == true)
         let lastLine = try #require(lines.last)
         let checkpointObject = try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: String]
