@@ -40,13 +40,13 @@ public final class AuditLog: Sendable {
     private let expected = Atomic<Int>(0)
     /// Batches and events written by this process.
     private let written = Mutex((batches: 0, events: 0))
-    /// Batches that could not be stored, and what is told when that starts and ends.
+    /// Writes that failed, and what is told when failures start and end.
     private let health = Mutex(WriteHealth())
 
-    /// Whether batches are being stored.
+    /// Whether events are being stored.
     private struct WriteHealth {
-        var failedBatches = 0
-        /// When the latest batch failed and why; nil once a batch is stored.
+        var failedWrites = 0
+        /// When the latest write failed and why; nil once a batch is stored.
         var failure: (time: ContinuousClock.Instant, reason: String)?
         var observer: (@Sendable (String?) -> Void)?
     }
@@ -240,11 +240,12 @@ public final class AuditLog: Sendable {
     /// How many batches and events this process has written.
     public var writeCounts: (batches: Int, events: Int) { written.withLock { $0 } }
 
-    /// How many batches this process could not store (each refused its callers).
-    public var failedBatches: Int { health.withLock { $0.failedBatches } }
+    /// How many writes of this process failed: batches that could not be stored (each refused
+    /// its callers) and events that were not stored within the timeout.
+    public var failedWrites: Int { health.withLock { $0.failedWrites } }
 
-    /// Why the latest batch could not be stored, when it failed within `window` and no batch
-    /// has been stored since; nil otherwise.
+    /// Why the latest write failed, when it failed within `window` and no batch has been
+    /// stored since; nil otherwise.
     public func recentWriteFailure(within window: Duration) -> String? {
         health.withLock { health in
             guard let failure = health.failure, ContinuousClock.now - failure.time <= window else { return nil }
@@ -252,8 +253,9 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Sets what is called when batches start failing (with the first one's reason, an SQLite
-    /// result code and message, never an event's content) and when one is stored again (nil).
+    /// Sets what is called when writes start failing (with the first one's reason: an SQLite
+    /// result code and message, or the timeout that passed; never an event's content) and when
+    /// a batch is stored again (nil).
     public func observeWriteHealth(_ observer: @escaping @Sendable (String?) -> Void) {
         health.withLock { $0.observer = observer }
     }
@@ -297,7 +299,8 @@ public final class AuditLog: Sendable {
                 waiter.resume(
                     with: .failure(
                         TutelaError(.auditUnavailable, "the audit log did not take the event in time; nothing was done")
-                    )
+                    ),
+                    delivering: { self.noteFailure("an event was not stored within \(timeout)") }
                 )
             }
             let (start, wake) = queue.withLock { queue -> (Bool, Bool) in
@@ -441,15 +444,7 @@ public final class AuditLog: Sendable {
                 item.waiter.resume(with: .success(first + offset))
             }
         } catch {
-            let reason = Self.describe(error)
-            let started = health.withLock { health -> (@Sendable (String?) -> Void)? in
-                defer {
-                    health.failedBatches += 1
-                    health.failure = (.now, reason)
-                }
-                return health.failure == nil ? health.observer : nil
-            }
-            started?(reason)
+            noteFailure(Self.describe(error))
             let failure = TutelaError(
                 .auditUnavailable,
                 "the audit log could not store the event; nothing was done",
@@ -460,6 +455,19 @@ public final class AuditLog: Sendable {
                 item.waiter.resume(with: .failure(failure))
             }
         }
+    }
+
+    /// Counts a failed write, keeps its reason, and tells the observer when it is the first
+    /// since a batch was stored; called before the callers it fails are resumed.
+    private func noteFailure(_ reason: String) {
+        let started = health.withLock { health -> (@Sendable (String?) -> Void)? in
+            defer {
+                health.failedWrites += 1
+                health.failure = (.now, reason)
+            }
+            return health.failure == nil ? health.observer : nil
+        }
+        started?(reason)
     }
 
     /// Why a batch failed, for the operator: SQLite's result code and message (GRDB's own
@@ -665,17 +673,21 @@ private final class ResumeOnce<T: Sendable>: Sendable {
         if let early { continuation.resume(with: early) }
     }
 
-    func resume(with result: Result<T, any Error>) {
-        let taken = state.withLock { state -> CheckedContinuation<T, any Error>? in
-            guard !state.finished else { return nil }
+    /// Delivers `result` unless another racer did first; `delivering` runs only when this one
+    /// wins, before the waiting caller resumes.
+    func resume(with result: Result<T, any Error>, delivering: () -> Void = {}) {
+        let (taken, wins) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Bool) in
+            guard !state.finished else { return (nil, false) }
             guard let continuation = state.continuation else {
-                if state.early == nil { state.early = result }
-                return nil
+                guard state.early == nil else { return (nil, false) }
+                state.early = result
+                return (nil, true)
             }
             state.finished = true
             state.continuation = nil
-            return continuation
+            return (continuation, true)
         }
+        if wins { delivering() }
         taken?.resume(with: result)
     }
 }

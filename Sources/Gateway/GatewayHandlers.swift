@@ -417,7 +417,7 @@ final class GatewayHandlers: Sendable {
         }
     }
 
-    /// How long `/readyz` answers 503 after an audit batch failed, unless one is stored first.
+    /// How long `/readyz` answers 503 after an audit write failed, unless a batch is stored first.
     static let auditFailureHold = Duration.seconds(10)
 
     private func operational(_ route: GatewayRoute, context: GatewayRequestContext) async throws -> Response {
@@ -428,9 +428,9 @@ final class GatewayHandlers: Sendable {
             do {
                 _ = try await tutela.recordCount(collection: "customers")
                 _ = try await tutela.audit.size
-                // Reads pass on a full disk, where every audited request is refused: a batch
-                // that failed lately keeps the server out of rotation for a while, then lets
-                // requests try again.
+                // Reads pass on a full disk, where every audited request is refused: an audit
+                // write that failed lately keeps the server out of rotation for a while, then
+                // lets requests try again.
                 guard tutela.audit.recentWriteFailure(within: Self.auditFailureHold) == nil else {
                     return GatewayErrors.response(
                         status: .serviceUnavailable,
@@ -461,7 +461,7 @@ final class GatewayHandlers: Sendable {
             text += "# TYPE tutela_audit_archive_failures_total counter\n"
             text += "tutela_audit_archive_failures_total \(archived.failures)\n"
             text += "# TYPE tutela_audit_write_failures_total counter\n"
-            text += "tutela_audit_write_failures_total \(tutela.audit.failedBatches)\n"
+            text += "tutela_audit_write_failures_total \(tutela.audit.failedWrites)\n"
             var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4"
             return response

@@ -352,14 +352,16 @@ struct AuditLogTests {
         try await blocker.lock()
         let error = await #expect(throws: TutelaError.self) { try await log.append(self.event(1)) }
         #expect(error?.code == .auditUnavailable)
-        // The batch failed on the lock (SQLITE_BUSY) before the caller's deadline: said once.
-        #expect(log.recentWriteFailure(within: .seconds(60)) == "SQLite error 5: database is locked")
+        // The batch fails on the lock (SQLITE_BUSY), or the caller's deadline passes first on a
+        // loaded machine: either is noted before the caller hears of it, and told once.
+        let reason = try #require(log.recentWriteFailure(within: .seconds(60)))
+        #expect(["SQLite error 5: database is locked", "an event was not stored within 0.5 seconds"].contains(reason))
         #expect(log.recentWriteFailure(within: .zero) == nil)
-        #expect(log.failedBatches == 1)
+        #expect(log.failedWrites >= 1)
         try await blocker.unlock()
         try await log.append(event(2))
         #expect(log.recentWriteFailure(within: .seconds(60)) == nil)
-        #expect(told.withLock { $0 } == ["SQLite error 5: database is locked", nil])
+        #expect(told.withLock { $0 } == [reason, nil])
         #expect(try await log.verify().isValid)
     }
 }

@@ -407,19 +407,23 @@ struct GatewayTests {
                 #expect(String(buffer: response.body).contains("not_ready"))
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
-                #expect(String(buffer: response.body).contains("tutela_audit_write_failures_total 1\n"))
+                let failures = String(buffer: response.body).split(separator: "\n").first {
+                    $0.hasPrefix("tutela_audit_write_failures_total ")
+                }
+                #expect((failures.flatMap { Int($0.split(separator: " ")[1]) } ?? 0) >= 1)
             }
             try await blocker.unlock()
             #expect(try await fetch(client) == .ok)
             try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
         }
+        // Told once each way; the reason is the lock (SQLITE_BUSY) or, on a loaded machine, the
+        // append's deadline passing first.
         let told = log.lines.filter { $0.contains("the audit log") }
+        #expect(told.count == 2)
         #expect(
-            told == [
-                "the audit log cannot store events; audited requests are refused reason=SQLite error 5: database is locked",
-                "the audit log stores events again",
-            ]
+            told.first?.hasPrefix("the audit log cannot store events; audited requests are refused reason=") == true
         )
+        #expect(told.last == "the audit log stores events again")
     }
 
     @Test("a live server answers over a socket")
