@@ -88,11 +88,11 @@ public struct KeyringFile: Sendable {
         let lockPath = path + ".lock"
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw TutelaError(.io, "cannot open the keyring lock \(lockPath): \(String(cString: strerror(errno)))")
+            throw TutelaError(.io, "cannot open the keyring lock \(lockPath): \(FileReading.reason(errno))")
         }
         defer { close(descriptor) }
         guard flock(descriptor, LOCK_EX) == 0 else {
-            throw TutelaError(.io, "cannot lock the keyring: \(String(cString: strerror(errno)))")
+            throw TutelaError(.io, "cannot lock the keyring: \(FileReading.reason(errno))")
         }
         defer { flock(descriptor, LOCK_UN) }
         var keyring = try load()

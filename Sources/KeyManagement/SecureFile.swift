@@ -14,12 +14,12 @@ package enum SecureFile {
             if errno == EEXIST {
                 throw TutelaError(.alreadyExists, "\(path) already exists; refusing to overwrite it")
             }
-            throw TutelaError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw TutelaError(.io, "cannot create \(path): \(FileReading.reason(errno))")
         }
         defer { close(descriptor) }
         try write(contents, to: descriptor, path: path)
         guard fsync(descriptor) == 0 else {
-            throw TutelaError(.io, "cannot flush \(path): \(String(cString: strerror(errno)))")
+            throw TutelaError(.io, "cannot flush \(path): \(FileReading.reason(errno))")
         }
     }
 
@@ -30,7 +30,7 @@ package enum SecureFile {
         unlink(temporary)
         try create(at: temporary, contents: contents)
         guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = FileReading.reason(errno)
             unlink(temporary)
             throw TutelaError(.io, "cannot replace \(path): \(reason)")
         }
@@ -43,16 +43,6 @@ package enum SecureFile {
     }
 
     private static func write(_ data: Data, to descriptor: Int32, path: String) throws {
-        try data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw TutelaError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-                }
-                offset += written
-            }
-        }
+        try data.withUnsafeBytes { try FileWriting.writeAll($0, to: descriptor, naming: path) }
     }
 }

@@ -67,24 +67,13 @@ public final class DurableFileWriter {
     public func write(_ text: String) throws {
         var text = text
         try text.withUTF8 { bytes in
-            guard let start = bytes.baseAddress else { return }
-            var offset = 0
-            while offset < bytes.count {
-                let written = Foundation.write(descriptor, start + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("write", errno)
-                }
-                offset += written
-            }
+            try FileWriting.writeAll(UnsafeRawBufferPointer(bytes), to: descriptor, naming: name)
         }
     }
 
-    /// A failed step, named by the path asked for (the temporary name is ours) or as standard
-    /// output.
-    private func failure(_ step: String, _ code: Int32) -> TutelaError {
-        TutelaError(.io, "cannot \(step) \(path ?? "standard output"): \(FileReading.reason(code))")
-    }
+    /// The file as messages name it: the path asked for (the temporary name is ours), or
+    /// standard output.
+    private var name: String { path ?? "standard output" }
 
     /// Syncs the file, moves it into place and syncs its directory, so that the finished file
     /// is on disk, under its name, when this returns.
@@ -93,11 +82,13 @@ public final class DurableFileWriter {
     public func finish() throws {
         guard let path, let temporaryPath else { return }
         // A full disk may show only here, when delayed writes find no room.
-        guard fsync(descriptor) == 0 else { throw failure("write", errno) }
+        guard fsync(descriptor) == 0 else {
+            throw TutelaError(.io, "cannot write \(name): \(FileReading.reason(errno))")
+        }
         // Closed whatever close says: the descriptor is not to be closed twice.
         let closing = close(descriptor)
         closed = true
-        guard closing == 0 else { throw failure("write", errno) }
+        guard closing == 0 else { throw TutelaError(.io, "cannot write \(name): \(FileReading.reason(errno))") }
         switch existing {
         case .replace:
             guard rename(temporaryPath, path) == 0 else {

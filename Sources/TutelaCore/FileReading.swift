@@ -39,8 +39,26 @@ public enum FileReading {
 
     /// The system's words for an error number, as a message continues them ("no such file or
     /// directory").
-    static func reason(_ number: Int32) -> String {
+    public static func reason(_ number: Int32) -> String {
         let words = String(cString: strerror(number))
         return words.prefix(1).lowercased() + words.dropFirst()
+    }
+}
+
+/// Writing to a file descriptor, with the reason when it fails.
+public enum FileWriting {
+    /// Writes all of `bytes`, going on after partial writes and interruptions.
+    /// - Throws: `.io` "cannot write NAME: reason", such as a full disk.
+    public static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, naming name: String) throws {
+        guard let start = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, start + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw TutelaError(.io, "cannot write \(name): \(FileReading.reason(errno))")
+            }
+            offset += written
+        }
     }
 }
