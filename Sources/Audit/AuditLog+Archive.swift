@@ -13,6 +13,8 @@ public struct AuditArchive: Sendable, Encodable {
     public var entries: Int
     /// The signed checkpoint the archived entries' inclusion proofs refer to.
     public var checkpointSize: Int
+    /// The bytes the log's file gave back to the file system once the entries had left it.
+    public var releasedBytes = 0
 
     init(from: Int, to: Int, checkpointSize: Int) {
         self.from = from
@@ -24,6 +26,7 @@ public struct AuditArchive: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case from, to, entries
         case checkpointSize = "checkpoint_size"
+        case releasedBytes = "released_bytes"
     }
 }
 
@@ -35,6 +38,8 @@ public enum AuditArchivePhase: String, Sendable {
     case writing
     /// The archived entries removed from the log, a transaction at a time.
     case removing
+    /// The pages they held given back to the file system, a transaction at a time.
+    case releasing
 }
 
 extension AuditLog {
@@ -172,7 +177,15 @@ extension AuditLog {
             archiving.withLock { $0.entries += end - start }
             progress(.removing, end - from, to - from)
         }
-        return summary
+        var archived = summary
+        // The archive is complete here: a release that fails leaves free pages, which later
+        // appends reuse and the next archive or `compact` releases.
+        if let pageSize = try? await storage.pageSize,
+            let released = try? await releaseFreePages(progress: { progress(.releasing, $0, $1) })
+        {
+            archived.releasedBytes = released * pageSize
+        }
+        return archived
     }
 
     /// How many entries one transaction of `archive` removes by default.

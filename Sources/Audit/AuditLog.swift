@@ -103,6 +103,7 @@ public final class AuditLog: Sendable {
             pool = try DatabasePool(path: path, configuration: configuration)
             // An event is reported durable only once it is on disk.
             try pool.requireDurableCommits()
+            try Self.prepareNewFile(pool)
             try Self.migrator.migrate(pool)
             _ = try pool.read { db in try Self.loadFrontier(db) }
         } catch let error as TutelaError {
@@ -618,6 +619,15 @@ public final class AuditLog: Sendable {
     /// Runs `body` in one read transaction of the log's database.
     func readLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.read(body)
+    }
+
+    /// Rewrites the log's file so that it releases free pages incrementally from then on, and
+    /// releases the free pages it has (one VACUUM, which holds the log while it runs).
+    func rewriteReleasingFreePages() async throws {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            try db.execute(sql: "VACUUM")
+        }
     }
 
     /// Runs `body` in one IMMEDIATE write transaction of the log's database, durable on return.

@@ -84,6 +84,7 @@ public struct AuditArchiver: Sendable {
                 metadata: [
                     "file": .string(path), "first_entry": .stringConvertible(archive.from),
                     "last_entry": .stringConvertible(archive.to - 1), "entries": .stringConvertible(archive.entries),
+                    "released_bytes": .stringConvertible(archive.releasedBytes),
                 ]
             )
             // A shorter archive reached the cutoff or the latest checkpoint; a stopping server

@@ -167,6 +167,25 @@ extension Tutela {
         }
     }
 
+    /// Gives the audit log file's free pages back (see `AuditLog.compact`), audited as
+    /// `audit.compact` (`convert` or `release`, and the pages released as its count).
+    public func compactAudit(
+        convert: Bool,
+        progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }
+    ) async throws -> AuditCompaction {
+        try await audited(
+            event(
+                kind: "audit.compact",
+                principal: configuration.operatorName,
+                requestID: newRequestID(),
+                outcome: "started"
+            )
+            .with(record: convert ? "convert" : "release"),
+            count: { $0.releasedBytes / max(1, $0.before.pageSize) },
+            { try await audit.compact(convert: convert, progress: progress) }
+        )
+    }
+
     /// Opens an event's sealed detail with the customer's data key, after checking that the
     /// customer is one the event concerns.
     ///

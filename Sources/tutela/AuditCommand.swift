@@ -10,7 +10,7 @@ struct AuditCommand: AsyncParsableCommand {
         abstract: "Review and verify the tamper-evident audit log.",
         subcommands: [
             Tail.self, Search.self, Show.self, Verify.self, Prove.self, CheckpointCommand.self, Export.self,
-            Archive.self, Stress.self,
+            Archive.self, Compact.self, Stress.self,
         ]
     )
 
@@ -315,8 +315,68 @@ struct AuditCommand: AsyncParsableCommand {
                     Swift.print(
                         "Archived entries \(archive.from) to \(archive.to - 1) (\(archive.entries) events) to \(out); the log keeps their hashes."
                     )
+                    let storage = try await tutela.audit.storage
+                    if archive.releasedBytes > 0 {
+                        Swift.print(
+                            "The log's file gave back \(Compact.size(archive.releasedBytes)); it is \(Compact.size(storage.bytes))."
+                        )
+                    } else if !storage.releasesFreePages, storage.freePages > 0 {
+                        Swift.print(
+                            "The log's file keeps \(Compact.size(storage.freeBytes)) of free pages for later events; 'tutela audit compact --convert' gives them back."
+                        )
+                    }
                 }
             }
+        }
+    }
+
+    struct Compact: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give the free pages of the audit log's file (those of archived events) back to the file system.",
+            discussion: """
+                A log created by this version does so a few megabytes per transaction, also while \
+                the server runs, and 'tutela audit archive' does it after each archive. A log \
+                created before needs --convert once: the file is rewritten (it needs free disk \
+                space the size of the log, and a running server refuses audited requests until the \
+                rewrite ends), and releases free pages from then on.
+                """
+        )
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "Rewrite a log created before this version once, so that it can give pages back.")
+        var convert = false
+
+        func run() async throws {
+            try await Console.run {
+                let tutela = try await Tutela.open(options.configuration)
+                let progress = Console.Progress()
+                let compaction = try await tutela.compactAudit(convert: convert) { done, total in
+                    progress.report("releasing", done, total)
+                }
+                progress.finish()
+                if options.json {
+                    try Console.printJSON(compaction)
+                } else if !compaction.after.releasesFreePages, compaction.after.freePages > 0 {
+                    Swift.print(
+                        "The log's file keeps \(Self.size(compaction.after.freeBytes)) of free pages: it was created before it could give pages back; 'tutela audit compact --convert' rewrites it once."
+                    )
+                } else {
+                    Swift.print(
+                        "Gave back \(Self.size(compaction.releasedBytes))\(compaction.converted ? " (the file was rewritten once)" : ""); the log's file is \(Self.size(compaction.after.bytes))."
+                    )
+                }
+            }
+        }
+
+        /// Bytes in the largest unit that keeps a number of at least 1, with one decimal.
+        static func size(_ bytes: Int) -> String {
+            let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+            var value = Double(bytes)
+            var unit = 0
+            while value >= 1024, unit < units.count - 1 {
+                value /= 1024
+                unit += 1
+            }
+            return unit == 0 ? "\(bytes) bytes" : "\(String(format: "%.1f", value)) \(units[unit])"
         }
     }
 

@@ -30,6 +30,7 @@ struct AuditArchiveCommandTests {
         #expect(archived.status == 0, "\(archived.errors)")
         let entries = try #require(try json(archived)["entries"] as? Int)
         #expect(entries > 0)
+        #expect(try json(archived)["released_bytes"] is Int)
         let written = try String(contentsOfFile: file, encoding: .utf8)
         #expect(written.split(separator: "\n").count == entries + 1)
 
@@ -56,5 +57,19 @@ struct AuditArchiveCommandTests {
                 $0.hasPrefix("archive-2.jsonl")
             }.isEmpty
         )
+
+        // The archive released its pages: compact finds at most the odd page freed since, gives
+        // it back, and says how large the file is.
+        let compacted = try await run(["audit", "compact", "--json"])
+        #expect(compacted.status == 0, "\(compacted.errors)")
+        let after = try #require(try json(compacted)["after"] as? [String: Any])
+        #expect(after["free_pages"] as? Int == 0)
+        #expect(after["releases_free_pages"] as? Bool == true)
+        let told = try await run(["audit", "compact"])
+        #expect(told.status == 0 && told.output.hasPrefix("Gave back "), "\(told.output)")
+        #expect(told.output.contains("; the log's file is "), "\(told.output)")
+        // Each compaction is audited, started and ended.
+        let events = try await run(["audit", "search", "--kind", "audit.compact"])
+        #expect(events.output.split(separator: "\n").count == 4, "\(events.output)")
     }
 }

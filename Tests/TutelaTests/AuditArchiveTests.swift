@@ -64,12 +64,15 @@ struct AuditArchiveTests {
         )
         #expect(archive.from == 0 && archive.to == 12 && archive.checkpointSize == 30)
         #expect(commits == 1)
-        // Every leaf of the signed tree hashed, the archived entries written, then removed.
+        // Every leaf of the signed tree hashed, the archived entries written, then removed, and
+        // the pages they freed (if any) released.
+        let steps = reports.withLock { $0 }
         #expect(
-            reports.withLock { $0 } == [
+            steps.prefix(5) == [
                 "hashing 30/30", "writing 12/12", "removing 5/12", "removing 10/12", "removing 12/12",
             ]
         )
+        #expect(steps.dropFirst(5).allSatisfy { $0.hasPrefix("releasing ") }, "\(steps)")
         #expect(lines.count == 13 && lines.last?.hasPrefix("{\"checkpoint\":") == true)
         let lastLine = try #require(lines.last)
         let checkpointObject = try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: String]
@@ -194,46 +197,111 @@ struct AuditArchiveTests {
         #expect(!foreign.isValid && foreign.problems.first?.contains("bad signature") == true)
     }
 
-    @Test("the pages of archived entries are freed, and appends after the archive reuse them")
-    func archivedPagesAreReused() async throws {
+    /// Appends `count` events of about 500 bytes, together so that they share commits.
+    private func appendMany(_ count: Int, to log: AuditLog) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for number in 0..<count {
+                group.addTask {
+                    try await log.append(
+                        AuditEvent(
+                            time: 1,
+                            requestID: "request-\(number)",
+                            kind: "data.read",
+                            principal: "principal-\(number % 7)",
+                            resource: String(repeating: "r", count: 300),
+                            subjects: ["subject-\(number)"],
+                            outcome: "ok"
+                        )
+                    )
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test("an archive gives the pages of its entries back to the file system, a step at a time")
+    func archivedPagesAreReleased() async throws {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let log = try makeLog(path)
-        // Appended together, so that they share commits.
-        func appendMany(_ count: Int) async throws {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for number in 0..<count {
-                    group.addTask {
-                        try await log.append(
-                            AuditEvent(
-                                time: 1,
-                                requestID: "request-\(number)",
-                                kind: "data.read",
-                                principal: "principal-\(number % 7)",
-                                resource: String(repeating: "r", count: 300),
-                                subjects: ["subject-\(number)"],
-                                outcome: "ok"
-                            )
-                        )
-                    }
-                }
-                try await group.waitForAll()
-            }
-        }
-        func pragma(_ name: String) throws -> Int { try count(path, "PRAGMA \(name)") }
-
-        try await appendMany(800)
-        let written = try pragma("page_count")
-        let archive = try await log.archive(before: 2, write: { _ in }, commit: {})
+        #expect(try await log.storage.releasesFreePages)
+        try await appendMany(800, to: log)
+        let written = try await log.storage
+        let steps = Mutex<[AuditArchivePhase: [Int]]>([:])
+        let archive = try await log.archive(
+            before: 2,
+            write: { _ in },
+            commit: {},
+            progress: { phase, done, _ in steps.withLock { $0[phase, default: []].append(done) } }
+        )
         #expect(archive.entries == 800)
-        let freed = try pragma("freelist_count")
-        #expect(freed > written / 2, "\(freed) of \(written)")
-        try await appendMany(400)
-        // Half as many entries fit in the pages the archive freed: the file grew by little more
-        // than the kept leaves (40 bytes an entry), where 400 entries took about 80 pages.
-        let (pages, free) = (try pragma("page_count"), try pragma("freelist_count"))
-        #expect(pages < written + written / 10, "\(pages) pages, \(written) before, \(free) free")
+        let after = try await log.storage
+        // 800 events of about 500 bytes took some 100 pages; their kept leaves take a few.
+        #expect(after.freePages == 0)
+        #expect(after.pages < written.pages / 3, "\(after.pages) pages, \(written.pages) before")
+        // Removing the entries added their kept leaves first, so the file gave back more than it
+        // shrank by from its size before the archive.
+        #expect(archive.releasedBytes >= (written.pages - after.pages) * written.pageSize)
+        #expect(steps.withLock { $0[.releasing]?.last } == archive.releasedBytes / written.pageSize)
+        // Appends after the archive grow the file again, and it verifies.
+        try await appendMany(400, to: log)
+        #expect(try await log.storage.pages > after.pages)
         #expect(try await log.verify().isValid)
+    }
+
+    @Test("a release runs in steps of the pages asked for, and stops when none are free")
+    func releaseInSteps() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await appendMany(600, to: log)
+        // Removed without a release, as by an archive cut off before it.
+        try await log.writeLog { db in
+            try db.execute(sql: "DELETE FROM entry_subjects; DELETE FROM entries WHERE seq < 500")
+        }
+        let free = try await log.storage.freePages
+        #expect(free > 40)
+        let reports = Mutex<[Int]>([])
+        let released = try await log.releaseFreePages(chunk: 16) { done, total in
+            #expect(total == free)
+            reports.withLock { $0.append(done) }
+        }
+        #expect(released == free)
+        #expect(reports.withLock { $0 } == Array(stride(from: 16, to: free, by: 16)) + [free])
+        #expect(try await log.storage.freePages == 0)
+        #expect(try await log.releaseFreePages() == 0)
+    }
+
+    @Test("a log made before it could release pages keeps them until compact converts it once")
+    func compactConvertsAnOlderLog() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // An older log: a file whose tables were made without incremental auto-vacuum.
+        try await DatabaseQueue(path: path + "/audit.sqlite").writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL; CREATE TABLE earlier (x)")
+        }
+        let log = try makeLog(path)
+        #expect(try await !log.storage.releasesFreePages)
+        try await appendMany(800, to: log)
+        let archive = try await log.archive(before: 2, write: { _ in }, commit: {})
+        #expect(archive.entries == 800 && archive.releasedBytes == 0)
+        let kept = try await log.storage
+        #expect(kept.freePages > kept.pages / 2)
+
+        let unchanged = try await log.compact(convert: false)
+        #expect(!unchanged.converted && unchanged.releasedBytes == 0 && unchanged.after == kept)
+
+        let compaction = try await log.compact(convert: true)
+        #expect(compaction.converted)
+        #expect(compaction.after.releasesFreePages && compaction.after.freePages == 0)
+        // All the free pages, but for the few that now map the file's pages (one per 800 or so).
+        #expect(compaction.releasedBytes >= kept.freeBytes - 2 * kept.pageSize, "\(compaction)")
+        #expect(try await log.verify().isValid)
+        // From then on an archive releases its pages itself.
+        try await appendMany(400, to: log)
+        let later = try await log.archive(before: 2, write: { _ in }, commit: {})
+        #expect(later.entries == 400 && later.releasedBytes > 0)
+        #expect(try await log.storage.freePages == 0)
     }
 
     @Test("a log archived before the leaves had a table of their own moves them there on opening, and verifies")
