@@ -28,6 +28,9 @@ public struct GatewayConfiguration: Sendable {
     /// address are audited one by one each second; beyond that the address gets 429 and the
     /// rest of its refusals in that second are audited as one counted event.
     public var refusalsPerSecond: Int
+    /// The window those refusals are counted in: a second (longer only in tests, which cannot
+    /// count on a burst of requests fitting in one on a loaded machine).
+    var refusalWindow = Duration.seconds(1)
     /// The certificate and key to serve HTTPS with; plain HTTP when nil.
     public var tls: TLSFiles?
     /// Whether every request is logged (method, route template, status, duration, request id).

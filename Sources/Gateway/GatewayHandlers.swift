@@ -35,7 +35,10 @@ final class GatewayHandlers: Sendable {
         self.logger = logger
         self.jsonLog = logger.handler as? JSONLogHandler
         self.limiter = RateLimiter(requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst)
-        self.refusals = RefusalLimiter(perSecond: configuration.refusalsPerSecond)
+        self.refusals = RefusalLimiter(
+            perSecond: configuration.refusalsPerSecond,
+            window: configuration.refusalWindow
+        )
         let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml")
         self.openAPIDocument = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
     }
@@ -299,7 +302,7 @@ final class GatewayHandlers: Sendable {
             let tutela = tutela
             let refusals = refusals
             let logger = logger
-            _ = Deadlines.shared.schedule(after: .seconds(1)) {
+            _ = Deadlines.shared.schedule(after: refusals.window) {
                 Task {
                     let count = refusals.takeLimited(address)
                     guard count > 0 else { return }

@@ -62,34 +62,38 @@ final class RefusalLimiter: Sendable {
     }
 
     let perSecond: Int
+    /// How long a window lasts: a second, but for tests that cannot count on sending a burst of
+    /// requests within one.
+    let window: Duration
     private let state = Mutex(State())
     /// Above this many addresses, windows older than a second are swept, at most once a second
     /// (a sweep on every refusal would cost a pass over them all while many addresses refuse).
     private static let sweepAbove = 4096
 
-    init(perSecond: Int) {
+    init(perSecond: Int, window: Duration = .seconds(1)) {
         self.perSecond = max(1, perSecond)
+        self.window = window
     }
 
     /// Takes the refusal of a request from `address`.
     func take(_ address: String, now: ContinuousClock.Instant = .now) -> Verdict {
         state.withLock { state in
-            if state.windows.count > Self.sweepAbove, now - state.lastSweep >= .seconds(1) {
+            if state.windows.count > Self.sweepAbove, now - state.lastSweep >= window {
                 // Addresses whose second has ended and whose count was taken are forgotten.
-                state.windows = state.windows.filter { now - $0.value.start < .seconds(1) || $0.value.limited > 0 }
+                state.windows = state.windows.filter { now - $0.value.start < window || $0.value.limited > 0 }
                 state.lastSweep = now
             }
-            var window = state.windows[address] ?? Window(start: now)
-            if now - window.start >= .seconds(1), window.limited == 0 {
-                window = Window(start: now)
+            var current = state.windows[address] ?? Window(start: now)
+            if now - current.start >= window, current.limited == 0 {
+                current = Window(start: now)
             }
-            defer { state.windows[address] = window }
-            guard window.audited >= perSecond else {
-                window.audited += 1
+            defer { state.windows[address] = current }
+            guard current.audited >= perSecond else {
+                current.audited += 1
                 return .audit
             }
-            window.limited += 1
-            return .limit(first: window.limited == 1)
+            current.limited += 1
+            return .limit(first: current.limited == 1)
         }
     }
 

@@ -1,6 +1,5 @@
 import Audit
 import Foundation
-import Gateway
 import Glibc
 import Governance
 import HTTPTypes
@@ -13,6 +12,8 @@ import Synchronization
 import Testing
 import TutelaCore
 import TutelaTestSupport
+
+@testable import Gateway
 
 /// Log lines kept in memory, for checking what the gateway writes.
 final class CollectedLog: Sendable {
@@ -303,10 +304,11 @@ struct ServeTests {
         let tutela = try await environment.start()
         _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
         let token = try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token
-        let app = try buildApplication(
-            tutela: tutela,
-            configuration: GatewayConfiguration(port: 0, refusalsPerSecond: 3)
-        )
+        // A window of three seconds: the eight refusals wait for their audit commits one after
+        // another, which on a loaded machine has taken longer than one.
+        var configuration = GatewayConfiguration(port: 0, refusalsPerSecond: 3)
+        configuration.refusalWindow = .seconds(3)
+        let app = try buildApplication(tutela: tutela, configuration: configuration)
         let statuses = try await app.test(.live) { client -> [HTTPResponse.Status] in
             var statuses: [HTTPResponse.Status] = []
             // Eight refusals in a row from this address (wrong keys, then paths no route serves).
@@ -335,9 +337,9 @@ struct ServeTests {
         }
         #expect(statuses.prefix(3).allSatisfy { $0 == .unauthorized })
         #expect(statuses.dropFirst(3).allSatisfy { $0 == .tooManyRequests })
-        // Three refusals audited one by one, the other five in one event once the second ends.
+        // Three refusals audited one by one, the other five in one event once the window ends.
         var limited: [AuditEvent] = []
-        for _ in 0..<100 where limited.isEmpty {
+        for _ in 0..<200 where limited.isEmpty {
             try await Task.sleep(for: .milliseconds(50))
             var filter = AuditFilter()
             filter.kind = "http.refusals_limited"
