@@ -149,6 +149,33 @@ struct AuditArchiveTests {
         #expect(try await log.verify().isValid)
     }
 
+    @Test("an event altered behind its kept hash is refused as it is archived, and nothing leaves the log")
+    func alteredEventIsNotArchived() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await append(0..<20, to: log)
+        // The event's bytes changed, its stored leaf hash left as it was: the tree built from
+        // the stored hashes still matches the signed root, so the event itself must be checked.
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE entries SET event = replace(event, 'r3', 'rX') WHERE seq = 3")
+        }
+        var lines: [String] = []
+        var commits = 0
+        await #expect {
+            _ = try await log.archive(before: 10, write: { lines.append($0) }, commit: { commits += 1 })
+        } throws: { error in
+            (error as? TutelaError)?.code == .invalidState
+                && (error as? TutelaError)?.message.hasPrefix("entry 3 does not match its hash") == true
+        }
+        #expect(lines.count == 3 && commits == 0)
+        #expect(try await log.archivedEntries == 0)
+        #expect(try count(path, "SELECT count(*) FROM entries") == 20)
+        // An export stops at the same entry.
+        await #expect(throws: TutelaError.self) { try await log.export { _ in } }
+    }
+
     @Test("an archived entry's kept hash, altered, is caught by the signed roots")
     func alteredArchivedHash() async throws {
         let path = try directory()
