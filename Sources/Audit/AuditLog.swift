@@ -109,7 +109,11 @@ public final class AuditLog: Sendable {
         } catch let error as TutelaError {
             throw error
         } catch {
-            throw TutelaError(.auditUnavailable, "the audit log \(path) cannot be opened", cause: error)
+            throw TutelaError(
+                .auditUnavailable,
+                "the audit log \(path) cannot be opened: \(Self.describe(error))",
+                cause: error
+            )
         }
     }
 

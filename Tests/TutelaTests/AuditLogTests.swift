@@ -77,6 +77,20 @@ struct AuditLogTests {
         try queue.write { try $0.execute(sql: sql) }
     }
 
+    @Test("a log that cannot be opened is refused with SQLite's reason")
+    func unopenableLog() throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // A directory where the log's file should be.
+        try FileManager.default.createDirectory(atPath: path + "/audit.sqlite", withIntermediateDirectories: false)
+        #expect {
+            _ = try makeLog(path)
+        } throws: { error in
+            guard let error = error as? TutelaError, error.code == .auditUnavailable else { return false }
+            return error.message.hasPrefix("the audit log \(path)/audit.sqlite cannot be opened: SQLite error ")
+        }
+    }
+
     @Test("concurrent appends get contiguous numbers, and the log verifies (reporting its progress) and proves")
     func appendsVerify() async throws {
         let path = try directory()
