@@ -462,6 +462,9 @@ struct AuditLock {
     init(path: String) throws {
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
+        // Taking the lock waits for a transaction under way (a batch, or the idle writer
+        // signing the tail), instead of failing on it.
+        configuration.busyMode = .timeout(5)
         queue = try DatabaseQueue(path: path, configuration: configuration)
     }
 
