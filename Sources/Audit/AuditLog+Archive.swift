@@ -180,11 +180,7 @@ extension AuditLog {
         var archived = summary
         // The archive is complete here: a release that fails leaves free pages, which later
         // appends reuse and the next archive or `compact` releases.
-        if let pageSize = try? await storage.pageSize,
-            let released = try? await releaseFreePages(progress: { progress(.releasing, $0, $1) })
-        {
-            archived.releasedBytes = released * pageSize
-        }
+        archived.releasedBytes = (try? await releaseFreePages { progress(.releasing, $0, $1) }) ?? 0
         return archived
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Synchronization
 import TutelaCore
 
 /// How the log's file uses its pages.
@@ -113,7 +112,7 @@ extension AuditLog {
     /// the file allows it (`AuditLogStorage.releasesFreePages`); does nothing otherwise.
     /// - Parameter progress: called with the pages released so far and the free pages there
     ///   were, after each step.
-    /// - Returns: the pages released.
+    /// - Returns: the bytes released.
     @discardableResult
     public func releaseFreePages(
         chunk: Int = releaseChunk,
@@ -131,21 +130,18 @@ extension AuditLog {
             released += freed
             progress(released, start.freePages)
         }
-        return released
+        return released * start.pageSize
     }
 
     /// Releases at most `pages` free pages in one write transaction.
     /// - Returns: how many it released.
     private func releaseStep(pages: Int) async throws -> Int {
-        let freed = Mutex(0)
         try await writeLog { db in
             let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            guard before > 0 else { return }
+            guard before > 0 else { return 0 }
             try db.execute(sql: "PRAGMA incremental_vacuum(\(pages))")
-            let after = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            freed.withLock { $0 = before - after }
+            return before - (try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
         }
-        return freed.withLock { $0 }
     }
 
     /// Gives the log's free pages back to the file system.

@@ -635,12 +635,18 @@ public final class AuditLog: Sendable {
     }
 
     /// Runs `body` in one IMMEDIATE write transaction of the log's database, durable on return.
-    func writeLog(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+    @discardableResult
+    func writeLog<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.writeWithoutTransaction { db in
+            var result: T?
             try db.inTransaction(.immediate) {
-                try body(db)
+                result = try body(db)
                 return .commit
             }
+            guard let result else {
+                throw TutelaError(.invalidState, "an audit log transaction ended without its result")
+            }
+            return result
         }
     }
 }
