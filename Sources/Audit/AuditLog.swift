@@ -40,6 +40,8 @@ public final class AuditLog: Sendable {
     private let expected = Atomic<Int>(0)
     /// Batches and events written by this process.
     private let written = Mutex((batches: 0, events: 0))
+    /// How long this process's batches took to commit.
+    private let commits = Mutex(AuditCommitTimes())
     /// Writes that failed, and what is told when failures start and end.
     private let health = Mutex(WriteHealth())
 
@@ -245,6 +247,10 @@ public final class AuditLog: Sendable {
     /// How many batches and events this process has written.
     public var writeCounts: (batches: Int, events: Int) { written.withLock { $0 } }
 
+    /// How long this process's stored batches took, from the start of their transaction to
+    /// their commit on disk (the disk sync included).
+    public var commitTimes: AuditCommitTimes { commits.withLock { $0 } }
+
     /// How many writes of this process failed: batches that could not be stored (each refused
     /// its callers) and events that were not stored within the timeout.
     public var failedWrites: Int { health.withLock { $0.failedWrites } }
@@ -423,6 +429,7 @@ public final class AuditLog: Sendable {
             // A stream of batches is signed once per interval instead of once per batch; the
             // tail it leaves is signed when the writer has been idle until the interval ends.
             let signs = signing.withLock { ContinuousClock.now - $0.lastSigned >= checkpointInterval }
+            let started = ContinuousClock.now
             let first = try pool.writeWithoutTransaction { db in
                 var first = 0
                 try db.inTransaction(.immediate) {
@@ -435,10 +442,12 @@ public final class AuditLog: Sendable {
                 if signs { state.lastSigned = .now }
                 state.tailUnsigned = !signs
             }
+            let took = ContinuousClock.now - started
             written.withLock { counts in
                 counts.batches += 1
                 counts.events += batch.count
             }
+            commits.withLock { $0.record(took) }
             let recovered = health.withLock { health -> (@Sendable (String?) -> Void)? in
                 defer { health.failure = nil }
                 return health.failure == nil ? nil : health.observer

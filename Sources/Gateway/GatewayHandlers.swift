@@ -465,6 +465,17 @@ final class GatewayHandlers: Sendable {
             text += "tutela_audit_archive_failures_total \(archived.failures)\n"
             text += "# TYPE tutela_audit_write_failures_total counter\n"
             text += "tutela_audit_write_failures_total \(tutela.audit.failedWrites)\n"
+            // Requests wait for their batch's commit: slow commits at low load point at the disk.
+            let commits = tutela.audit.commitTimes
+            text += "# TYPE tutela_audit_commit_duration_seconds histogram\n"
+            var cumulative = 0
+            for (index, bound) in AuditCommitTimes.bounds.enumerated() {
+                cumulative += commits.counts[index]
+                text += "tutela_audit_commit_duration_seconds_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            }
+            text += "tutela_audit_commit_duration_seconds_bucket{le=\"+Inf\"} \(commits.count)\n"
+            text += "tutela_audit_commit_duration_seconds_sum \(commits.seconds)\n"
+            text += "tutela_audit_commit_duration_seconds_count \(commits.count)\n"
             var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4"
             return response

@@ -123,6 +123,36 @@ struct AuditLogTests {
         #expect(try await reopened.verify().isValid)
     }
 
+    @Test("every stored batch's commit time is counted once, in the bucket of its bound")
+    func commitTimes() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        let before = log.commitTimes
+        #expect(before.count == log.writeCounts.batches)
+        #expect(before.seconds > 0)
+        try await log.append(event(31))
+        let one = log.commitTimes.since(before)
+        #expect(one.count == 1)
+        #expect(one.seconds > 0)
+
+        var times = AuditCommitTimes()
+        times.record(.microseconds(300))
+        times.record(.milliseconds(1))
+        times.record(.milliseconds(12))
+        times.record(.seconds(9))
+        #expect(times.counts == [1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+        #expect(times.count == 4)
+        #expect(abs(times.seconds - 9.0133) < 1e-9)
+        #expect(times.count(slowerThan: 0.01) == 2)
+        #expect(times.count(slowerThan: 0.001) == 2)
+        #expect(times.count(slowerThan: 0.0005) == 3)
+        #expect(times.count(slowerThan: 0.007) == nil)
+        var later = times
+        later.record(.milliseconds(30))
+        #expect(later.since(times).counts == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    }
+
     struct Tamper: Sendable, CustomTestStringConvertible {
         var name: String
         var sql: String

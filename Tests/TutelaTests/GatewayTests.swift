@@ -457,6 +457,13 @@ struct GatewayTests {
                 let batches = try #require(value("tutela_audit_batches_total"))
                 let events = try #require(value("tutela_audit_events_total"))
                 #expect(batches >= 1 && events >= batches)
+                // Every stored batch is in the commit histogram once, in a bucket and in +Inf.
+                #expect(value("tutela_audit_commit_duration_seconds_count") == batches)
+                let buckets = text.split(separator: "\n").filter {
+                    $0.hasPrefix("tutela_audit_commit_duration_seconds_bucket{")
+                }
+                #expect(buckets.count == AuditCommitTimes.bounds.count + 1)
+                #expect(buckets.last == "tutela_audit_commit_duration_seconds_bucket{le=\"+Inf\"} \(batches)")
                 // Nothing archived by this process, nothing failed.
                 #expect(value("tutela_audit_archived_entries_total") == 0)
                 #expect(value("tutela_audit_archive_failures_total") == 0)
