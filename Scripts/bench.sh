@@ -10,4 +10,4 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 swift build -c release --product tutela
-.build/release/tutela bench --areas crypto,store,policy,pii,audit,gateway "$@"
+.build/release/tutela bench --areas crypto,store,policy,pii,audit,disk,gateway "$@"

@@ -34,6 +34,35 @@ struct BenchCommandTests {
         }
     }
 
+    @Test("the disk area syncs a scratch file for three seconds and reports its sync times, then removes it")
+    func diskArea() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tutela-disk-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = scratch
+        let run = try await ChildProcess.run(
+            try ChildProcess.builtTutela(),
+            ["bench", "--json", "--areas", "disk"],
+            environment: environment
+        )
+        #expect(run.status == 0, "\(run.errors)")
+        let json = try JSONSerialization.jsonObject(with: Data(run.output.utf8))
+        let disk = try #require((json as? [String: [String: Double]])?["disk"])
+        // Paced at 500 a second: a slow disk makes fewer, never more.
+        let syncs = try #require(disk["syncs"])
+        #expect(syncs >= 1 && syncs <= 1_501)
+        let p50 = try #require(disk["sync_p50_ms"])
+        let p99 = try #require(disk["sync_p99_ms"])
+        let slowest = try #require(disk["sync_max_ms"])
+        #expect(p50 > 0 && p50 <= p99 && p99 <= slowest)
+        #expect(try #require(disk["syncs_over_10ms"]) <= syncs)
+        // Its scratch directory, probe file included, is gone.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+    }
+
     @Test("an unknown area is refused with a clear error")
     func unknownArea() async throws {
         let run = try await ChildProcess.run(try ChildProcess.builtTutela(), ["bench", "--areas", "storage"])

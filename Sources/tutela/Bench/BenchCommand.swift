@@ -19,9 +19,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Records per write transaction.") var batch = 1000
     @Option(help: "Rounds of each store and gateway comparison; medians are reported.") var rounds = 3
     @Option(
-        help: "Comma-separated areas to run: crypto, store, policy, pii, audit, gateway (default: all but gateway)."
+        help:
+            "Comma-separated areas to run: crypto, store, policy, pii, audit, disk, gateway (default: all but gateway)."
     )
-    var areas = "crypto,store,policy,pii,audit"
+    var areas = "crypto,store,policy,pii,audit,disk"
     @Option(help: "Seconds per load run of the gateway benchmark.") var loadSeconds = 5
     @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
@@ -41,11 +42,11 @@ struct BenchCommand: AsyncParsableCommand {
             ).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let selected = Set(areas.split(separator: ",").map { String($0.trimmingWhitespace) })
-            let known: Set = ["crypto", "store", "policy", "pii", "audit", "gateway"]
+            let known: Set = ["crypto", "store", "policy", "pii", "audit", "disk", "gateway"]
             guard selected.isSubset(of: known), !selected.isEmpty else {
                 throw TutelaError(
                     .invalidInput,
-                    "unknown area in --areas (known: crypto, store, policy, pii, audit, gateway)"
+                    "unknown area in --areas (known: crypto, store, policy, pii, audit, disk, gateway)"
                 )
             }
             if selected.contains("crypto") {
@@ -74,6 +75,12 @@ struct BenchCommand: AsyncParsableCommand {
             if selected.contains("audit") {
                 Console.printError("audit log …")
                 try await AuditBenchmark(directory: scratch + "/audit").run(into: report)
+            }
+            if selected.contains("disk") {
+                Console.printError("disk syncs (\(Int(DiskSyncProbe.standardSeconds)) s) …")
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+                let probe = try await DiskSyncProbe.run(in: scratch)
+                probe.record(into: report, area: "disk", prefix: "")
             }
             if selected.contains("gateway") {
                 Console.printError("gateway under wrk …")

@@ -132,17 +132,28 @@ struct GatewayBenchmark {
             "governed_vs_static_throughput",
             governedLoad.requestsPerSecond / max(1, staticLoad.requestsPerSecond)
         )
-        var half = governedLoad
+        var half = (load: governedLoad, commits: AuditCommitTimes())
         for connections in [1, 2, 4, 8] {
+            let commitsBefore = tutela.audit.commitTimes
             let load = try await Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
+            let commits = tutela.audit.commitTimes.since(commitsBefore)
             if abs(load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
-                < abs(half.requestsPerSecond - governedLoad.requestsPerSecond / 2)
+                < abs(half.load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
             {
-                half = load
+                half = (load, commits)
             }
         }
-        report.record("gateway", "governed_half_load_per_s", half.requestsPerSecond)
-        report.record("gateway", "governed_half_load_p99_ms", half.p99Milliseconds)
+        report.record("gateway", "governed_half_load_per_s", half.load.requestsPerSecond)
+        report.record("gateway", "governed_half_load_p99_ms", half.load.p99Milliseconds)
+        // Every governed request waits for its audit commit and its disk sync: at half load, the
+        // commits slower than 10 ms and the disk probe after them show how much of the p99 is the disk's.
+        report.record("gateway", "governed_half_load_audit_commits", Double(half.commits.count))
+        report.record(
+            "gateway",
+            "governed_half_load_audit_commits_over_10ms",
+            Double(half.commits.count(slowerThan: 0.01) ?? 0)
+        )
+        try await DiskSyncProbe.run(in: directory + "/data").record(into: report, area: "gateway", prefix: "disk_")
     }
 
     /// The steps of a governed fetch in process, one at a time, so that the load figures can be
