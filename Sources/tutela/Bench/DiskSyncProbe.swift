@@ -76,7 +76,11 @@ struct DiskSyncProbe {
             // Paced: the next sync starts on its schedule, or at once when behind it.
             let due = start + .seconds(Double(done) / perSecond)
             let wait = ContinuousClock.now.duration(to: due)
-            if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.attoseconds) / 1e18) }
+            if wait > .zero {
+                Thread.sleep(
+                    forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+                )
+            }
         }
         return probe
     }
