@@ -51,7 +51,7 @@ public struct ServeSettings: Sendable, Equatable {
     /// - Throws: `.configurationInvalid` naming the file and line of a bad or unknown key.
     public static func load(file: String) throws -> ServeSettings {
         let data = try FileReading.contents(of: file, role: "the configuration file", code: .notFound)
-        return try parse(String(decoding: data, as: UTF8.self), file: file)
+        return try parse(try FileReading.text(data, of: file, code: .configurationInvalid), file: file)
     }
 
     /// Parses configuration text; `file` names it in errors.

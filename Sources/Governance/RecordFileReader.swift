@@ -96,7 +96,11 @@ public struct RecordFile: Sendable {
         }
         let (header, afterHeader, nextLine) = try data.withUnsafeBytes { bytes in
             var parser = CSVParser(bytes: bytes)
-            return (try parser.nextRecord()?.1, parser.position, parser.line)
+            do {
+                return (try parser.nextRecord()?.1, parser.position, parser.line)
+            } catch let error as CSVParser.NotUTF8 {
+                throw error.reported(names: [])
+            }
         }
         guard let header else {
             (names, firstRow, firstLine) = ([], data.count, 1)
@@ -190,7 +194,13 @@ public struct RecordFile: Sendable {
         case .csv:
             var parser = CSVParser(bytes: bytes, position: position, line: line)
             defer { (position, line) = (parser.position, parser.line) }
-            guard let (number, cells) = try parser.nextRecord() else { return nil }
+            let record: (Int, [String])?
+            do {
+                record = try parser.nextRecord()
+            } catch let error as CSVParser.NotUTF8 {
+                throw error.reported(names: names)
+            }
+            guard let (number, cells) = record else { return nil }
             if cells.count == 1, cells[0].isEmpty { return nil }
             guard cells.count == names.count else {
                 throw TutelaError(
@@ -259,14 +269,14 @@ struct CSVParser {
                 quoted = true
                 wasQuoted = true
             case UInt8(ascii: ","):
-                cells.append(String(decoding: cell, as: UTF8.self))
+                cells.append(try Self.text(cell, column: cells.count + 1, line: startLine))
                 cell.removeAll(keepingCapacity: true)
                 wasQuoted = false
             case UInt8(ascii: "\r"):
                 continue
             case UInt8(ascii: "\n"):
                 line += 1
-                cells.append(String(decoding: cell, as: UTF8.self))
+                cells.append(try Self.text(cell, column: cells.count + 1, line: startLine))
                 return (startLine, cells)
             default:
                 guard !wasQuoted else {
@@ -276,7 +286,28 @@ struct CSVParser {
             }
         }
         guard !quoted else { throw TutelaError(.invalidInput, "line \(startLine): a quoted field is never closed") }
-        cells.append(String(decoding: cell, as: UTF8.self))
+        cells.append(try Self.text(cell, column: cells.count + 1, line: startLine))
         return (startLine, cells)
+    }
+
+    /// A cell that is not UTF-8, from a file saved as Latin-1 for example.
+    ///
+    /// Refused rather than stored with its characters replaced; the reader names the cell's field.
+    struct NotUTF8: Error {
+        /// The line its record starts on.
+        var line: Int
+        /// Its column, from 1.
+        var column: Int
+
+        /// The error to report, naming the column's field when `names` has it.
+        func reported(names: [String]) -> TutelaError {
+            let place = names.indices.contains(column - 1) ? "field \(names[column - 1])" : "column \(column)"
+            return TutelaError(.invalidInput, "line \(line): \(place) is not valid UTF-8 (save the file as UTF-8)")
+        }
+    }
+
+    private static func text(_ cell: [UInt8], column: Int, line: Int) throws -> String {
+        guard let text = String(validating: cell, as: UTF8.self) else { throw NotUTF8(line: line, column: column) }
+        return text
     }
 }

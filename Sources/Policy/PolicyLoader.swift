@@ -21,7 +21,7 @@ public enum PolicyLoader {
             }
             digestInput.append(Data(name.utf8))
             digestInput.append(data)
-            return try YAMLNode.parse(String(decoding: data, as: UTF8.self), file: path)
+            return try YAMLNode.parse(try FileReading.text(data, of: path, code: .configurationInvalid), file: path)
         }
         digestInput.append(Data(schema.digest.utf8))
         let (principalAttributes, contextAttributes) = try attributes(try read("attributes.yaml"))

@@ -10,7 +10,7 @@ public enum SchemaLoader {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TutelaError(.configurationInvalid, "\(file): cannot be read (is --policies-dir right?)")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: file)
+        return try parse(try FileReading.text(data, of: file, code: .configurationInvalid), file: file)
     }
 
     /// Parses schema text.

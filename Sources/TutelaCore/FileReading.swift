@@ -17,6 +17,16 @@ public enum FileReading {
         return data
     }
 
+    /// A text file's content as a string.
+    /// - Throws: `TutelaError` with `code` naming the file when it is not UTF-8 (saved in
+    ///   another encoding), rather than a string with its characters replaced.
+    public static func text(_ data: Data, of path: String, code: TutelaError.Code) throws -> String {
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw TutelaError(code, "\(path): not valid UTF-8 text (save the file as UTF-8)")
+        }
+        return text
+    }
+
     /// Checks that `path` names a file that can be opened for reading.
     /// - Throws: `TutelaError` with `code` naming the file and the reason: no such file, a
     ///   directory, permission denied.

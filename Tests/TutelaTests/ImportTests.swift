@@ -228,6 +228,27 @@ struct ImportTests {
         #expect(try await tutela.recordCount(collection: file.collection) == 0)
     }
 
+    @Test(
+        "a CSV cell that is not UTF-8 is refused by line and field, not stored with its characters replaced",
+        arguments: [
+            // A Latin-1 "é" in a name, then in the header itself.
+            ("customer_id,full_name\nc1,Jos\u{E9}\n", "line 2: field full_name"),
+            ("customer_id,full_n\u{E9}me\nc1,Jo\n", "line 1: column 2"),
+        ]
+    )
+    func notUTF8(_ text: String, place: String) async throws {
+        let content = Data(text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.importRecords(into: "customers", data: content, format: .csv)
+        }
+        #expect(error?.code == .invalidInput)
+        #expect(error?.message == "\(place) is not valid UTF-8 (save the file as UTF-8)")
+        #expect(try await tutela.recordCount(collection: "customers") == 0)
+    }
+
     /// A JSONL interaction line.
     static func interactionLine(_ id: Int, customer: Int) -> String {
         #"{"interaction_id":"i\#(id)","customer_id":"c\#(customer)","item_id":"p1","kind":"view","occurred_at":"2024-01-01T00:00:00Z"}"#

@@ -167,6 +167,23 @@ struct PolicyValidationTests {
         ),
     ]
 
+    @Test(
+        "a policy or schema file that is not UTF-8 is refused, naming the file",
+        arguments: ["schema.yaml", "roles.yaml"]
+    )
+    func notUTF8(_ file: String) throws {
+        let directory = try PolicyFixture.copy()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/" + file
+        // A Latin-1 "é" in a comment: the rest of the file still parses.
+        var content = try #require(FileManager.default.contents(atPath: path))
+        content.append(contentsOf: Array("\n# caf".utf8) + [0xE9] + Array("\n".utf8))
+        try content.write(to: URL(fileURLWithPath: path))
+        let error = #expect(throws: TutelaError.self) { try PolicyLoader.load(directory: directory) }
+        #expect(error?.code == .configurationInvalid)
+        #expect(error?.message == "\(path): not valid UTF-8 text (save the file as UTF-8)")
+    }
+
     @Test(arguments: breakages)
     func breakage(_ breakage: Breakage) throws {
         let directory = try PolicyFixture.copy()
