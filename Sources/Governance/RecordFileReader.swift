@@ -91,7 +91,9 @@ public struct RecordFile: Sendable {
         self.format = format
         self.data = data
         guard format == .csv else {
-            (names, firstRow, firstLine) = ([], 0, 1)
+            // A byte order mark, as some editors write at the start of a UTF-8 file, is not part
+            // of the first line (the CSV parser skips it too).
+            (names, firstRow, firstLine) = ([], data.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0, 1)
             return
         }
         let (header, afterHeader, nextLine) = try data.withUnsafeBytes { bytes in

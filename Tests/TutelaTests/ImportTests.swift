@@ -72,6 +72,17 @@ struct ImportTests {
         #expect(rows[1].values == ["a": .text("plain"), "b": .null, "c": .text("z")])
     }
 
+    @Test(
+        "a byte order mark at the start of a file is not part of its first field",
+        arguments: [(RecordFileFormat.csv, "a,b\nx,1\n"), (.jsonl, "{\"a\":\"x\",\"b\":1}\n")]
+    )
+    func byteOrderMark(_ format: RecordFileFormat, _ text: String) throws {
+        let rows = try RecordFileReader.read(Data([0xEF, 0xBB, 0xBF]) + Data(text.utf8), format: format)
+        #expect(rows.count == 1)
+        #expect(rows.first?.line == (format == .csv ? 2 : 1))
+        #expect(rows.first?.values["a"] == .text("x"))
+    }
+
     struct BadFile: Sendable, CustomTestStringConvertible {
         var name: String
         var collection: String
