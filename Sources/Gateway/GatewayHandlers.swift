@@ -169,7 +169,7 @@ final class GatewayHandlers: Sendable {
         var request = request
         switch (route.method, route.path) {
         case (.get, "/v1/customers/{id}"):
-            let id = try context.parameters.require("id")
+            let id = try Self.pathParameter("id", of: context)
             let record = try await tutela.governedRecord(caller, collection: "customers", id: id)
             var body = JSONWriter(capacity: 512)
             RecordJSON.encode(record, definition: try tutela.schema.collection("customers"), into: &body)
@@ -200,8 +200,8 @@ final class GatewayHandlers: Sendable {
             let count = try await tutela.governedWrite(caller, collection: collection, rows: rows)
             return json("{\"written\":\(count)}", status: .created)
         case (.put, "/v1/customers/{id}/consents/{purpose}"):
-            let id = try context.parameters.require("id")
-            let purpose = try context.parameters.require("purpose")
+            let id = try Self.pathParameter("id", of: context)
+            let purpose = try Self.pathParameter("purpose", of: context)
             // A consent is to a declared purpose: anything else would be a record no decision
             // reads (and a purpose with a colon would make its record id ambiguous).
             guard tutela.policies.purposes[purpose] != nil else {
@@ -219,17 +219,33 @@ final class GatewayHandlers: Sendable {
                 ),
             ]
             try await tutela.governedWrite(caller, collection: "consents", rows: [row])
-            return json("{\"customer_id\":\"\(id)\",\"purpose\":\"\(purpose)\",\"granted\":\(granted)}")
+            var body = JSONWriter(capacity: 128)
+            body.append(raw: "{\"customer_id\":")
+            body.append(string: id)
+            body.append(raw: ",\"purpose\":")
+            body.append(string: purpose)
+            body.append(raw: granted ? ",\"granted\":true}" : ",\"granted\":false}")
+            return json(body)
         case (.delete, "/v1/customers/{id}"):
-            let report = try await tutela.governedErase(caller, subject: try context.parameters.require("id"))
+            let report = try await tutela.governedErase(caller, subject: try Self.pathParameter("id", of: context))
             return json("{\"erased\":true,\"records_removed\":\(report.recordsRemoved)}")
         case (.get, "/v1/collections/{collection}/export"):
-            return try await export(collection: try context.parameters.require("collection"), caller: caller)
+            return try await export(collection: try Self.pathParameter("collection", of: context), caller: caller)
         case (.post, "/v1/models/{name}/predict"):
-            try await tutela.governedInfer(caller, model: try context.parameters.require("name"))
+            try await tutela.governedInfer(caller, model: try Self.pathParameter("name", of: context))
         default:
             throw TutelaError(.notFound, "no such route")
         }
+    }
+
+    /// A path parameter's value, percent-decoded: the router hands over the segment as sent,
+    /// so an id with a space or a letter outside ASCII arrives as `%20` or `%C3%A9`.
+    /// - Throws: `.invalidInput` when the segment is not percent-encoded UTF-8.
+    static func pathParameter(_ name: String, of context: GatewayRequestContext) throws -> String {
+        guard let value = try context.parameters.require(name).removingPercentEncoding else {
+            throw TutelaError(.invalidInput, "the path's \(name) is not valid percent-encoded UTF-8")
+        }
+        return value
     }
 
     /// A request header's value: the one field's value, or all of them joined as HTTP does

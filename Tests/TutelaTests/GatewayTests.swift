@@ -360,6 +360,49 @@ struct GatewayTests {
         #expect(try await fixture.tutela.consentsGranted(customer: "c000003").isEmpty)
     }
 
+    @Test("an id with spaces, quotes or letters outside ASCII is reached percent-encoded, and answered as JSON")
+    func percentEncodedIDs() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let id = "c \"7\" é"
+        let line = #"{"customer_id":"c \"7\" é","email":"seven@example.com"}"# + "\n"
+        _ = try await fixture.tutela.importRecords(into: "customers", data: Data(line.utf8), format: .jsonl)
+        let encoded = "c%20%227%22%20%C3%A9"
+        @Sendable func field(_ name: String, of response: TestResponse) -> String? {
+            let object = try? JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8))
+            return (object as? [String: Any])?[name] as? String
+        }
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/\(encoded)",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(field("customer_id", of: response) == id)
+            }
+            try await client.execute(
+                uri: "/v1/customers/\(encoded)/consents/analytics",
+                method: .put,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: ByteBuffer(string: "{\"granted\":true}")
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(field("customer_id", of: response) == id)
+                #expect(field("purpose", of: response) == "analytics")
+            }
+            try await client.execute(
+                uri: "/v1/customers/c%FF",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("the path's id is not valid percent-encoded UTF-8"))
+            }
+        }
+        #expect(try await fixture.tutela.consentsGranted(customer: id) == ["analytics"])
+    }
+
     @Test("the OpenAPI document lists exactly the routes the gateway serves")
     func openAPIMatchesRoutes() async throws {
         let (fixture, app) = try await GatewayFixture.make()
