@@ -26,12 +26,21 @@ enum GatewayErrors {
             return response
         }
         if let error = error as? TutelaError {
-            return response(
+            var response = response(
                 status: status(of: error.code),
                 code: error.code.rawValue,
                 message: error.message,
                 requestID: requestID
             )
+            // A 401 names the scheme that would be accepted (RFC 9110 section 11.6.1), and says
+            // when the key presented was the problem (RFC 6750 section 3).
+            switch error.code {
+            case .missingCredentials: response.headers[.wwwAuthenticate] = "Bearer realm=\"tutela\""
+            case .invalidCredentials:
+                response.headers[.wwwAuthenticate] = "Bearer realm=\"tutela\", error=\"invalid_token\""
+            default: break
+            }
+            return response
         }
         if let error = error as? HTTPError {
             return response(

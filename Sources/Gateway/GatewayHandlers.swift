@@ -238,6 +238,17 @@ final class GatewayHandlers: Sendable {
         }
     }
 
+    /// The token of an `Authorization` value in the Bearer scheme, whose name is matched without
+    /// regard to case, as HTTP's scheme names are (`bearer tut_...` is taken); nil for any other.
+    static func bearerToken(_ value: String) -> String? {
+        let utf8 = value.utf8
+        guard utf8.count > 7, utf8.prefix(6).elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
+        let rest = value.utf8.dropFirst(6)
+        guard rest.first == UInt8(ascii: " ") else { return nil }
+        let token = rest.drop { $0 == UInt8(ascii: " ") }
+        return token.isEmpty ? nil : String(Substring(token))
+    }
+
     /// A path parameter's value, percent-decoded: the router hands over the segment as sent,
     /// so an id with a space or a letter outside ASCII arrives as `%20` or `%C3%A9`.
     /// - Throws: `.invalidInput` when the segment is not percent-encoded UTF-8.
@@ -272,10 +283,7 @@ final class GatewayHandlers: Sendable {
         // A keyring changed by `tutela keys ...` in another process is in force from the next
         // request on: one stat call when nothing changed.
         if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
-        var token: String?
-        if let header = Self.header(.authorization, in: request.headers), header.hasPrefix("Bearer ") {
-            token = String(header.dropFirst(7))
-        }
+        let token = Self.header(.authorization, in: request.headers).flatMap(Self.bearerToken)
         let check = try await tutela.checkCredentials(token: token)
         guard case .valid(let principal) = check else {
             if let limited = limitedRefusal(from: context) { throw limited }

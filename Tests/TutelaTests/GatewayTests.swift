@@ -89,6 +89,11 @@ struct GatewayTests {
                     ) { response in
                         #expect(response.status == .unauthorized, "\(route.method) \(route.path)")
                         #expect(String(buffer: response.body).contains("\"code\":\"\(code)\""))
+                        #expect(
+                            response.headers[.wwwAuthenticate]
+                                == (token == nil
+                                    ? "Bearer realm=\"tutela\"" : "Bearer realm=\"tutela\", error=\"invalid_token\"")
+                        )
                     }
                 }
                 // A valid key next to a second Authorization header is no credential at all.
@@ -116,6 +121,25 @@ struct GatewayTests {
         var denied = AuditFilter()
         denied.decision = "deny"
         #expect(try await fixture.tutela.auditSearch(denied, limit: 1000).count >= guarded.count)
+    }
+
+    @Test("the Bearer scheme is matched without regard to case; another scheme is no credential")
+    func bearerScheme() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let key = try #require(fixture.keys["agent"])
+        try await app.test(.router) { client in
+            for (value, status) in [
+                ("bearer \(key)", HTTPResponse.Status.ok), ("BEARER  \(key)", .ok), ("Basic \(key)", .unauthorized),
+                ("Bearer", .unauthorized), ("Bearer\(key)", .unauthorized),
+            ] {
+                var headers = GatewayFixture.headers(nil)
+                headers[.authorization] = value
+                try await client.execute(uri: "/v1/customers/c000001", method: .get, headers: headers) { response in
+                    #expect(response.status == status, "\(value.prefix(8))")
+                }
+            }
+        }
     }
 
     @Test("the same customer comes back masked differently by role and purpose, or denied with the reason")
