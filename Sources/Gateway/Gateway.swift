@@ -40,6 +40,19 @@ public struct GatewayRoute: Sendable, Hashable {
         GatewayRoute(method: .post, path: "/v1/models/{name}/predict", action: .infer),
     ]
 
+    /// The methods of the routes whose template matches `path` (a parameter matches any
+    /// segment; empty segments are skipped, as the router skips them), in table order.
+    static func methods(matching path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/")
+        var methods: [HTTPRequest.Method] = []
+        for route in all where !methods.contains(route.method) {
+            let template = route.path.split(separator: "/")
+            guard template.count == segments.count else { continue }
+            if zip(template, segments).allSatisfy({ $0.first == "{" || $0 == $1 }) { methods.append(route.method) }
+        }
+        return methods
+    }
+
     /// The Hummingbird path: `{id}` becomes `:id`.
     var routerPath: String {
         path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
@@ -187,6 +200,18 @@ struct GatewayMiddleware: RouterMiddleware {
             // Hummingbird's router names the endpoint "NotFound" when no route matched path and
             // method.
             if context.endpointPath == nil || context.endpointPath == "NotFound" {
+                // A path that a route serves with other methods gets 405 and those methods.
+                let allowed = GatewayRoute.methods(matching: request.uri.path)
+                if response.status == .notFound, !allowed.isEmpty {
+                    let names = allowed.map(\.rawValue).joined(separator: ", ")
+                    response = GatewayErrors.response(
+                        status: .methodNotAllowed,
+                        code: "method_not_allowed",
+                        message: "\(request.method.rawValue) is not served here (allowed: \(names))",
+                        requestID: context.requestID
+                    )
+                    response.headers[.allow] = names
+                }
                 // A request no route matched (a probe, a client's mistake) is audited too, by
                 // method only: the path may hold customer data. Fail closed like every audit.
                 do {

@@ -234,8 +234,15 @@ struct GatewayTests {
             ) { response in
                 #expect(response.status == .notFound)
             }
+            // A path served with other methods: 405 and the methods that are.
             try await client.execute(uri: "/v1/customers/c000001", method: .put) { response in
-                #expect(response.status.code >= 400)
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET, DELETE")
+                #expect(String(buffer: response.body).contains("\"code\":\"method_not_allowed\""))
+            }
+            try await client.execute(uri: "/v1/customers/", method: .patch) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET, POST")
             }
             // Observability routes are not audited.
             try await client.execute(uri: "/healthz", method: .get) { response in
@@ -245,8 +252,8 @@ struct GatewayTests {
         var rejected = AuditFilter()
         rejected.kind = "http.rejected"
         let events = try await fixture.tutela.auditSearch(rejected, limit: 100)
-        #expect(events.count == 2)
-        #expect(Set(events.map(\.resource)) == ["GET unmatched", "PUT unmatched"])
+        #expect(events.count == 3)
+        #expect(Set(events.map(\.resource)) == ["GET unmatched", "PUT unmatched", "PATCH unmatched"])
         #expect(events.allSatisfy { $0.outcome.hasPrefix("error:http_4") && $0.principal == "-" })
         let everything = try await fixture.tutela.auditSearch(AuditFilter(), limit: 1000)
         #expect(!everything.contains { $0.record?.contains("alice") == true || $0.resource.contains("alice") })
