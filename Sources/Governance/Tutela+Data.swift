@@ -17,6 +17,12 @@ public struct ImportReport: Sendable, Codable {
     public var skippedRecords = 0
     /// How many erased subjects those rows belong to.
     public var skippedSubjects = 0
+
+    enum CodingKeys: String, CodingKey {
+        case collection, records, subjects
+        case skippedRecords = "skipped_records"
+        case skippedSubjects = "skipped_subjects"
+    }
 }
 
 /// The phases of an import, for progress output.

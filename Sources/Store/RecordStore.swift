@@ -80,6 +80,12 @@ public struct ErasureReport: Sendable, Hashable, Codable {
     /// How many blind-index entries were removed.
     public var lookupsRemoved: Int
 
+    enum CodingKeys: String, CodingKey {
+        case dataKeyDestroyed = "data_key_destroyed"
+        case recordsRemoved = "records_removed"
+        case lookupsRemoved = "lookups_removed"
+    }
+
     /// Creates a report.
     public init(dataKeyDestroyed: Bool, recordsRemoved: Int, lookupsRemoved: Int) {
         self.dataKeyDestroyed = dataKeyDestroyed

@@ -111,10 +111,21 @@ struct AuditCommand: AsyncParsableCommand {
             try await Console.run {
                 let tutela = try await Tutela.open(options.configuration)
                 let event = try await tutela.audit.entry(sequence)
-                Swift.print(String(decoding: event.canonicalBytes, as: UTF8.self))
+                let text = String(decoding: event.canonicalBytes, as: UTF8.self)
+                var detail: String?
                 if let customer, event.detail != nil {
-                    Swift.print("detail: " + (try await tutela.auditDetail(event, customer: customer)))
+                    detail = try await tutela.auditDetail(event, customer: customer)
                 }
+                guard options.json else {
+                    Swift.print(text)
+                    if let detail { Swift.print("detail: " + detail) }
+                    return
+                }
+                // The event as stored, and its opened detail beside it when asked for.
+                guard let detail else { return Swift.print(text) }
+                var line = "{\"event\":" + text + ",\"detail\":"
+                JSONText.appendString(detail, to: &line)
+                Swift.print(line + "}")
             }
         }
     }
@@ -205,6 +216,17 @@ struct AuditCommand: AsyncParsableCommand {
                 let tutela = try await Tutela.open(options.configuration)
                 if let from, let to {
                     let proof = try await tutela.audit.consistencyProof(from: from, to: to)
+                    if options.json {
+                        return try Console.printJSON(
+                            JSONReports.ConsistencyReport(
+                                from: from,
+                                to: to,
+                                oldRoot: Hex.encode(proof.oldRoot),
+                                newRoot: Hex.encode(proof.newRoot),
+                                path: proof.path.map { Hex.encode($0) }
+                            )
+                        )
+                    }
                     Swift.print("consistency \(from) -> \(to)")
                     Swift.print("old root: \(Hex.encode(proof.oldRoot))")
                     Swift.print("new root: \(Hex.encode(proof.newRoot))")
@@ -215,6 +237,18 @@ struct AuditCommand: AsyncParsableCommand {
                     throw TutelaError(.invalidInput, "give a sequence number, or --from and --to")
                 }
                 let proof = try await tutela.audit.inclusionProof(sequence: sequence, size: size)
+                if options.json {
+                    return try Console.printJSON(
+                        JSONReports.InclusionReport(
+                            sequence: proof.sequence,
+                            size: proof.size,
+                            leaf: Hex.encode(proof.leaf),
+                            root: Hex.encode(proof.root),
+                            path: proof.path.map { Hex.encode($0) },
+                            verified: proof.isValid
+                        )
+                    )
+                }
                 Swift.print("entry \(proof.sequence) in a tree of \(proof.size)")
                 Swift.print("leaf: \(Hex.encode(proof.leaf))")
                 Swift.print("root: \(Hex.encode(proof.root))")
@@ -239,6 +273,8 @@ struct AuditCommand: AsyncParsableCommand {
                 if let out {
                     try DurableFileWriter.write(checkpoint.text, to: out)
                     Console.printError("Saved the checkpoint of \(checkpoint.size) entries to \(out).")
+                } else if options.json {
+                    try Console.printJSON(JSONReports.CheckpointReport(checkpoint))
                 } else {
                     Swift.print(checkpoint.text, terminator: "")
                 }

@@ -81,6 +81,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 try await Tutela.open(options.configuration).changeKey(version: version, .disable)
+                if options.json {
+                    return try Console.printJSON(JSONReports.KeyVersionReport(version: version, state: "disabled"))
+                }
                 print("Key version \(version) is disabled.")
             }
         }
@@ -94,6 +97,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 try await Tutela.open(options.configuration).changeKey(version: version, .enable)
+                if options.json {
+                    return try Console.printJSON(JSONReports.KeyVersionReport(version: version, state: "decrypt_only"))
+                }
                 print("Key version \(version) is decrypt-only again.")
             }
         }
@@ -117,6 +123,9 @@ struct KeysCommand: AsyncParsableCommand {
                     throw ExitCode(1)
                 }
                 try await Tutela.open(options.configuration).destroyKeyVersion(version)
+                if options.json {
+                    return try Console.printJSON(JSONReports.KeyVersionReport(version: version, state: "destroyed"))
+                }
                 print("Key version \(version) was destroyed.")
             }
         }

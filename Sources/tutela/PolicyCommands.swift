@@ -55,18 +55,27 @@ struct PolicyCommand: AsyncParsableCommand {
                 let directory = options.configuration.policiesDirectory
                 let policies = try PolicyLoader.load(directory: directory)
                 let cases = try PolicyTestSuite.load(directory: directory, policies: policies)
-                var failed = 0
+                var failures: [JSONReports.PolicyTestReport.Failure] = []
                 for testCase in cases {
                     let problems = testCase.check(against: policies)
                     if problems.isEmpty {
                         if !options.json { print("ok    \(testCase.name)") }
                     } else {
-                        failed += 1
-                        print("FAIL  \(testCase.name) (\(testCase.location))")
-                        for problem in problems { print("      \(problem)") }
+                        failures.append(.init(name: testCase.name, location: testCase.location, problems: problems))
+                        if !options.json {
+                            print("FAIL  \(testCase.name) (\(testCase.location))")
+                            for problem in problems { print("      \(problem)") }
+                        }
                     }
                 }
-                print("\(cases.count - failed) passed, \(failed) failed")
+                let failed = failures.count
+                if options.json {
+                    try Console.printJSON(
+                        JSONReports.PolicyTestReport(passed: cases.count - failed, failed: failed, failures: failures)
+                    )
+                } else {
+                    print("\(cases.count - failed) passed, \(failed) failed")
+                }
                 if failed > 0 { throw ExitCode(1) }
             }
         }
@@ -139,6 +148,23 @@ struct PolicyCommand: AsyncParsableCommand {
                 } else {
                     throw TutelaError(.invalidInput, "name a principal with --as or roles with --roles")
                 }
+                if options.json {
+                    return try Console.printJSON(
+                        JSONReports.DecisionReport(
+                            allowed: decision.isAllowed,
+                            denial: decision.denial?.rawValue,
+                            explanation: decision.explanation,
+                            consentRequired: decision.isAllowed ? decision.obligations.requiresConsent : nil,
+                            masks: decision.isAllowed
+                                ? Dictionary(
+                                    uniqueKeysWithValues: schema.classes.keys.map {
+                                        ($0, "\(decision.obligations.mask(forClass: $0))")
+                                    }
+                                ) : nil,
+                            policySet: String(decision.policySetDigest.prefix(16))
+                        )
+                    )
+                }
                 print(decision.isAllowed ? "ALLOW" : "DENY (\(decision.denial?.rawValue ?? ""))")
                 print("why: \(decision.explanation)")
                 if decision.isAllowed {
@@ -170,7 +196,9 @@ struct RolesCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let policies = try PolicyLoader.load(directory: options.configuration.policiesDirectory)
-                for role in policies.roles.values.sorted(by: { $0.name < $1.name }) {
+                let roles = policies.roles.values.sorted(by: { $0.name < $1.name })
+                if options.json { return try Console.printJSON(roles.map(JSONReports.RoleReport.init)) }
+                for role in roles {
                     let inherits = role.inherits.isEmpty ? "" : " (inherits \(role.inherits.joined(separator: ", ")))"
                     print("\(role.name)\(inherits): \(role.summary)")
                 }
@@ -190,15 +218,38 @@ struct RolesCommand: AsyncParsableCommand {
                 let policies = try PolicyLoader.load(directory: options.configuration.policiesDirectory)
                 guard let definition = policies.roles[role] else { throw TutelaError(.notFound, "no role '\(role)'") }
                 let effective = policies.effectiveRoles(of: Principal(name: "", roles: [role]))
+                let conflicts = policies.separationOfDuties.filter { $0.roles.contains(role) }
+                let rules = policies.rules.filter { !$0.roles.isDisjoint(with: effective) }
+                if options.json {
+                    return try Console.printJSON(
+                        JSONReports.RoleDetail(
+                            name: definition.name,
+                            summary: definition.summary,
+                            effectiveRoles: effective.sorted(),
+                            mayNotBeHeldWith: conflicts.map {
+                                .init(roles: $0.roles.subtracting([role]).sorted(), reason: $0.reason)
+                            },
+                            policies: rules.map {
+                                .init(
+                                    id: $0.id,
+                                    effect: $0.effect.rawValue,
+                                    actions: $0.actions.map(\.rawValue).sorted(),
+                                    collections: $0.collections.sorted(),
+                                    purposes: $0.purposes.sorted()
+                                )
+                            }
+                        )
+                    )
+                }
                 print("\(definition.name): \(definition.summary)")
                 print("effective roles: \(effective.sorted().joined(separator: ", "))")
-                for conflict in policies.separationOfDuties where conflict.roles.contains(role) {
+                for conflict in conflicts {
                     print(
                         "may not be held with: \(conflict.roles.subtracting([role]).sorted().joined(separator: ", ")) (\(conflict.reason))"
                     )
                 }
                 print("policies:")
-                for rule in policies.rules where !rule.roles.isDisjoint(with: effective) {
+                for rule in rules {
                     let actions = rule.actions.map(\.rawValue).sorted().joined(separator: ",")
                     print(
                         "  \(rule.effect.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(rule.id): \(actions) on \(rule.collections.sorted().joined(separator: ",")) for \(rule.purposes.sorted().joined(separator: ","))"
@@ -215,6 +266,12 @@ struct PrincipalsCommand: AsyncParsableCommand {
         abstract: "Create, list, grant, revoke, disable and enable principals.",
         subcommands: [Create.self, List.self, Grant.self, Revoke.self, Disable.self, Enable.self]
     )
+
+    /// Prints a principal: as JSON with `--json`, else as a line after `prefix`.
+    static func show(_ principal: Principal, json: Bool, prefix: String = "") throws {
+        if json { return try Console.printJSON(JSONReports.PrincipalReport(principal)) }
+        Swift.print(prefix + describe(principal))
+    }
 
     static func describe(_ principal: Principal) -> String {
         let attributes = principal.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -239,7 +296,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
                     roles: Set(roles),
                     attributes: try keyValuePairs(attributes, what: "attribute")
                 )
-                print("Created \(PrincipalsCommand.describe(principal))")
+                try PrincipalsCommand.show(principal, json: options.json, prefix: "Created ")
             }
         }
     }
@@ -250,9 +307,9 @@ struct PrincipalsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run {
-                for principal in try await Tutela.open(options.configuration).listPrincipals() {
-                    print(PrincipalsCommand.describe(principal))
-                }
+                let principals = try await Tutela.open(options.configuration).listPrincipals()
+                if options.json { return try Console.printJSON(principals.map(JSONReports.PrincipalReport.init)) }
+                for principal in principals { print(PrincipalsCommand.describe(principal)) }
             }
         }
     }
@@ -268,7 +325,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let principal = try await Tutela.open(options.configuration).grant(role: role, to: name)
-                print(PrincipalsCommand.describe(principal))
+                try PrincipalsCommand.show(principal, json: options.json)
             }
         }
     }
@@ -282,7 +339,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 let principal = try await Tutela.open(options.configuration).revoke(role: role, from: name)
-                print(PrincipalsCommand.describe(principal))
+                try PrincipalsCommand.show(principal, json: options.json)
             }
         }
     }
@@ -294,10 +351,9 @@ struct PrincipalsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run {
-                print(
-                    PrincipalsCommand.describe(
-                        try await Tutela.open(options.configuration).setDisabled(true, principal: name)
-                    )
+                try PrincipalsCommand.show(
+                    try await Tutela.open(options.configuration).setDisabled(true, principal: name),
+                    json: options.json
                 )
             }
         }
@@ -310,10 +366,9 @@ struct PrincipalsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run {
-                print(
-                    PrincipalsCommand.describe(
-                        try await Tutela.open(options.configuration).setDisabled(false, principal: name)
-                    )
+                try PrincipalsCommand.show(
+                    try await Tutela.open(options.configuration).setDisabled(false, principal: name),
+                    json: options.json
                 )
             }
         }

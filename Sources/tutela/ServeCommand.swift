@@ -246,6 +246,7 @@ struct APIKeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run {
                 try await Tutela.open(options.configuration).revokeAPIKey(id: id)
+                if options.json { return try Console.printJSON(JSONReports.RevokedKeyReport(id: id, revoked: true)) }
                 print("Key \(id) is revoked.")
             }
         }

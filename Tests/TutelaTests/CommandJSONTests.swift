@@ -1,0 +1,110 @@
+import Foundation
+import Governance
+import Testing
+import TutelaTestSupport
+
+@Suite("--json on the administration commands")
+struct CommandJSONTests {
+    /// Every command that offers `--json` prints one JSON document with it (or JSON lines, for
+    /// the commands that stream records or events), with snake_case keys.
+    @Test("every command prints JSON with --json, keys in snake_case")
+    func everyCommand() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.startWithSample(customers: 5)
+        func run(_ arguments: [String]) async throws -> ChildProcess {
+            let run = try await ChildProcess.run(
+                tutela,
+                arguments + ["--json"] + environment.pathArguments,
+                environment: environment.configuration.environment
+            )
+            #expect(run.status == 0, "\(arguments.joined(separator: " ")): \(run.errors)")
+            return run
+        }
+        func document(_ arguments: [String]) async throws -> Any {
+            let output = try await run(arguments).output
+            return try #require(
+                try? JSONSerialization.jsonObject(with: Data(output.utf8)),
+                "\(arguments.joined(separator: " ")) printed \(output.prefix(80))"
+            )
+        }
+        func object(_ arguments: [String]) async throws -> [String: Any] {
+            try #require(try await document(arguments) as? [String: Any], "\(arguments)")
+        }
+
+        // Principals: one object per change, an array for the list.
+        let created = try await object([
+            "principals", "create", "pat", "--role", "support_agent", "--attribute", "clearance=2",
+        ])
+        #expect(created["name"] as? String == "pat" && created["disabled"] as? Bool == false)
+        #expect(created["roles"] as? [String] == ["support_agent"])
+        #expect((created["attributes"] as? [String: Any])?["clearance"] as? Int == 2)
+        #expect(try await object(["principals", "grant", "pat", "marketing_analyst"])["roles"] as? [String] != nil)
+        #expect(
+            try await object(["principals", "revoke", "pat", "marketing_analyst"])["roles"] as? [String] == [
+                "support_agent"
+            ]
+        )
+        #expect(try await object(["principals", "disable", "pat"])["disabled"] as? Bool == true)
+        #expect(try await object(["principals", "enable", "pat"])["disabled"] as? Bool == false)
+        let principals = try #require(try await document(["principals", "list"]) as? [[String: Any]])
+        #expect(principals.contains { $0["name"] as? String == "pat" })
+
+        // Roles and policies.
+        let roles = try #require(try await document(["roles", "list"]) as? [[String: Any]])
+        #expect(roles.contains { $0["name"] as? String == "support_agent" })
+        let role = try await object(["roles", "show", "support_agent"])
+        #expect(
+            role["effective_roles"] is [String] && role["may_not_be_held_with"] is [Any] && role["policies"] is [Any]
+        )
+        let tests = try await object(["policy", "test"])
+        #expect(tests["failed"] as? Int == 0 && (tests["passed"] as? Int ?? 0) > 0)
+        let decision = try await object([
+            "policy", "explain", "--roles", "support_agent", "--action", "read", "--collection", "customers",
+            "--purpose", "support",
+        ])
+        #expect(decision["allowed"] as? Bool == true && decision["masks"] is [String: String])
+        #expect(decision["consent_required"] is Bool && decision["policy_set"] is String)
+
+        // Keys and API keys.
+        let key = try await object(["apikeys", "create", "--principal", "pat"])
+        let id = try #require(key["id"] as? String)
+        #expect(try await object(["apikeys", "revoke", id])["revoked"] as? Bool == true)
+        #expect(try await object(["keys", "rotate"])["active_version"] as? Int == 2)
+        // Version 1 still wraps the sample's data keys: disable and enable it.
+        #expect(try await object(["keys", "disable", "1"])["state"] as? String == "disabled")
+        #expect(try await object(["keys", "enable", "1"])["state"] as? String == "decrypt_only")
+
+        // Data and the audit log.
+        let imported = try await object(["data", "import", "customers", try sampleFile(environment)])
+        #expect(imported["records"] as? Int == 1 && imported["skipped_records"] as? Int == 0)
+        let erased = try await object(["data", "erase", "c000001", "--irreversibly-erase"])
+        #expect(erased["data_key_destroyed"] as? Bool == true && erased["records_removed"] is Int)
+        let checkpoint = try await object(["audit", "checkpoint"])
+        #expect(checkpoint["size"] is Int && checkpoint["root"] is String && checkpoint["text"] is String)
+        let size = try #require(checkpoint["size"] as? Int)
+        let inclusion = try await object(["audit", "prove", "1"])
+        #expect(inclusion["verified"] as? Bool == true && inclusion["path"] is [String])
+        let consistency = try await object(["audit", "prove", "--from", "1", "--to", "\(size)"])
+        #expect(consistency["old_root"] is String && consistency["new_root"] is String)
+        #expect(try await object(["audit", "show", "1"])["kind"] is String)
+        #expect(try await object(["audit", "verify"])["valid"] as? Bool == true)
+        for lines in [["audit", "search", "--limit", "3"], ["data", "export", "customers"]] {
+            let output = try await run(lines).output
+            for line in output.split(separator: "\n") {
+                #expect(
+                    (try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any],
+                    "\(lines.joined(separator: " ")): \(line.prefix(60))"
+                )
+            }
+        }
+    }
+
+    /// A one-row customers file in the environment's directory.
+    private func sampleFile(_ environment: TestEnvironment) throws -> String {
+        let path = environment.root + "/one.csv"
+        try "customer_id,email\nc900001,someone@example.com\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
