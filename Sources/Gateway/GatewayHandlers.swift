@@ -251,10 +251,14 @@ final class GatewayHandlers: Sendable {
 
     /// A path parameter's value, percent-decoded: the router hands over the segment as sent,
     /// so an id with a space or a letter outside ASCII arrives as `%20` or `%C3%A9`.
-    /// - Throws: `.invalidInput` when the segment is not percent-encoded UTF-8.
+    /// - Throws: `.invalidInput` when the segment is not percent-encoded UTF-8, or holds a
+    ///   control character (no record key may, and the value goes into the audit log).
     static func pathParameter(_ name: String, of context: GatewayRequestContext) throws -> String {
         guard let value = try context.parameters.require(name).removingPercentEncoding else {
             throw TutelaError(.invalidInput, "the path's \(name) is not valid percent-encoded UTF-8")
+        }
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
+            throw TutelaError(.invalidInput, "the path's \(name) holds a control character")
         }
         return value
     }

@@ -430,6 +430,17 @@ struct GatewayTests {
                 #expect(response.status == .badRequest)
                 #expect(String(buffer: response.body).contains("the path's id is not valid percent-encoded UTF-8"))
             }
+            // No record key holds a control character, and the id would go into the audit log.
+            for control in ["c%1B%5B2J", "c%0A", "c%C2%9B"] {
+                try await client.execute(
+                    uri: "/v1/customers/\(control)",
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"])
+                ) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(String(buffer: response.body).contains("the path's id holds a control character"))
+                }
+            }
         }
         #expect(try await fixture.tutela.consentsGranted(customer: id) == ["analytics"])
     }

@@ -3,8 +3,8 @@ import Governance
 import Testing
 import TutelaTestSupport
 
-@Suite("--json on the administration commands")
-struct CommandJSONTests {
+@Suite("What the administration commands print: JSON with --json, text without control characters")
+struct CommandOutputTests {
     /// Every command that offers `--json` prints one JSON document with it (or JSON lines, for
     /// the commands that stream records or events), with snake_case keys.
     @Test("every command prints JSON with --json, keys in snake_case")
@@ -98,6 +98,29 @@ struct CommandJSONTests {
                     "\(lines.joined(separator: " ")): \(line.prefix(60))"
                 )
             }
+        }
+    }
+
+    @Test("the audit log's text lines show control characters as escapes, never raw")
+    func controlCharactersInAuditLines() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let tutela = try await environment.start()
+        try await tutela.auditRejection(
+            principal: nil,
+            requestID: "r1",
+            resource: "customers/a\u{1B}[2Jb\u{9B}c\u{7F}",
+            outcome: "error:test"
+        )
+        for command in [["audit", "search", "--kind", "http.rejected"], ["audit", "tail"]] {
+            let run = try await ChildProcess.run(
+                try ChildProcess.builtTutela(),
+                command + environment.pathArguments,
+                environment: environment.configuration.environment
+            )
+            #expect(run.status == 0, "\(run.errors)")
+            #expect(run.output.contains(#"customers/a\u{1B}[2Jb\u{9B}c\u{7F}"#), "\(run.output)")
+            #expect(!run.output.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x9B || $0.value == 0x7F })
         }
     }
 
