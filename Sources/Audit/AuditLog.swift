@@ -42,6 +42,18 @@ public final class AuditLog: Sendable {
     private let written = Mutex((batches: 0, events: 0))
     /// How long this process's batches took to commit.
     private let commits = Mutex(AuditCommitTimes())
+    /// Commits slower than a threshold, and who is told about them.
+    private let slowCommits = Mutex(SlowCommits())
+
+    /// Commits over `threshold` not reported yet, and when the last report was made.
+    private struct SlowCommits {
+        var threshold = Duration.seconds(1)
+        var interval = Duration.seconds(60)
+        var observer: (@Sendable (_ count: Int, _ slowest: Duration) -> Void)?
+        var count = 0
+        var slowest = Duration.zero
+        var reported: ContinuousClock.Instant?
+    }
     /// Writes that failed, and what is told when failures start and end.
     private let health = Mutex(WriteHealth())
 
@@ -271,6 +283,43 @@ public final class AuditLog: Sendable {
         health.withLock { $0.observer = observer }
     }
 
+    /// Sets what is called when commits take longer than `threshold`: with how many did and
+    /// the slowest of them, at most once per `interval` (the first at once; those in between
+    /// are counted in the next call, made by the next slow commit).
+    ///
+    /// Every caller in a batch waits for its commit, so slow commits are slow requests; at low
+    /// load they point at the disk.
+    public func observeSlowCommits(
+        over threshold: Duration,
+        every interval: Duration,
+        _ observer: @escaping @Sendable (_ count: Int, _ slowest: Duration) -> Void
+    ) {
+        slowCommits.withLock { state in
+            state.threshold = threshold
+            state.interval = interval
+            state.observer = observer
+        }
+    }
+
+    /// Counts a commit that took `duration` if it was slow, and reports when it is time.
+    private func noteCommit(_ duration: Duration) {
+        let report = slowCommits.withLock { state -> (@Sendable (Int, Duration) -> Void, Int, Duration)? in
+            guard let observer = state.observer, duration > state.threshold else { return nil }
+            state.count += 1
+            state.slowest = max(state.slowest, duration)
+            let now = ContinuousClock.now
+            if let reported = state.reported, now - reported < state.interval { return nil }
+            defer {
+                state.count = 0
+                state.slowest = .zero
+                state.reported = now
+            }
+            return (observer, state.count, state.slowest)
+        }
+        // Outside the lock, on the writer thread after the batch's callers were resumed.
+        if let (observer, count, slowest) = report { observer(count, slowest) }
+    }
+
     /// How many entries this process archived, and how many of its archives failed.
     public var archiveCounts: (entries: Int, failures: Int) { archiving.withLock { $0 } }
 
@@ -457,6 +506,7 @@ public final class AuditLog: Sendable {
                 Deadlines.shared.cancel(item.deadline)
                 item.waiter.resume(with: .success(first + offset))
             }
+            noteCommit(took)
         } catch {
             noteFailure(Self.describe(error))
             let failure = TutelaError(

@@ -86,6 +86,20 @@ public func buildApplication(
             logger.notice("the audit log stores events again")
         }
     }
+    // Requests wait for their audit commit: a slow disk is worth a line in the log, at most one a
+    // minute.
+    audit.observeSlowCommits(over: .milliseconds(100), every: .seconds(60)) { count, slowest in
+        let milliseconds = Int(
+            slowest.components.seconds * 1000 + slowest.components.attoseconds / 1_000_000_000_000_000
+        )
+        logger.warning(
+            "audit commits are slow: requests wait for them (see tutela_audit_commit_duration_seconds)",
+            metadata: [
+                "slow_commits": .stringConvertible(count), "slowest_ms": .stringConvertible(milliseconds),
+                "threshold_ms": "100",
+            ]
+        )
+    }
     for route in GatewayRoute.all {
         let audited = route.action != nil
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in

@@ -153,6 +153,52 @@ struct AuditLogTests {
         #expect(later.since(times).counts == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
     }
 
+    @Test("slow commits are reported at once, then at most once per interval with those counted in between")
+    func slowCommitReports() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        try await log.append(event(0))
+        let reports = Mutex<[(count: Int, slowest: Duration)]>([])
+        let threshold = Duration.milliseconds(150)
+        log.observeSlowCommits(over: threshold, every: .seconds(3600)) { count, slowest in
+            reports.withLock { $0.append((count, slowest)) }
+        }
+        // A commit made slow by another connection holding the write lock for 400 ms.
+        let blocker = try AuditLock(path: path + "/audit.sqlite")
+        func slowAppend(_ number: Int) async throws {
+            try await blocker.lock()
+            async let appended = log.append(event(number))
+            try await Task.sleep(for: .milliseconds(400))
+            try await blocker.unlock()
+            _ = try await appended
+        }
+        // Reports are made on the writer's thread after the batch's callers were resumed.
+        func reportCount(reaching expected: Int) async throws -> Int {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while reports.withLock({ $0.count }) < expected, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return reports.withLock { $0.count }
+        }
+        try await slowAppend(1)
+        #expect(try await reportCount(reaching: 1) == 1)
+        #expect(reports.withLock { $0.first?.count } == 1)
+        #expect(reports.withLock { $0.first?.slowest ?? .zero } > threshold)
+        // Within the interval: counted, not reported.
+        try await slowAppend(2)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(reports.withLock { $0.count } == 1)
+        // With the interval gone, the next slow commit reports both.
+        log.observeSlowCommits(over: threshold, every: .zero) { count, slowest in
+            reports.withLock { $0.append((count, slowest)) }
+        }
+        try await slowAppend(3)
+        #expect(try await reportCount(reaching: 2) == 2)
+        #expect(reports.withLock { $0.last?.count } == 2)
+        #expect(reports.withLock { $0.last?.slowest ?? .zero } > threshold)
+    }
+
     struct Tamper: Sendable, CustomTestStringConvertible {
         var name: String
         var sql: String
