@@ -215,8 +215,8 @@ struct GatewayMiddleware: RouterMiddleware {
             // method.
             if context.endpointPath == nil || context.endpointPath == "NotFound" {
                 // A path that a route serves with other methods gets 405 and those methods.
-                let allowed = GatewayRoute.methods(matching: request.uri.path)
-                if response.status == .notFound, !allowed.isEmpty {
+                let allowed = response.status == .notFound ? GatewayRoute.methods(matching: request.uri.path) : []
+                if !allowed.isEmpty {
                     let names = allowed.map(\.rawValue).joined(separator: ", ")
                     response = GatewayErrors.response(
                         status: .methodNotAllowed,

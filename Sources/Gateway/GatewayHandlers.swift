@@ -257,7 +257,7 @@ final class GatewayHandlers: Sendable {
         guard let value = try context.parameters.require(name).removingPercentEncoding else {
             throw TutelaError(.invalidInput, "the path's \(name) is not valid percent-encoded UTF-8")
         }
-        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
+        guard !value.unicodeScalars.contains(where: \.isControlCharacter) else {
             throw TutelaError(.invalidInput, "the path's \(name) holds a control character")
         }
         return value
@@ -496,14 +496,13 @@ final class GatewayHandlers: Sendable {
             // Requests wait for their batch's commit: slow commits at low load point at the disk.
             let commits = tutela.audit.commitTimes
             text += "# TYPE tutela_audit_commit_duration_seconds histogram\n"
-            var cumulative = 0
-            for (index, bound) in AuditCommitTimes.bounds.enumerated() {
-                cumulative += commits.counts[index]
-                text += "tutela_audit_commit_duration_seconds_bucket{le=\"\(bound)\"} \(cumulative)\n"
-            }
-            text += "tutela_audit_commit_duration_seconds_bucket{le=\"+Inf\"} \(commits.count)\n"
-            text += "tutela_audit_commit_duration_seconds_sum \(commits.seconds)\n"
-            text += "tutela_audit_commit_duration_seconds_count \(commits.count)\n"
+            GatewayMetrics.renderHistogram(
+                "tutela_audit_commit_duration_seconds",
+                bounds: AuditCommitTimes.bounds,
+                counts: commits.counts,
+                sum: commits.seconds,
+                into: &text
+            )
             var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4"
             return response

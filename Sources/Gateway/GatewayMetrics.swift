@@ -51,6 +51,29 @@ final class GatewayMetrics: Sendable {
         }
     }
 
+    /// Appends a histogram's bucket, sum and count lines: `counts` has one count per bound and a
+    /// last one for the values above them all.
+    static func renderHistogram(
+        _ name: String,
+        labels: String = "",
+        bounds: [Double],
+        counts: [Int],
+        sum: Double,
+        into text: inout String
+    ) {
+        let prefix = labels.isEmpty ? "" : labels + ","
+        var cumulative = 0
+        for (index, bound) in bounds.enumerated() {
+            cumulative += counts[index]
+            text += "\(name)_bucket{\(prefix)le=\"\(bound)\"} \(cumulative)\n"
+        }
+        cumulative += counts[bounds.count]
+        text += "\(name)_bucket{\(prefix)le=\"+Inf\"} \(cumulative)\n"
+        let suffix = labels.isEmpty ? "" : "{\(labels)}"
+        text += "\(name)_sum\(suffix) \(sum)\n"
+        text += "\(name)_count\(suffix) \(cumulative)\n"
+    }
+
     func render() -> String {
         state.withLock { state in
             var text = "# TYPE tutela_http_requests_total counter\n"
@@ -59,16 +82,14 @@ final class GatewayMetrics: Sendable {
             }
             text += "# TYPE tutela_http_request_duration_seconds histogram\n"
             for (route, histogram) in state.histograms.sorted(by: { $0.key < $1.key }) {
-                let labels = "route=\"\(route)\""
-                var cumulative = 0
-                for (index, bound) in Self.buckets.enumerated() {
-                    cumulative += histogram.counts[index]
-                    text += "tutela_http_request_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
-                }
-                cumulative += histogram.counts[Self.buckets.count]
-                text += "tutela_http_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
-                text += "tutela_http_request_duration_seconds_sum{\(labels)} \(histogram.sum)\n"
-                text += "tutela_http_request_duration_seconds_count{\(labels)} \(cumulative)\n"
+                Self.renderHistogram(
+                    "tutela_http_request_duration_seconds",
+                    labels: "route=\"\(route)\"",
+                    bounds: Self.buckets,
+                    counts: histogram.counts,
+                    sum: histogram.sum,
+                    into: &text
+                )
             }
             text += "# TYPE tutela_policy_decisions_total counter\n"
             for (outcome, count) in state.decisions.sorted(by: { $0.key < $1.key }) {

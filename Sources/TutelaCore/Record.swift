@@ -96,9 +96,7 @@ extension Record {
         }
         // Control characters: C0, DEL and C1, and the format controls that reorder text.
         for scalar in text.unicodeScalars
-        where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
-            || scalar.properties.generalCategory == .format
-        {
+        where scalar.isControlCharacter || scalar.properties.generalCategory == .format {
             throw TutelaError(.invalidInput, "\(name) must not contain control characters")
         }
     }

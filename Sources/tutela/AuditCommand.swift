@@ -31,20 +31,16 @@ struct AuditCommand: AsyncParsableCommand {
     /// Text with its control characters (C0, DEL and C1) written as `\u{1B}`: an event's fields
     /// hold what callers sent (a path, a header), and a terminal must not act on them.
     static func visible(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        guard text.unicodeScalars.contains(where: \.isControlCharacter) else { return text }
         var shown = ""
         for scalar in text.unicodeScalars {
-            if isControl(scalar) {
+            if scalar.isControlCharacter {
                 shown += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
             } else {
                 shown.unicodeScalars.append(scalar)
             }
         }
         return shown
-    }
-
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     static func print(_ events: [AuditEvent], json: Bool) {
