@@ -40,7 +40,11 @@ struct CommandOutputTests {
         #expect(created["name"] as? String == "pat" && created["disabled"] as? Bool == false)
         #expect(created["roles"] as? [String] == ["support_agent"])
         #expect((created["attributes"] as? [String: Any])?["clearance"] as? Int == 2)
-        #expect(try await object(["principals", "grant", "pat", "marketing_analyst"])["roles"] as? [String] != nil)
+        #expect(
+            try await object(["principals", "grant", "pat", "marketing_analyst"])["roles"] as? [String] == [
+                "marketing_analyst", "support_agent",
+            ]
+        )
         #expect(
             try await object(["principals", "revoke", "pat", "marketing_analyst"])["roles"] as? [String] == [
                 "support_agent"
