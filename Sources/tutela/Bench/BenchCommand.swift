@@ -129,14 +129,16 @@ final class BenchReport: @unchecked Sendable {
     }
 
     func table() -> String {
-        var lines = ["AREA    FIGURE                               VALUE"]
+        // Columns as wide as their longest entry: `padding(toLength:)` cuts a longer one short.
+        let areaWidth = areas.map(\.name.count).reduce(4, max) + 2
+        let keyWidth = areas.flatMap { $0.figures.map(\.key.count) }.reduce(6, max) + 2
+        func row(_ area: String, _ key: String, _ value: String) -> String {
+            area.padding(toLength: areaWidth, withPad: " ", startingAt: 0)
+                + key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + value
+        }
+        var lines = [row("AREA", "FIGURE", "VALUE")]
         for area in areas {
-            for figure in area.figures {
-                let name = area.name.padding(toLength: 8, withPad: " ", startingAt: 0)
-                lines.append(
-                    name + figure.key.padding(toLength: 37, withPad: " ", startingAt: 0) + Self.format(figure.value)
-                )
-            }
+            for figure in area.figures { lines.append(row(area.name, figure.key, Self.format(figure.value))) }
         }
         return lines.joined(separator: "\n")
     }
