@@ -38,6 +38,8 @@ public final class Tutela: Sendable {
     let keyringStamp: Mutex<FileStamp?>
     /// The keyring file's stamp now, looked up through the change monitor.
     let keyringFileStamp: WatchedFileStamp
+    /// Watches the keyring and the credentials stamp; nil where it cannot (they are then stat'ed).
+    let fileChanges: FileChangeMonitor?
 
     static let keyringMetadataKey = "keyring_id"
     static let tenantMetadataKey = "tenant"
@@ -63,6 +65,14 @@ public final class Tutela: Sendable {
         self.auditKeys = auditKeys
         self.keyringStamp = Mutex(FileStamp.of(configuration.keyringPath))
         self.keyringFileStamp = WatchedFileStamp(path: configuration.keyringPath, monitor: fileChanges)
+        self.fileChanges = fileChanges
+    }
+
+    /// Runs a request's checks of the keyring and the credentials (`reloadKeyringIfChanged`,
+    /// `checkCredentials`) with the files they watch looked at once, as they were at its start.
+    public func withFileChangesPinned<T>(_ body: () async throws -> T) async rethrows -> T {
+        guard let fileChanges else { return try await body() }
+        return try await fileChanges.withGenerationPinned(body)
     }
 
     /// Opens an initialized data directory.

@@ -58,11 +58,33 @@ public final class FileChangeMonitor: Sendable {
         close(descriptor)
     }
 
+    /// A generation read once for a scope of one task (see `withGenerationPinned`).
+    private struct Pin: Sendable {
+        let monitor: ObjectIdentifier
+        let generation: UInt64
+    }
+
+    @TaskLocal private static var pinned: Pin?
+
+    /// Runs `body` with this monitor's generation read once, at its start: each `generation()`
+    /// of this monitor in the body's task answers that number.
+    ///
+    /// A request that looks at several watched files (the keyring, the credentials stamp) then
+    /// pays one read of the queue instead of one per file, and sees the files as they were when
+    /// it began, as every request does that starts after a change.
+    public func withGenerationPinned<T>(_ body: () async throws -> T) async rethrows -> T {
+        guard let generation = generation() else { return try await body() }
+        return try await Self.$pinned.withValue(Pin(monitor: ObjectIdentifier(self), generation: generation)) {
+            try await body()
+        }
+    }
+
     /// A number that changes whenever a watched file may have changed; nil when the monitor no
     /// longer watches (a watched directory was removed or moved, or its queue cannot be read),
     /// and the caller must look at the files themselves.
     public func generation() -> UInt64? {
-        state.withLock { state -> UInt64? in
+        if let pin = Self.pinned, pin.monitor == ObjectIdentifier(self) { return pin.generation }
+        return state.withLock { state -> UInt64? in
             guard !state.broken else { return nil }
             // Drained under the lock, so that no caller sees the old number after another one
             // has read the event that changes it.

@@ -44,6 +44,30 @@ struct FileChangeMonitorTests {
         #expect(monitor.generation() != written)
     }
 
+    @Test("a pinned scope answers the generation of its start; the change shows after it, other monitors unpinned")
+    func pinnedGeneration() async throws {
+        let folder = try directory()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = folder + "/stamp"
+        let monitor = try #require(FileChangeMonitor(files: [file]))
+        let other = try #require(FileChangeMonitor(files: [file]))
+        let before = try #require(monitor.generation())
+        let otherBefore = try #require(other.generation())
+        let (inside, otherInside) = try await monitor.withGenerationPinned {
+            try replace(file, with: "changed inside")
+            let inside = monitor.generation()
+            // Child tasks of the scope see the same number.
+            async let child = monitor.generation()
+            #expect(await child == inside)
+            return (inside, other.generation())
+        }
+        #expect(inside == before)
+        let otherAfter = other.generation()
+        #expect(otherInside != nil && otherInside != otherBefore && otherAfter == otherInside)
+        let after = try #require(monitor.generation())
+        #expect(after != before)
+    }
+
     @Test("a watched stamp follows every replacement, with no stat while nothing changes")
     func watchedStamp() throws {
         let folder = try directory()
