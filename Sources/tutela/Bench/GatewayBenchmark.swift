@@ -12,7 +12,8 @@ import TutelaCore
 /// The running server under `wrk`: a governed customer fetch (authenticate, decide, decrypt,
 /// mask, audit) next to the unauthenticated `/healthz` route, in the same run, each at the
 /// connection count where it peaks; then the governed route again with fewer connections, at
-/// about half of its peak, for its p99 there.
+/// about half of its peak, for its p99 there: `wrk`'s, corrected for coordinated omission, and
+/// the server's own from its request-duration histogram.
 ///
 /// The two peak loads run back to back in `rounds` rounds; the round with the median ratio is
 /// reported.
@@ -132,19 +133,29 @@ struct GatewayBenchmark {
             "governed_vs_static_throughput",
             governedLoad.requestsPerSecond / max(1, staticLoad.requestsPerSecond)
         )
-        var half = (load: governedLoad, commits: AuditCommitTimes())
+        var half = (load: governedLoad, commits: AuditCommitTimes(), server: ServerDurations())
         for connections in [1, 2, 4, 8] {
             let commitsBefore = tutela.audit.commitTimes
+            let serverBefore = try ServerDurations.scrape(port: port, route: "/v1/customers/{id}")
             let load = try await Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
             let commits = tutela.audit.commitTimes.since(commitsBefore)
+            let server = try ServerDurations.scrape(port: port, route: "/v1/customers/{id}").since(serverBefore)
             if abs(load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
                 < abs(half.load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
             {
-                half = (load, commits)
+                half = (load, commits, server)
             }
         }
         report.record("gateway", "governed_half_load_per_s", half.load.requestsPerSecond)
         report.record("gateway", "governed_half_load_p99_ms", half.load.p99Milliseconds)
+        // `wrk` corrects its latencies for the requests a client sending at a steady rate would
+        // have sent while one was held up, so a 100 ms stall weighs as a hundred slow requests;
+        // the server's own histogram of the same run counts each request once.
+        report.record("gateway", "governed_half_load_server_requests", Double(half.server.count))
+        report.record("gateway", "governed_half_load_server_over_10ms", Double(half.server.count(over: 0.01) ?? 0))
+        if let bound = half.server.bound(ofShare: 0.99) {
+            report.record("gateway", "governed_half_load_server_p99_at_most_ms", bound * 1000)
+        }
         // Every governed request waits for its audit commit and its disk sync: at half load, the
         // commits slower than 10 ms and the disk probe after them show how much of the p99 is the disk's.
         report.record("gateway", "governed_half_load_audit_commits", Double(half.commits.count))
@@ -297,5 +308,89 @@ struct GatewayBenchmark {
     static func which(_ name: String) -> String? {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
         return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+/// A route's request-duration histogram as the server's `/metrics` shows it: counts at or below
+/// each bucket bound (seconds), and the total.
+struct ServerDurations {
+    var cumulative: [(bound: Double, count: Int)] = []
+    var count = 0
+
+    /// The histogram of `route` from the server listening on `port` of this machine.
+    static func scrape(port: Int, route: String) throws -> ServerDurations {
+        let prefix = "tutela_http_request_duration_seconds_bucket{route=\"\(route)\",le=\""
+        let total = "tutela_http_request_duration_seconds_count{route=\"\(route)\"} "
+        var durations = ServerDurations()
+        for line in try LocalHTTP.get(port: port, path: "/metrics").split(separator: "\n") {
+            if line.hasPrefix(total) {
+                durations.count = Int(line.dropFirst(total.count)) ?? 0
+            } else if line.hasPrefix(prefix), let close = line.lastIndex(of: "}") {
+                let bound = line[line.index(line.startIndex, offsetBy: prefix.count)..<close].dropLast()
+                guard let seconds = Double(bound), let count = Int(line[close...].dropFirst(2)) else { continue }
+                durations.cumulative.append((seconds, count))
+            }
+        }
+        return durations
+    }
+
+    /// The requests counted since `earlier`.
+    func since(_ earlier: ServerDurations) -> ServerDurations {
+        var difference = ServerDurations(count: count - earlier.count)
+        for (bound, count) in cumulative {
+            let before = earlier.cumulative.first { $0.bound == bound }?.count ?? 0
+            difference.cumulative.append((bound, count - before))
+        }
+        return difference
+    }
+
+    /// Requests slower than `seconds`, a bucket bound; nil for another value.
+    func count(over seconds: Double) -> Int? {
+        cumulative.first { $0.bound == seconds }.map { count - $0.count }
+    }
+
+    /// The least bucket bound at or below which `share` of the requests fall.
+    func bound(ofShare share: Double) -> Double? {
+        guard count > 0 else { return nil }
+        return cumulative.first { Double($0.count) >= share * Double(count) }?.bound
+    }
+}
+
+/// A plain HTTP/1.1 GET to this machine, for the benchmark's look at a running server.
+enum LocalHTTP {
+    /// The body of `path` from 127.0.0.1:`port`.
+    static func get(port: Int, path: String) throws -> String {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw TutelaError(.io, "no socket for the benchmark's request") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw TutelaError(.io, "the benchmark's server on port \(port) does not answer") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        var sent = 0
+        while sent < request.count {
+            let written = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
+            guard written > 0 else { throw TutelaError(.io, "the benchmark's request was not sent") }
+            sent += written
+        }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let received = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { break }
+            response += buffer[..<received]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200"), let body = text.range(of: "\r\n\r\n") else {
+            throw TutelaError(.io, "the benchmark's server did not answer \(path) with 200")
+        }
+        return String(text[body.upperBound...])
     }
 }
