@@ -3,11 +3,11 @@ import Glibc
 import Synchronization
 import TutelaCore
 
-/// AES-256-GCM through OpenSSL's libcrypto, with the key schedule computed once per key.
+/// AES-256-GCM through OpenSSL's libcrypto, with keyed contexts kept for reuse.
 ///
 /// The store seals many short field values under the same data key. swift-crypto's `AES.GCM`
 /// sets up a fresh AEAD context (key schedule, allocations) on every call, about 3.8 µs for a
-/// 32-byte value on this machine; copying a keyed OpenSSL context and setting a new nonce costs a
+/// 32-byte value on this machine; reusing a keyed OpenSSL context and setting a new nonce costs a
 /// fraction of that (`tutela bench` reports both). The output is standard AES-GCM: the test suite
 /// checks it against the GCM specification's vectors and against swift-crypto in both directions.
 public final class AES256GCM: Sendable {
@@ -27,9 +27,11 @@ public final class AES256GCM: Sendable {
     private let nonceBase: Mutex<[UInt8]?>
     private let nonceCounter = Atomic<UInt64>(0)
 
-    // A keyed context that is only ever copied, never used or changed after init; OpenSSL's
-    // context duplication reads its source only, so concurrent copies are safe.
-    private nonisolated(unsafe) let template: OpaquePointer
+    // The key, for keying contexts when none is idle; written once in init, zeroed in deinit.
+    // Most data keys are used once or by one caller at a time (a new customer's record sealed,
+    // a record read after an unwrap): keying the first context from these bytes costs one key
+    // schedule, where keying a template and copying it cost that and a context's copy and free.
+    private nonisolated(unsafe) let key: UnsafeMutableBufferPointer<UInt8>
     // Keyed contexts ready for reuse; each is used by one caller at a time, between a take and
     // a give back, and a new nonce resets it.
     private let idle = Mutex<[ContextHandle]>([])
@@ -44,20 +46,17 @@ public final class AES256GCM: Sendable {
             throw TutelaError(.invalidInput, "a nonce base has 12 bytes")
         }
         guard key.count == 32 else { throw TutelaError(.invalidInput, "an AES-256 key has 32 bytes") }
-        guard let cipher = Self.cipher, let template = EVP_CIPHER_CTX_new() else {
-            throw TutelaError(.crypto, "OpenSSL does not provide AES-256-GCM")
-        }
-        guard EVP_EncryptInit_ex(template, cipher, nil, key.bindMemory(to: UInt8.self).baseAddress, nil) == 1 else {
-            EVP_CIPHER_CTX_free(template)
-            throw TutelaError(.crypto, "AES-256-GCM key setup failed")
-        }
-        self.template = template
+        guard Self.cipher != nil else { throw TutelaError(.crypto, "OpenSSL does not provide AES-256-GCM") }
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 32)
+        _ = copy.initialize(from: key)
+        self.key = copy
         self.nonceBase = Mutex(nonceBase)
     }
 
     deinit {
+        OPENSSL_cleanse(key.baseAddress, key.count)
+        key.deallocate()
         // Freeing a context cleanses its key schedule.
-        EVP_CIPHER_CTX_free(template)
         idle.withLock { contexts in
             for context in contexts { EVP_CIPHER_CTX_free(context.pointer) }
             contexts.removeAll()
@@ -218,7 +217,7 @@ public final class AES256GCM: Sendable {
 
     private func takeContext() throws -> OpaquePointer {
         if let context = idle.withLock({ $0.popLast() }) { return context.pointer }
-        return try copyTemplate()
+        return try keyedContext()
     }
 
     private func giveBack(_ context: OpaquePointer, reusable: Bool) {
@@ -232,11 +231,12 @@ public final class AES256GCM: Sendable {
         if !kept { EVP_CIPHER_CTX_free(context) }
     }
 
-    private func copyTemplate() throws -> OpaquePointer {
+    /// A new context keyed for encryption; a decryption switches it with `EVP_DecryptInit_ex`.
+    private func keyedContext() throws -> OpaquePointer {
         guard let context = EVP_CIPHER_CTX_new() else { throw TutelaError(.crypto, "out of memory") }
-        guard EVP_CIPHER_CTX_copy(context, template) == 1 else {
+        guard EVP_EncryptInit_ex(context, Self.cipher, nil, key.baseAddress, nil) == 1 else {
             EVP_CIPHER_CTX_free(context)
-            throw TutelaError(.crypto, "AES-GCM context copy failed")
+            throw TutelaError(.crypto, "AES-256-GCM key setup failed")
         }
         return context
     }

@@ -103,4 +103,35 @@ struct AESGCMKnownAnswerTests {
             #expect(throws: TutelaError.self) { try cipher.open(ours.dropFirst(), authenticating: aad + [0]) }
         }
     }
+
+    @Test(
+        "one key used by more callers at once than it keeps contexts for: every output opens, here and in swift-crypto"
+    )
+    func concurrentCallers() async throws {
+        let key = SymmetricKey(size: .bits256)
+        let cipher = try key.withUnsafeBytes { try AES256GCM(key: $0) }
+        let aad = Array("tutela.field.v1|acme|customers|c1|email".utf8)
+        // Sixteen tasks interleaving seals and opens: contexts are keyed, reused and dropped
+        // (four are kept idle) while others are in use.
+        let sealed = try await withThrowingTaskGroup(of: [([UInt8], [UInt8])].self) { group in
+            for task in 0..<16 {
+                group.addTask {
+                    try (0..<200).map { round in
+                        let plaintext = Array("task \(task) round \(round)".utf8)
+                        var output: [UInt8] = []
+                        try cipher.seal(plaintext, authenticating: aad, appendingTo: &output)
+                        #expect(try cipher.open(output[...], authenticating: aad) == plaintext)
+                        return (plaintext, output)
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(sealed.count == 3_200)
+        #expect(Set(sealed.map { Array($0.1.prefix(AES256GCM.nonceLength)) }).count == 3_200)
+        for (plaintext, output) in sealed {
+            let box = try AES.GCM.SealedBox(combined: output)
+            #expect(Array(try AES.GCM.open(box, using: key, authenticating: aad)) == plaintext)
+        }
+    }
 }
