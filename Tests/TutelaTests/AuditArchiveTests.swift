@@ -41,7 +41,9 @@ struct AuditArchiveTests {
     }
 
     private func count(_ path: String, _ sql: String) throws -> Int {
-        try DatabaseQueue(path: path + "/audit.sqlite").read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+        try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).read { db in
+            try Int.fetchOne(db, sql: sql) ?? -1
+        }
     }
 
     @Test("the oldest events move to lines that prove them; the log still verifies, proves, exports and appends")
@@ -157,7 +159,7 @@ struct AuditArchiveTests {
         try await append(0..<20, to: log)
         // The event's bytes changed, its stored leaf hash left as it was: the tree built from
         // the stored hashes still matches the signed root, so the event itself must be checked.
-        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks)
         try await queue.write { db in
             try db.execute(sql: "UPDATE entries SET event = replace(event, 'r3', 'rX') WHERE seq = 3")
         }
@@ -183,7 +185,7 @@ struct AuditArchiveTests {
         let log = try makeLog(path)
         try await append(0..<20, to: log)
         _ = try await log.archive(before: 10, write: { _ in }, commit: {})
-        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks)
         try await queue.write { try $0.execute(sql: "UPDATE archived_leaves SET leaf = randomblob(32) WHERE seq = 4") }
         let result = try await makeLog(path).verify()
         #expect(!result.isValid)
@@ -305,7 +307,8 @@ struct AuditArchiveTests {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         // An older log: a file whose tables were made without incremental auto-vacuum.
-        try await DatabaseQueue(path: path + "/audit.sqlite").writeWithoutTransaction { db in
+        try await DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).writeWithoutTransaction {
+            db in
             try db.execute(sql: "PRAGMA journal_mode = WAL; CREATE TABLE earlier (x)")
         }
         let log = try makeLog(path)
@@ -342,7 +345,7 @@ struct AuditArchiveTests {
             _ = try await log.archive(before: 8, write: { _ in }, commit: {})
         }()
         // Back to the earlier form: archived rows emptied in place, no leaf table, no migration.
-        try await DatabaseQueue(path: path + "/audit.sqlite").write { db in
+        try await DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).write { db in
             try db.execute(
                 sql: """
                     INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)

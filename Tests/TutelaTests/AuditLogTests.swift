@@ -67,13 +67,13 @@ struct AuditLogTests {
     }
 
     private func storedCheckpointSizes(_ path: String) throws -> [Int] {
-        try DatabaseQueue(path: path + "/audit.sqlite").read { db in
+        try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).read { db in
             try Int.fetchAll(db, sql: "SELECT size FROM checkpoints ORDER BY size")
         }
     }
 
     private func execute(_ path: String, _ sql: String) throws {
-        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks)
         try queue.write { try $0.execute(sql: sql) }
     }
 
@@ -282,7 +282,7 @@ struct AuditLogTests {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await filledLog(path)
-        let queue = try DatabaseQueue(path: path + "/audit.sqlite")
+        let queue = try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks)
         try await queue.write { db in
             let bytes = try #require(try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = 13"))
             let edited = Array(
@@ -425,7 +425,7 @@ struct AuditLogTests {
         let path = try directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await filledLog(path)
-        try await DatabaseQueue(path: path + "/audit.sqlite").write { db in
+        try await DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).write { db in
             var frontier = MerkleFrontier()
             for leaf in try Data.fetchAll(db, sql: "SELECT leaf FROM entries WHERE seq < 20 ORDER BY seq") {
                 frontier.append(Array(leaf))
@@ -537,6 +537,17 @@ struct GovernanceAuditTests {
         #expect(error?.code == .auditUnavailable)
         try await blocker.unlock()
         #expect(try await tutela.recordCount(collection: "customers") == 0)
+    }
+}
+
+extension Configuration {
+    /// Waits up to 10 s for a lock another connection holds, instead of failing at once: a log
+    /// under test signs its tail when its writer has been idle for the checkpoint interval, and
+    /// on a loaded machine that moment can fall on a test's own write.
+    static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
     }
 }
 
