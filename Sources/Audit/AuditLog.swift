@@ -192,12 +192,12 @@ public final class AuditLog: Sendable {
     /// The saved frontier, as the next batch extends it; its agreement with the signed
     /// checkpoints is checked on opening and by `verify`.
     private static func loadState(_ db: Database) throws -> MerkleFrontier {
-        guard
-            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT size, frontier FROM state WHERE id = 1"))
-        else {
-            return MerkleFrontier()
-        }
-        guard let frontier = MerkleFrontier(encoded: Array(row[1] as Data)), frontier.size == row[0] as Int else {
+        // Read at the start of every batch (another process may have appended since): decoded
+        // straight from SQLite's columns, not through GRDB's row objects.
+        let state = try db.cachedStatement(sql: "SELECT size, frontier FROM state WHERE id = 1")
+            .run(binding: []) { row in (size: row.int(0), frontier: MerkleFrontier(encoded: row.blob(1))) }
+        guard let state else { return MerkleFrontier() }
+        guard let frontier = state.frontier, frontier.size == state.size else {
             throw TutelaError(.auditTampered, "the audit log's saved state is damaged; run 'tutela audit verify'")
         }
         return frontier

@@ -438,6 +438,24 @@ struct AuditLogTests {
     }
 
     @Test(
+        "a damaged saved state is refused as tampered, never read as another size",
+        arguments: [
+            "UPDATE state SET size = size + 1", "UPDATE state SET frontier = x'00'",
+            "UPDATE state SET size = 'twelve'", "UPDATE state SET frontier = 'not a frontier'",
+        ]
+    )
+    func damagedState(sql: String) async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await filledLog(path)
+        try await DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).write { db in
+            try db.execute(sql: sql)
+        }
+        let error = #expect(throws: TutelaError.self) { try makeLog(path) }
+        #expect(error?.code == .auditTampered)
+    }
+
+    @Test(
         "with the audit store locked, an append fails within its deadline instead of hanging, and the failure is told"
     )
     func failClosed() async throws {
