@@ -33,14 +33,15 @@ public enum Hex {
         output.reserveCapacity(utf8.count / 2)
         var index = 0
         while index < utf8.count {
-            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else { return nil }
+            guard let high = digitValue(utf8[index]), let low = digitValue(utf8[index + 1]) else { return nil }
             output.append(high << 4 | low)
             index += 2
         }
         return output
     }
 
-    private static func value(_ character: UInt8) -> UInt8? {
+    /// The value of one hex digit (either case); nil for any other character.
+    public static func digitValue(_ character: UInt8) -> UInt8? {
         switch character {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10

@@ -575,11 +575,10 @@ struct AuditLock {
     let queue: DatabaseQueue
 
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.allowsUnsafeTransactions = true
         // Taking the lock waits for a transaction under way (a batch, or the idle writer
         // signing the tail), instead of failing on it.
-        configuration.busyMode = .timeout(5)
+        var configuration = Configuration.waitingForLocks
+        configuration.allowsUnsafeTransactions = true
         queue = try DatabaseQueue(path: path, configuration: configuration)
     }
 
