@@ -165,7 +165,23 @@ final class GatewayHandlers: Sendable {
         progress: RequestProgress? = nil
     ) async throws -> Response {
         guard route.action != nil else { return try await operational(route, context: context) }
-        let caller = try await admit(request, context: context, route: route, progress: progress)
+        // A keyring or credentials changed by `tutela ...` in another process are in force from
+        // the next request on. The whole request sees the watched files as they were when it
+        // began: one read of the change monitor's queue when nothing changed, whether it looks
+        // at the keyring, its API key and its principal or at more.
+        return try await tutela.withFileChangesPinned {
+            let caller = try await admit(request, context: context, route: route, progress: progress)
+            return try await handle(route, request: request, context: context, caller: caller)
+        }
+    }
+
+    /// A data or model route's work for an admitted caller.
+    private func handle(
+        _ route: GatewayRoute,
+        request: Request,
+        context: GatewayRequestContext,
+        caller: Caller
+    ) async throws -> Response {
         var request = request
         switch (route.method, route.path) {
         case (.get, "/v1/customers/{id}"):
@@ -309,13 +325,9 @@ final class GatewayHandlers: Sendable {
         route: GatewayRoute,
         progress: RequestProgress?
     ) async throws -> Caller {
-        // A keyring or credentials changed by `tutela ...` in another process are in force from
-        // the next request on: one read of the change monitor's queue when nothing changed.
         let token = Self.header(.authorization, in: request.headers).flatMap(Self.bearerToken)
-        let check = try await tutela.withFileChangesPinned {
-            if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
-            return try await tutela.checkCredentials(token: token)
-        }
+        if let outcome = await tutela.reloadKeyringIfChanged() { logKeyringReload(outcome, to: logger) }
+        let check = try await tutela.checkCredentials(token: token)
         guard case .valid(let principal) = check else {
             if let limited = limitedRefusal(from: context) { throw limited }
             throw try await tutela.auditCredentialFailure(check, requestID: context.requestID)

@@ -68,8 +68,9 @@ public final class Tutela: Sendable {
         self.fileChanges = fileChanges
     }
 
-    /// Runs a request's checks of the keyring and the credentials (`reloadKeyringIfChanged`,
-    /// `checkCredentials`) with the files they watch looked at once, as they were at its start.
+    /// Runs a request with the files that announce changes from other processes (the keyring,
+    /// the credentials stamp) looked at once, as they were at its start: its keyring reload
+    /// check, its API key and its principal then cost one read of the change monitor's queue.
     public func withFileChangesPinned<T>(_ body: () async throws -> T) async rethrows -> T {
         guard let fileChanges else { return try await body() }
         return try await fileChanges.withGenerationPinned(body)
