@@ -555,32 +555,78 @@ public final class AuditLog: Sendable {
     private static func append(_ batch: [Pending], to db: Database, signedBy signer: AuditLog?) throws -> Int {
         var next = try loadState(db)
         let first = next.size
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        )
-        let subject = try db.cachedStatement(sql: "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES (?, ?)")
-        var bytes: [UInt8] = []
+        var entries: [(event: AuditEvent, bytes: [UInt8], leaf: MerkleTree.Hash)] = []
+        entries.reserveCapacity(batch.count)
+        var subjects: [(hmac: String, sequence: Int)] = []
         for (offset, item) in batch.enumerated() {
             let sequence = first + offset
-            let event = item.event
-            bytes.removeAll(keepingCapacity: true)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(24 + item.remainder.count)
             AuditEvent.appendCanonicalPrefix(sequence: sequence, to: &bytes)
             bytes.append(contentsOf: item.remainder)
             let leaf = MerkleTree.leafHash(bytes)
             next.append(leaf)
-            try insert.run(binding: [
-                .int(sequence), .int(Int(event.time)), .text(event.kind), .text(event.principal),
-                .text(event.action), .text(event.purpose), .text(event.decision), .blob(bytes), .blob(leaf),
-            ])
-            for hmac in event.subjects { try subject.run(binding: [.text(hmac), .int(sequence)]) }
+            entries.append((item.event, bytes, leaf))
+            for hmac in item.event.subjects { subjects.append((hmac, sequence)) }
+        }
+        // A statement per chunk of rows rather than per row: its fixed cost (the program
+        // started, the table's and indexes' cursors opened, the statement reset) is paid once.
+        for chunk in SQL.chunks(entries.count) {
+            try db.cachedStatement(sql: SQL.insertEntries[chunk.count.trailingZeroBitCount]).run { binder in
+                for index in chunk {
+                    let (event, bytes, leaf) = entries[index]
+                    binder.int(first + index)
+                    binder.int(Int(event.time))
+                    binder.text(event.kind)
+                    binder.text(event.principal)
+                    binder.text(event.action)
+                    binder.text(event.purpose)
+                    binder.text(event.decision)
+                    binder.blob(bytes)
+                    binder.blob(leaf)
+                }
+            }
+        }
+        for chunk in SQL.chunks(subjects.count) {
+            try db.cachedStatement(sql: SQL.insertSubjects[chunk.count.trailingZeroBitCount]).run { binder in
+                for index in chunk {
+                    binder.text(subjects[index].hmac)
+                    binder.int(subjects[index].sequence)
+                }
+            }
         }
         if let signer { try signer.storeCheckpoint(of: next, in: db) }
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (id, size, frontier) VALUES (1, ?, ?)")
             .run(binding: [.int(next.size), .blob(next.encoded)])
         return first
+    }
+
+    /// The statements that insert a batch's entries, one per chunk size.
+    private enum SQL {
+        /// Rows per chunk: powers of two up to 64 (576 parameters, far below SQLite's limit).
+        private static let sizes = (0...6).map { 1 << $0 }
+
+        static let insertEntries = sizes.map { count in
+            "INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf) VALUES "
+                + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
+        }
+        static let insertSubjects = sizes.map { count in
+            "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES "
+                + repeatElement("(?, ?)", count: count).joined(separator: ", ")
+        }
+
+        /// `count` rows in chunks of those sizes, largest first.
+        static func chunks(_ count: Int) -> [Range<Int>] {
+            var chunks: [Range<Int>] = []
+            var start = 0
+            while start < count {
+                let remaining = count - start
+                let size = min(sizes[sizes.count - 1], 1 << (Int.bitWidth - 1 - remaining.leadingZeroBitCount))
+                chunks.append(start..<start + size)
+                start += size
+            }
+            return chunks
+        }
     }
 
     /// Signs and stores a checkpoint of `frontier`.

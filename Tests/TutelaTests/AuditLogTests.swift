@@ -371,6 +371,50 @@ struct AuditLogTests {
         #expect(eager.writeCounts.batches > 1)
     }
 
+    @Test("a batch's entries are stored in chunks of rows, each row with its own columns and subjects")
+    func largeBatchesStoredRowForRow() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path, timeout: .seconds(30), gatherWindow: .seconds(10))
+        // 103 expected calls: the writer holds a batch until they have all appended, so it
+        // stores them in few batches, in chunks of 64, 32, 4, 2 and 1 rows or smaller ones.
+        let count = 103
+        let sequences = try await withThrowingTaskGroup(of: Int.self) { group in
+            for number in 0..<count {
+                group.addTask {
+                    try await log.expectingAppend {
+                        var event = self.event(number)
+                        event.subjects = ["subject-\(number)", "shared"]
+                        return try await log.append(event)
+                    }
+                }
+            }
+            return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
+        }
+        #expect(sequences == Set(0..<count))
+        #expect(log.writeCounts.batches < count / 2)
+        let result = try await log.verify()
+        #expect(result.isValid, "\(result.problems)")
+        #expect(result.entries == count)
+        // Each subject row points at its own event, each principal column matches its event.
+        for number in [0, 1, 63, 64, 95, 96, 100, 101, 102] {
+            var filter = AuditFilter()
+            filter.subjectHMAC = "subject-\(number)"
+            let found = try await log.search(filter, limit: 10)
+            #expect(found.count == 1)
+            #expect(found.first?.time == Int64(number))
+            #expect(found.first?.requestID == "r\(number)")
+        }
+        var shared = AuditFilter()
+        shared.subjectHMAC = "shared"
+        #expect(try await log.search(shared, limit: 1000).count == count)
+        var principal = AuditFilter()
+        principal.principal = "p1"
+        let byPrincipal = try await log.search(principal, limit: 1000)
+        #expect(byPrincipal.count == (0..<count).count { $0 % 3 == 1 })
+        #expect(byPrincipal.allSatisfy { $0.principal == "p1" && $0.time % 3 == 1 })
+    }
+
     /// Four expected calls that append 50 ms apart; their sequence numbers.
     private func appendSpacedOut(to log: AuditLog) async throws -> Set<Int> {
         try await withThrowingTaskGroup(of: Int.self) { group in
