@@ -569,11 +569,10 @@ public final class AuditLog: Sendable {
             entries.append((item.event, bytes, leaf))
             for hmac in item.event.subjects { subjects.append((hmac, sequence)) }
         }
-        // A statement per chunk of rows rather than per row: its fixed cost (the program
-        // started, the table's and indexes' cursors opened, the statement reset) is paid once.
-        for chunk in SQL.chunks(entries.count) {
-            try db.cachedStatement(sql: SQL.insertEntries[chunk.count.trailingZeroBitCount]).run { binder in
-                for index in chunk {
+        // A statement per chunk of rows rather than per row (see `RowChunk`).
+        for chunk in RowChunk.split(0..<entries.count) {
+            try db.cachedStatement(sql: SQL.insertEntries[chunk.shift]).run { binder in
+                for index in chunk.rows {
                     let (event, bytes, leaf) = entries[index]
                     binder.int(first + index)
                     binder.int(Int(event.time))
@@ -587,9 +586,9 @@ public final class AuditLog: Sendable {
                 }
             }
         }
-        for chunk in SQL.chunks(subjects.count) {
-            try db.cachedStatement(sql: SQL.insertSubjects[chunk.count.trailingZeroBitCount]).run { binder in
-                for index in chunk {
+        for chunk in RowChunk.split(0..<subjects.count) {
+            try db.cachedStatement(sql: SQL.insertSubjects[chunk.shift]).run { binder in
+                for index in chunk.rows {
                     binder.text(subjects[index].hmac)
                     binder.int(subjects[index].sequence)
                 }
@@ -601,31 +600,13 @@ public final class AuditLog: Sendable {
         return first
     }
 
-    /// The statements that insert a batch's entries, one per chunk size.
+    /// The statements that insert a batch's entries, by chunk size: index n inserts 2^n rows.
     private enum SQL {
-        /// Rows per chunk: powers of two up to 64 (576 parameters, far below SQLite's limit).
-        private static let sizes = (0...6).map { 1 << $0 }
-
-        static let insertEntries = sizes.map { count in
-            "INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf) VALUES "
-                + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
+        static let insertEntries = RowChunk.statements(row: "(?, ?, ?, ?, ?, ?, ?, ?, ?)") { values in
+            "INSERT INTO entries (seq, time_ms, kind, principal, action, purpose, decision, event, leaf) VALUES \(values)"
         }
-        static let insertSubjects = sizes.map { count in
-            "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES "
-                + repeatElement("(?, ?)", count: count).joined(separator: ", ")
-        }
-
-        /// `count` rows in chunks of those sizes, largest first.
-        static func chunks(_ count: Int) -> [Range<Int>] {
-            var chunks: [Range<Int>] = []
-            var start = 0
-            while start < count {
-                let remaining = count - start
-                let size = min(sizes[sizes.count - 1], 1 << (Int.bitWidth - 1 - remaining.leadingZeroBitCount))
-                chunks.append(start..<start + size)
-                start += size
-            }
-            return chunks
+        static let insertSubjects = RowChunk.statements(row: "(?, ?)") { values in
+            "INSERT OR IGNORE INTO entry_subjects (subject, seq) VALUES \(values)"
         }
     }
 

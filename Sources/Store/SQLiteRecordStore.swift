@@ -192,7 +192,7 @@ public final class SQLiteRecordStore: RecordStore {
     /// Writes one batch inside the caller's transaction.
     ///
     /// Keys, records and index entries go in with one statement per chunk of rows (see
-    /// `PreparedBatch.split`): a statement's fixed cost (cursors opened, the program started
+    /// `RowChunk`): a statement's fixed cost (cursors opened, the program started
     /// and reset) is paid once per chunk rather than once per row.
     private static func write(_ prepared: PreparedBatch, to db: Database) throws {
         let batch = prepared.batch
@@ -207,7 +207,7 @@ public final class SQLiteRecordStore: RecordStore {
         // A key is not inserted for an erased subject nor over another key; only when a chunk
         // inserted fewer keys than it holds are its keys looked at one by one, to say why.
         for chunk in prepared.keyChunks {
-            try db.cachedStatement(sql: SQL.insertKeys[chunk.size]).run { prepared.bindKeys(chunk.rows, to: &$0) }
+            try db.cachedStatement(sql: SQL.insertKeys[chunk.shift]).run { prepared.bindKeys(chunk.rows, to: &$0) }
             guard db.changesCount == chunk.rows.count else {
                 throw try refusedKey(batch.newDataKeys[chunk.rows], db: db)
             }
@@ -218,7 +218,9 @@ public final class SQLiteRecordStore: RecordStore {
                 for index in chunk.rows { try writeOne(index, of: prepared, db: db) }
                 continue
             }
-            try db.cachedStatement(sql: SQL.insertRecords[chunk.size]).run { prepared.bindRecords(chunk.rows, to: &$0) }
+            try db.cachedStatement(sql: SQL.insertRecords[chunk.shift]).run {
+                prepared.bindRecords(chunk.rows, to: &$0)
+            }
             if db.changesCount != chunk.rows.count {
                 // Some records existed: each row that does not hold this batch's record is
                 // replaced (its old index entries removed first).
@@ -249,8 +251,10 @@ public final class SQLiteRecordStore: RecordStore {
     /// Inserts index entries of a batch (`entries` indexes its list of them), a chunk of rows
     /// per statement.
     private static func insertLookups(_ entries: Range<Int>, of prepared: PreparedBatch, db: Database) throws {
-        for piece in PreparedBatch.split(entries) {
-            try db.cachedStatement(sql: SQL.insertLookups[piece.size]).run { prepared.bindLookups(piece.rows, to: &$0) }
+        for piece in RowChunk.split(entries) {
+            try db.cachedStatement(sql: SQL.insertLookups[piece.shift]).run {
+                prepared.bindLookups(piece.rows, to: &$0)
+            }
         }
     }
 
@@ -302,25 +306,21 @@ public final class SQLiteRecordStore: RecordStore {
 
     /// The statements of a batch's chunks, by chunk size: index n inserts 2^n rows.
     private enum SQL {
-        static let insertKeys = sizes.map { count in
+        static let insertKeys = RowChunk.statements(row: "(?, ?, ?, ?)") { values in
             """
             INSERT OR IGNORE INTO data_keys (subject, key_id, kek_version, wrapped)
-            SELECT column1, column2, column3, column4 FROM (VALUES \(rows("(?, ?, ?, ?)", count)))
+            SELECT column1, column2, column3, column4 FROM (VALUES \(values))
             WHERE NOT EXISTS (SELECT 1 FROM erasures WHERE subject = column1)
             """
         }
-        static let insertRecords = sizes.map { count in
+        static let insertRecords = RowChunk.statements(row: "(?, ?, ?, ?, ?)") { values in
             """
-            INSERT INTO records (collection, id, subject, payload, lookups) VALUES \(rows("(?, ?, ?, ?, ?)", count))
+            INSERT INTO records (collection, id, subject, payload, lookups) VALUES \(values)
             ON CONFLICT (collection, id) DO NOTHING
             """
         }
-        static let insertLookups = sizes.map { count in
-            "INSERT OR IGNORE INTO lookups (digest, record_id) VALUES \(rows("(?, ?)", count))"
-        }
-        private static let sizes = (0...PreparedBatch.largestChunkShift).map { 1 << $0 }
-        private static func rows(_ row: String, _ count: Int) -> String {
-            repeatElement(row, count: count).joined(separator: ", ")
+        static let insertLookups = RowChunk.statements(row: "(?, ?)") { values in
+            "INSERT OR IGNORE INTO lookups (digest, record_id) VALUES \(values)"
         }
     }
 
@@ -653,19 +653,10 @@ public final class SQLiteRecordStore: RecordStore {
 /// A write batch planned as statements: its keys, records and index entries in chunks, and each
 /// record's list of its index entries; the values are bound from the batch itself.
 private struct PreparedBatch: Sendable {
-    /// Rows inserted by one statement: a power of two of them, so that a few statements
-    /// (one per size) serve every batch.
-    struct Chunk: Sendable {
-        /// Which of the batch's keys, records or index entries.
-        let rows: Range<Int>
-        /// The shift of the row count: `rows.count == 1 << size`.
-        let size: Int
-    }
-
     /// A chunk of records.
     struct RecordChunk: Sendable {
         let rows: Range<Int>
-        let size: Int
+        let shift: Int
         /// Whether no id occurs twice in the chunk (else it is written record by record).
         let distinctIDs: Bool
     }
@@ -676,11 +667,8 @@ private struct PreparedBatch: Sendable {
         let lookup: Int
     }
 
-    /// The most rows one statement inserts: 2^6 = 64.
-    static let largestChunkShift = 6
-
     let batch: WriteBatch
-    let keyChunks: [Chunk]
+    let keyChunks: [RowChunk]
     let recordChunks: [RecordChunk]
     /// Each record's list of its index entries, kept in its row.
     let encodedLookups: [[UInt8]?]
@@ -691,11 +679,11 @@ private struct PreparedBatch: Sendable {
 
     init(_ batch: WriteBatch) {
         self.batch = batch
-        keyChunks = Self.split(0..<batch.newDataKeys.count)
-        recordChunks = Self.split(0..<batch.records.count).map { chunk in
+        keyChunks = RowChunk.split(0..<batch.newDataKeys.count)
+        recordChunks = RowChunk.split(0..<batch.records.count).map { chunk in
             var ids = Set<String>(minimumCapacity: chunk.rows.count)
             let distinct = batch.records[chunk.rows].allSatisfy { ids.insert($0.id).inserted }
-            return RecordChunk(rows: chunk.rows, size: chunk.size, distinctIDs: distinct)
+            return RecordChunk(rows: chunk.rows, shift: chunk.shift, distinctIDs: distinct)
         }
         encodedLookups = batch.records.map { LookupList.encode($0.lookups) }
         var entries: [Entry] = []
@@ -748,18 +736,6 @@ private struct PreparedBatch: Sendable {
         }
     }
 
-    /// Cuts `rows` into chunks of the largest size, then the rest by its binary digits.
-    static func split(_ rows: Range<Int>) -> [Chunk] {
-        var chunks: [Chunk] = []
-        var start = rows.lowerBound
-        var shift = largestChunkShift
-        while start < rows.upperBound {
-            while rows.upperBound - start < 1 << shift { shift -= 1 }
-            chunks.append(Chunk(rows: start..<start + (1 << shift), size: shift))
-            start += 1 << shift
-        }
-        return chunks
-    }
 }
 
 /// The blind-index entries of a record, kept in its row so that replacing or erasing it removes

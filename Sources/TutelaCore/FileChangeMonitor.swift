@@ -27,10 +27,10 @@ public final class FileChangeMonitor: Sendable {
 
     private let descriptor: Int32
     private let state = Mutex(State())
-    private let looks = Atomic<Int>(0)
+    private let reads = Atomic<Int>(0)
 
     /// How many times this monitor has read its queue (a pinned scope's answers are not reads).
-    var queueReads: Int { looks.load(ordering: .relaxed) }
+    var queueReads: Int { reads.load(ordering: .relaxed) }
 
     private static let directoryMask = UInt32(
         IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF
@@ -88,7 +88,7 @@ public final class FileChangeMonitor: Sendable {
     /// and the caller must look at the files themselves.
     public func generation() -> UInt64? {
         if let pin = Self.pinned, pin.monitor == ObjectIdentifier(self) { return pin.generation }
-        looks.add(1, ordering: .relaxed)
+        reads.add(1, ordering: .relaxed)
         return state.withLock { state -> UInt64? in
             guard !state.broken else { return nil }
             // Drained under the lock, so that no caller sees the old number after another one
