@@ -4,13 +4,15 @@ import TutelaTestSupport
 
 @Suite("tutela bench")
 struct BenchCommandTests {
-    @Test("a small run prints JSON grouped by area with every store and crypto figure, ratios positive")
+    @Test(
+        "a small run prints JSON grouped by area with every store and crypto figure, ratios positive, with their spread"
+    )
     func smallRun() async throws {
         let tutela = try ChildProcess.builtTutela()
         let run = try await ChildProcess.run(
             tutela,
             [
-                "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "1",
+                "bench", "--json", "--areas", "crypto,store", "--rows", "200", "--batch", "50", "--rounds", "3",
                 "--policies-dir", TestEnvironment.policiesDirectory,
             ]
         )
@@ -27,6 +29,11 @@ struct BenchCommandTests {
             "import_jsonl_rows", "import_jsonl_per_s",
         ] {
             #expect((store[name] ?? 0) > 0, "store.\(name)")
+        }
+        // Each ratio is the median of three rounds, between the lowest and the highest round's.
+        for name in ["insert_ratio", "read_ratio", "read_uncached_ratio", "lookup_ratio"] {
+            let (low, median, high) = (store[name + "_min"] ?? 0, store[name] ?? 0, store[name + "_max"] ?? 0)
+            #expect(low > 0 && low <= median && median <= high, "store.\(name): \(low) \(median) \(high)")
         }
         let crypto = try #require(figures["crypto"])
         for name in ["aes_gcm_4k_mb_per_s", "aes_siv_4k_mb_per_s", "field_seal_ns", "field_open_ns"] {

@@ -58,7 +58,7 @@ struct StoreBenchmark {
             stores.append((baseline, store))
         }
         inserts.report(into: report, count: records.count, baseline: "insert_plaintext", ours: "insert_encrypted")
-        report.record("store", "insert_ratio", inserts.medianRatio)
+        inserts.recordRatio(into: report, as: "insert_ratio")
         try await insertSteps(schema: schema, keyring: keyring, batches: batches, into: report)
 
         let (baseline, store) = stores[0]
@@ -89,12 +89,12 @@ struct StoreBenchmark {
             uncachedReads.add(baseline: unwrapping.baseline, ours: unwrapping.ours)
         }
         reads.report(into: report, count: ids.count, baseline: "read_plaintext", ours: "read_encrypted")
-        report.record("store", "read_ratio", reads.medianRatio)
+        reads.recordRatio(into: report, as: "read_ratio")
         // The first round's reads unwrap each key once; the later ones find it kept.
         report.record("store", "read_distinct_subjects", Double(Set(ids).count))
         report.record("store", "read_cached_data_keys", Double(store.cachedDataKeyCount))
         uncachedReads.report(into: report, count: ids.count, baseline: nil, ours: "read_uncached")
-        report.record("store", "read_uncached_ratio", uncachedReads.medianRatio)
+        uncachedReads.recordRatio(into: report, as: "read_uncached_ratio")
         try await readSteps(uncached, keyring: keyring, ids: Array(ids.prefix(5000)), into: report)
 
         let emails: [String] = (0..<min(records.count, 5000)).compactMap {
@@ -116,7 +116,7 @@ struct StoreBenchmark {
             lookups.add(baseline: plain, ours: blind)
         }
         lookups.report(into: report, count: emails.count, baseline: "lookup_plaintext", ours: "lookup_blind_index")
-        report.record("store", "lookup_ratio", lookups.medianRatio)
+        lookups.recordRatio(into: report, as: "lookup_ratio")
         try await importJSONL(schema: schema, keyring: keyring, into: report)
     }
 
@@ -189,8 +189,14 @@ struct Comparison {
         ratios.append(time / baseline)
     }
 
-    /// The median of the rounds' ratios (ours / baseline).
-    var medianRatio: Double { Self.median(ratios) }
+    /// Records the median of the rounds' ratios (ours / baseline) as `name`, and the lowest and
+    /// highest as `name_min` and `name_max`: how far the machine's drift moved one round from
+    /// another.
+    func recordRatio(into report: BenchReport, as name: String) {
+        report.record("store", name, Self.median(ratios))
+        report.record("store", name + "_min", ratios.min() ?? 0)
+        report.record("store", name + "_max", ratios.max() ?? 0)
+    }
 
     /// Records both sides' median throughput as `NAME_per_s`; a nil baseline name leaves the
     /// baseline out (when another comparison reported it).
