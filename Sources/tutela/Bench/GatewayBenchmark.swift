@@ -215,30 +215,31 @@ struct GatewayBenchmark {
     /// a few connections on, while a governed request also waits for its audit event's commit,
     /// so it needs more requests in flight to fill the commits and keep the processors busy.
     /// Past its peak a route loses throughput to queueing, so the search keeps the best count
-    /// rather than the largest.
+    /// rather than the largest. The levels are run twice, up then down, and each count's two
+    /// rates added: one pass alone let a burst of the machine's drift pick a count well off the
+    /// peak.
     static func peakConnections(
         _ wrk: String,
         staticArguments: [String],
         governedArguments: [String]
     ) async throws -> (staticConnections: Int, governedConnections: Int) {
-        var staticBest = (connections: connectionLevels[0], rate: 0.0)
-        var governedBest = staticBest
-        for connections in connectionLevels {
+        var staticRates = [Int: Double]()
+        var governedRates = [Int: Double]()
+        for connections in connectionLevels + connectionLevels.reversed() {
             let staticLoad = try await Self.wrk(wrk, connections: connections, seconds: 2, arguments: staticArguments)
-            if staticLoad.requestsPerSecond > staticBest.rate {
-                staticBest = (connections, staticLoad.requestsPerSecond)
-            }
+            staticRates[connections, default: 0] += staticLoad.requestsPerSecond
             let governedLoad = try await Self.wrk(
                 wrk,
                 connections: connections,
                 seconds: 2,
                 arguments: governedArguments
             )
-            if governedLoad.requestsPerSecond > governedBest.rate {
-                governedBest = (connections, governedLoad.requestsPerSecond)
-            }
+            governedRates[connections, default: 0] += governedLoad.requestsPerSecond
         }
-        return (staticBest.connections, governedBest.connections)
+        func best(_ rates: [Int: Double]) -> Int {
+            connectionLevels.max { rates[$0, default: 0] < rates[$1, default: 0] } ?? connectionLevels[0]
+        }
+        return (best(staticRates), best(governedRates))
     }
 
     /// One `wrk` run against the server in this process.
