@@ -23,14 +23,15 @@ public final class FileChangeMonitor: Sendable {
     private struct State {
         var generation: UInt64 = 0
         var broken = false
+        /// How many times the queue was read, for tests.
+        var reads = 0
     }
 
     private let descriptor: Int32
     private let state = Mutex(State())
-    private let reads = Atomic<Int>(0)
 
     /// How many times this monitor has read its queue (a pinned scope's answers are not reads).
-    var queueReads: Int { reads.load(ordering: .relaxed) }
+    var queueReads: Int { state.withLock { $0.reads } }
 
     private static let directoryMask = UInt32(
         IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF
@@ -88,9 +89,10 @@ public final class FileChangeMonitor: Sendable {
     /// and the caller must look at the files themselves.
     public func generation() -> UInt64? {
         if let pin = Self.pinned, pin.monitor == ObjectIdentifier(self) { return pin.generation }
-        reads.add(1, ordering: .relaxed)
         return state.withLock { state -> UInt64? in
             guard !state.broken else { return nil }
+            // Counted under the lock already taken: no shared counter of its own on this path.
+            state.reads += 1
             // Drained under the lock, so that no caller sees the old number after another one
             // has read the event that changes it.
             withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { buffer in
