@@ -212,8 +212,8 @@ public final class SQLiteRecordStore: RecordStore {
                 throw try refusedKey(batch.newDataKeys[chunk.rows], db: db)
             }
         }
-        for chunk in prepared.recordChunks {
-            guard chunk.distinctIDs else {
+        for (chunk, distinctIDs) in prepared.recordChunks {
+            guard distinctIDs else {
                 // An id twice in a chunk: the later row replaces the earlier, one at a time.
                 for index in chunk.rows { try writeOne(index, of: prepared, db: db) }
                 continue
@@ -653,14 +653,6 @@ public final class SQLiteRecordStore: RecordStore {
 /// A write batch planned as statements: its keys, records and index entries in chunks, and each
 /// record's list of its index entries; the values are bound from the batch itself.
 private struct PreparedBatch: Sendable {
-    /// A chunk of records.
-    struct RecordChunk: Sendable {
-        let rows: Range<Int>
-        let shift: Int
-        /// Whether no id occurs twice in the chunk (else it is written record by record).
-        let distinctIDs: Bool
-    }
-
     /// One blind-index entry: its record's position in the batch and its own in the record's.
     struct Entry: Sendable {
         let record: Int
@@ -669,7 +661,9 @@ private struct PreparedBatch: Sendable {
 
     let batch: WriteBatch
     let keyChunks: [RowChunk]
-    let recordChunks: [RecordChunk]
+    /// The records' chunks, each with whether no id occurs twice in it (else it is written
+    /// record by record).
+    let recordChunks: [(chunk: RowChunk, distinctIDs: Bool)]
     /// Each record's list of its index entries, kept in its row.
     let encodedLookups: [[UInt8]?]
     /// The index entries of every record, one record after the other.
@@ -683,7 +677,7 @@ private struct PreparedBatch: Sendable {
         recordChunks = RowChunk.split(0..<batch.records.count).map { chunk in
             var ids = Set<String>(minimumCapacity: chunk.rows.count)
             let distinct = batch.records[chunk.rows].allSatisfy { ids.insert($0.id).inserted }
-            return RecordChunk(rows: chunk.rows, shift: chunk.shift, distinctIDs: distinct)
+            return (chunk, distinct)
         }
         encodedLookups = batch.records.map { LookupList.encode($0.lookups) }
         var entries: [Entry] = []
