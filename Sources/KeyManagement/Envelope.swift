@@ -95,9 +95,13 @@ public struct FieldContext: Sendable {
     }
 
     /// The record and field, as error messages name them.
+    ///
+    /// A field name comes from the stored bytes, which may have been altered: its control
+    /// characters are escaped.
     var place: String {
-        guard let group else { return "\(collection)/\(recordID) field '\(field)'" }
-        return "\(collection)/\(recordID) fields \(group.names.map { "'\($0)'" }.joined(separator: ", "))"
+        guard let group else { return "\(collection)/\(recordID) field '\(field.escapingControlCharacters)'" }
+        let names = group.names.map { "'\($0.escapingControlCharacters)'" }
+        return "\(collection)/\(recordID) fields \(names.joined(separator: ", "))"
     }
 
     /// Replaces `bytes` with the length-prefixed encoding authenticated with the ciphertext,

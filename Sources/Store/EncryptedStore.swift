@@ -351,7 +351,7 @@ public final class EncryptedStore: Sendable {
         var groupedFields: GroupKey.Fields? = GroupKey.Fields()
         // Entries are stored in the schema's field order: the next definition is usually the match.
         var next = 0
-        try RecordPayload.forEach(in: stored.payload) { nameBytes, entry in
+        try RecordPayload.forEach(in: stored.payload, record: "\(collection.name)/\(stored.id)") { nameBytes, entry in
             let (name, index) = Self.name(nameBytes, in: collection, from: &next)
             switch entry {
             case .clear(let value):
@@ -376,10 +376,13 @@ public final class EncryptedStore: Sendable {
             }
         }
         if !grouped.isEmpty {
-            guard let range = try RecordPayload.groupRange(in: stored.payload) else {
+            guard
+                let range = try RecordPayload.groupRange(in: stored.payload, record: "\(collection.name)/\(stored.id)")
+            else {
                 throw TutelaError(
-                    .storage,
-                    "the record payload of \(collection.name)/\(stored.id) lost its sealed group"
+                    .ciphertextTampered,
+                    "the stored payload of \(collection.name)/\(stored.id) is damaged or was altered: "
+                        + "it lists sealed fields but holds no sealed group"
                 )
             }
             let group =

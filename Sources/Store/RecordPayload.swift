@@ -22,6 +22,9 @@ public enum RecordPayload {
         case grouped
     }
 
+    /// A field's name and its decoded entry.
+    public typealias NamedEntry = (name: String, entry: Entry)
+
     /// One entry as a view into the payload: a sealed value is not copied.
     public enum BorrowedEntry {
         case clear(FieldValue)
@@ -120,10 +123,12 @@ public enum RecordPayload {
     }
 
     /// Decodes a payload's entries (of either format).
-    /// - Throws: `TutelaError` with code `.storage` when it is damaged.
-    public static func decode(_ bytes: [UInt8]) throws -> [(name: String, entry: Entry)] {
-        var entries: [(name: String, entry: Entry)] = []
-        try forEach(in: bytes) { name, entry in
+    /// - Parameter record: the record's `collection/id`, for the error.
+    /// - Throws: `TutelaError` with code `.ciphertextTampered`, naming the record, when it is
+    ///   damaged.
+    public static func decode(_ bytes: [UInt8], record: @autoclosure () -> String) throws -> [NamedEntry] {
+        var entries: [NamedEntry] = []
+        try forEach(in: bytes, record: record()) { name, entry in
             let name = String(decoding: name, as: UTF8.self)
             switch entry {
             case .clear(let value): entries.append((name, .clear(value)))
@@ -136,48 +141,75 @@ public enum RecordPayload {
 
     /// Where a format 2 payload's group ciphertext lies; nil for format 1 or when no field is
     /// sealed.
-    /// - Throws: `TutelaError` (`.storage`, or `.invalidInput` when truncated) when it is damaged.
-    public static func groupRange(in bytes: [UInt8]) throws -> Range<Int>? {
+    /// - Parameter record: the record's `collection/id`, for the error.
+    /// - Throws: `TutelaError` with code `.ciphertextTampered`, naming the record, when it is
+    ///   damaged.
+    public static func groupRange(in bytes: [UInt8], record: @autoclosure () -> String) throws -> Range<Int>? {
         var reader = ByteReader(bytes: bytes)
-        let format = try reader.byte()
-        guard format == groupFormat else {
-            guard format == fieldFormat else { throw TutelaError(.storage, "unknown record payload format") }
-            return nil
+        return try reading(record) {
+            let format = try reader.byte()
+            guard format == groupFormat else {
+                guard format == fieldFormat else { throw TutelaError(.storage, "its format is unknown") }
+                return nil
+            }
+            _ = try reader.bytes(2)
+            let length = Int(try reader.uint32())
+            let start = reader.offset
+            _ = try reader.bytes(length)
+            return length == 0 ? nil : start..<(start + length)
         }
-        _ = try reader.bytes(2)
-        let length = Int(try reader.uint32())
-        let start = reader.offset
-        _ = try reader.bytes(length)
-        return length == 0 ? nil : start..<(start + length)
     }
 
     /// Walks a payload without copying it: `body` gets each entry's name bytes and value.
-    /// - Throws: `TutelaError` (`.storage`, or `.invalidInput` when truncated) when it is damaged,
-    ///   or what `body` throws.
+    /// - Parameter record: the record's `collection/id`, for the error.
+    /// - Throws: `TutelaError` with code `.ciphertextTampered`, naming the record, when the
+    ///   payload is damaged (cut short, an unknown format, entry kind or value tag, bytes past
+    ///   the last entry), or what `body` throws, as it is.
     public static func forEach(
         in bytes: [UInt8],
+        record: @autoclosure () -> String,
         _ body: (_ name: ArraySlice<UInt8>, _ entry: BorrowedEntry) throws -> Void
     ) throws {
         var reader = ByteReader(bytes: bytes)
-        let format = try reader.byte()
-        guard format == fieldFormat || format == groupFormat else {
-            throw TutelaError(.storage, "unknown record payload format")
-        }
-        let count = Int(try reader.byte()) << 8 | Int(try reader.byte())
-        if format == groupFormat { _ = try reader.bytes(Int(try reader.uint32())) }
-        for _ in 0..<count {
-            let name = try reader.bytes(Int(try reader.byte()))
-            switch (try reader.byte(), format) {
-            case (0, _):
-                try body(name, .clear(try FieldValue.decode(from: &reader)))
-            case (1, fieldFormat):
-                try body(name, .sealed(try reader.bytes(Int(try reader.uint32()))))
-            case (2, groupFormat):
-                try body(name, .grouped)
-            default:
-                throw TutelaError(.storage, "unknown record payload entry kind")
+        let (format, count) = try reading(record) { () throws -> (UInt8, Int) in
+            let format = try reader.byte()
+            guard format == fieldFormat || format == groupFormat else {
+                throw TutelaError(.storage, "its format is unknown")
             }
+            let count = Int(try reader.byte()) << 8 | Int(try reader.byte())
+            if format == groupFormat { _ = try reader.bytes(Int(try reader.uint32())) }
+            return (format, count)
         }
-        guard reader.isAtEnd else { throw TutelaError(.storage, "trailing bytes in a record payload") }
+        for _ in 0..<count {
+            // The entry is read first and handed over after: an error of `body` passes as it is.
+            let (name, entry) = try reading(record) { () throws -> (ArraySlice<UInt8>, BorrowedEntry) in
+                let name = try reader.bytes(Int(try reader.byte()))
+                switch (try reader.byte(), format) {
+                case (0, _): return (name, .clear(try FieldValue.decode(from: &reader)))
+                case (1, fieldFormat): return (name, .sealed(try reader.bytes(Int(try reader.uint32()))))
+                case (2, groupFormat): return (name, .grouped)
+                default: throw TutelaError(.storage, "an entry has an unknown kind")
+                }
+            }
+            try body(name, entry)
+        }
+        guard reader.isAtEnd else { throw damaged(record(), "bytes follow its last entry") }
+    }
+
+    /// Runs a step of reading a payload; its failure, the step's own or the reader's (bytes cut
+    /// short, an unknown value tag), becomes the error that names the record.
+    private static func reading<T>(_ record: () -> String, _ step: () throws -> T) throws -> T {
+        do {
+            return try step()
+        } catch let error as TutelaError {
+            throw damaged(record(), error.message)
+        }
+    }
+
+    /// The error for a damaged payload.
+    ///
+    /// The message names the record and what does not parse, never a value.
+    private static func damaged(_ record: String, _ reason: String) -> TutelaError {
+        TutelaError(.ciphertextTampered, "the stored payload of \(record) is damaged or was altered: \(reason)")
     }
 }

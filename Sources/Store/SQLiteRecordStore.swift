@@ -336,7 +336,16 @@ public final class SQLiteRecordStore: RecordStore {
             sql: "DELETE FROM lookups WHERE digest = ? AND record_id = ?"
         )
         var count = 0
-        for lookup in try LookupList.decode(listed) {
+        let lookups: [Lookup]
+        do {
+            lookups = try LookupList.decode(listed)
+        } catch {
+            throw TutelaError(
+                .storage,
+                "the list of blind-index entries stored with \(collection)/\(id) is damaged or was altered"
+            )
+        }
+        for lookup in lookups {
             // Rows written before the shorter digests list all 32 bytes; the entry has the first 16.
             try delete.execute(arguments: [Data(lookup.digest.prefix(BlindIndexer.digestLength)), id])
             count += db.changesCount

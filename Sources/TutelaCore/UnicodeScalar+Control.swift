@@ -7,3 +7,21 @@ extension Unicode.Scalar {
         value < 0x20 || (0x7F...0x9F).contains(value)
     }
 }
+
+extension String {
+    /// This text with each control character written as `\u{…}` (its hexadecimal value), for a
+    /// message that quotes a name read from storage: a damaged or altered name can then neither
+    /// break the message's line nor reach a terminal as an escape sequence.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: \.isControlCharacter) else { return self }
+        var escaped = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if scalar.isControlCharacter {
+                escaped.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+            } else {
+                escaped.append(scalar)
+            }
+        }
+        return String(escaped)
+    }
+}

@@ -121,7 +121,7 @@ struct StoreConformanceTests {
         ])
         let (stored, key) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
         // Flip one bit inside the sealed group, leaving the payload's framing intact.
-        let group = try #require(try RecordPayload.groupRange(in: stored.payload))
+        let group = try #require(try RecordPayload.groupRange(in: stored.payload, record: "test"))
         var altered = stored
         altered.payload[group.upperBound - 20] ^= 0x01
         let error = #expect(throws: TutelaError.self) { try store.open(altered, key: key) }
@@ -160,6 +160,45 @@ struct StoreConformanceTests {
         #expect(copiedError?.message.contains("interactions/i2 fields") == true)
     }
 
+    @Test("a stored payload altered at any byte is refused with an error naming its record", arguments: backends)
+    func alteredPayloadBytes(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
+        let (stored, key) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
+        var refused = 0
+        for index in stored.payload.indices {
+            var altered = stored
+            altered.payload[index] ^= 0x01
+            // A clear value (the id, the segment label) is stored as it is, not sealed: a changed
+            // letter there reads back changed. Everything else must be refused.
+            let error: TutelaError
+            do {
+                _ = try store.open(altered, key: key)
+                continue
+            } catch let thrown as TutelaError {
+                error = thrown
+            }
+            refused += 1
+            // The stored data is at fault, not a caller's input: never `.invalidInput` (a 400 at
+            // the gateway), always the record's name.
+            #expect(
+                [.ciphertextTampered, .ciphertextMisplaced].contains(error.code),
+                "byte \(index): \(error.code.rawValue): \(error.message)"
+            )
+            #expect(error.message.contains("customers/c1"), "byte \(index): \(error.message)")
+        }
+        #expect(refused > stored.payload.count / 2)
+
+        // A stored field name is quoted in the message with its control characters escaped.
+        var renamed = stored
+        let email = try #require(renamed.payload.firstRange(of: Array("email".utf8) + [2]))
+        renamed.payload[email.lowerBound] = 0x1B
+        let renamedError = #expect(throws: TutelaError.self) { try store.open(renamed, key: key) }
+        #expect(renamedError?.message.contains("'\\u{1b}mail'") == true)
+        #expect(renamedError?.message.unicodeScalars.contains(where: \.isControlCharacter) == false)
+    }
+
     @Test("withheld fields are listed, not decrypted into values, in both payload formats", arguments: backends)
     func withheldFields(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
@@ -194,7 +233,7 @@ struct StoreConformanceTests {
         try await store.backend.apply(batch)
         #expect(try await store.get(collection: "customers", id: "c1") == original)
         // A field sealed on its own and moved to another field is caught.
-        var entries = try RecordPayload.decode(old.payload)
+        var entries = try RecordPayload.decode(old.payload, record: "test")
         let emailIndex = try #require(entries.firstIndex { $0.name == "email" })
         let phoneIndex = try #require(entries.firstIndex { $0.name == "phone" })
         (entries[emailIndex].entry, entries[phoneIndex].entry) = (entries[phoneIndex].entry, entries[emailIndex].entry)
