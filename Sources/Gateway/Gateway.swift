@@ -190,6 +190,21 @@ struct GatewayMiddleware: RouterMiddleware {
         return "\(microseconds / 1000)." + (fraction < 10 ? "00" : fraction < 100 ? "0" : "") + "\(fraction)"
     }
 
+    /// Logs a request that failed on the server's side.
+    ///
+    /// Its caller got a 500 that says no more than the error's code. The line names the request
+    /// id, the route template and that code (for another error than Tutela's own, its type),
+    /// never the error's message, which may name a record: the audit event of the same request
+    /// id says which.
+    static func logServerFailure(_ error: any Error, requestID: String, route: String?, to logger: Logger) {
+        var metadata: Logger.Metadata = [
+            "request_id": .string(requestID), "route": .string(route ?? "unmatched"),
+            "code": .string(GatewayErrors.code(of: error)),
+        ]
+        if !(error is TutelaError) { metadata["error_type"] = .string(String(describing: type(of: error))) }
+        logger.error("a request failed on the server's side", metadata: metadata)
+    }
+
     func handle(
         _ request: Request,
         context: GatewayRequestContext,
@@ -210,6 +225,14 @@ struct GatewayMiddleware: RouterMiddleware {
                 response = try await next(request, context)
             } catch {
                 response = GatewayErrors.response(for: error, requestID: context.requestID)
+                if response.status == .internalServerError {
+                    Self.logServerFailure(
+                        error,
+                        requestID: context.requestID,
+                        route: context.endpointPath,
+                        to: gateway.logger
+                    )
+                }
             }
             // Hummingbird's router names the endpoint "NotFound" when no route matched path and
             // method.

@@ -152,6 +152,45 @@ struct ServeTests {
         }
     }
 
+    @Test("a record damaged in the database gets 500 with its code, an audit event, and a log line without the record")
+    func damagedRecord() async throws {
+        let log = CollectedLog()
+        let (fixture, app) = try await GatewayFixture.make(logger: log.logger())
+        defer { fixture.environment.remove() }
+        // The first byte of the stored payload names its format: one no version wrote.
+        let backend = fixture.tutela.store.backend
+        var (stored, _) = try #require(try await backend.record(collection: "customers", id: "c000003"))
+        stored.payload[0] = 0x7F
+        var batch = WriteBatch()
+        batch.records = [stored]
+        try await backend.apply(batch)
+        try await app.test(.router) { client in
+            let headers = GatewayFixture.headers(fixture.keys["agent"])
+            try await client.execute(uri: "/v1/customers/c000003", method: .get, headers: headers) { response in
+                // The stored data is at fault, not the request: not a 400.
+                #expect(response.status == .internalServerError)
+                let body = String(buffer: response.body)
+                #expect(body.contains("\"code\":\"ciphertext_tampered\""))
+                #expect(!body.contains("c000003"))
+                let requestID = try #require(response.headers[HTTPField.Name("X-Request-Id")!])
+                let failures = log.lines.filter { $0.hasPrefix("a request failed on the server's side") }
+                #expect(failures.count == 1)
+                #expect(failures.first?.contains("code=ciphertext_tampered") == true)
+                #expect(failures.first?.contains("request_id=\(requestID)") == true)
+                #expect(failures.first?.contains("route=/v1/customers/{id}") == true)
+                var filter = AuditFilter()
+                filter.principal = "agent"
+                let event = try await fixture.tutela.audit.search(filter, limit: 10).first { $0.requestID == requestID }
+                #expect(event?.outcome == "error:ciphertext_tampered")
+            }
+            // Other records are served as before.
+            try await client.execute(uri: "/v1/customers/c000002", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        for line in log.lines { #expect(!line.contains("c000003")) }
+    }
+
     @Test("a keyring rotated and re-wrapped by another process is used by the running gateway at once")
     func keyringReload() async throws {
         let (fixture, app) = try await GatewayFixture.make()
