@@ -301,14 +301,27 @@ public final class EnvelopeCipher: Sendable {
 
     /// The clear bytes of a wrapped data key; the caller zeroes them.
     private func unwrapBytes(_ wrapped: WrappedDataKey, subject: String) throws -> [UInt8] {
-        let kek = try keyEncryptionKey(version: wrapped.kekVersion)
+        let owner = "the data key of subject '\(subject.escapingControlCharacters)'"
+        let kek: AES256GCM
+        do {
+            kek = try keyEncryptionKey(version: wrapped.kekVersion)
+        } catch let error as TutelaError where error.code == .notFound {
+            // Not a missing record: the stored key and this keyring do not belong together.
+            throw TutelaError(
+                .authenticationFailed,
+                "\(owner) names key version \(wrapped.kekVersion), which this keyring does not have: the "
+                    + "keyring is not the one its data was written with, or the stored key was altered"
+            )
+        } catch let error as TutelaError {
+            throw TutelaError(error.code, "\(owner) cannot be unwrapped: \(error.message)")
+        }
         do {
             return try kek.open(
                 wrapped.sealed[...],
                 authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
             )
         } catch {
-            throw TutelaError(.authenticationFailed, "a data key failed authentication: its stored form was altered")
+            throw TutelaError(.authenticationFailed, "\(owner) failed authentication: its stored form was altered")
         }
     }
 

@@ -76,6 +76,41 @@ struct EnvelopeTests {
         #expect(try second.open(sealed, with: second.unwrap(wrapped, subject: "c1"), context: context) == .int(7))
     }
 
+    @Test(
+        "a stored data key that does not unwrap names its subject; one under a version the keyring lacks is not 'not found'"
+    )
+    func unwrapFailures() throws {
+        var keyring = Keyring.generate(now: 0)
+        let cipher = EnvelopeCipher(keyring: keyring, tenant: "acme")
+        let (_, wrapped) = try cipher.makeDataKey(forSubject: "c1")
+
+        var altered = wrapped.sealed
+        altered[altered.count / 2] ^= 0x01
+        let alteredError = #expect(throws: TutelaError.self) {
+            try cipher.unwrap(WrappedDataKey(id: wrapped.id, kekVersion: 1, sealed: altered), subject: "c1")
+        }
+        #expect(alteredError?.code == .authenticationFailed)
+        #expect(alteredError?.message.contains("the data key of subject 'c1' failed authentication") == true)
+
+        // A version this keyring never had: the keyring and the database do not belong together.
+        // `.notFound` would read as a missing record (a 404 at the gateway).
+        let unknownError = #expect(throws: TutelaError.self) {
+            try cipher.unwrap(WrappedDataKey(id: wrapped.id, kekVersion: 7, sealed: wrapped.sealed), subject: "c1")
+        }
+        #expect(unknownError?.code == .authenticationFailed)
+        #expect(unknownError?.message.contains("subject 'c1' names key version 7") == true)
+
+        // A disabled version keeps its code and its advice, and says whose key it is.
+        try keyring.rotate(now: 1)
+        try keyring.apply(.disable, toVersion: 1)
+        let disabledError = #expect(throws: TutelaError.self) {
+            try EnvelopeCipher(keyring: keyring, tenant: "acme").unwrap(wrapped, subject: "c1")
+        }
+        #expect(disabledError?.code == .keyDisabled)
+        #expect(disabledError?.message.contains("the data key of subject 'c1' cannot be unwrapped") == true)
+        #expect(disabledError?.message.contains("tutela keys enable 1") == true)
+    }
+
     @Test("blind indexes are stable per field and differ across fields; tokens are deterministic and reversible")
     func indexesAndTokens() throws {
         let keyring = Keyring.generate(now: 0)
