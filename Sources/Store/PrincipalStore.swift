@@ -50,13 +50,27 @@ extension SQLiteRecordStore: PrincipalStore {
         }
     }
 
-    private static func decodePrincipal(_ row: Row) -> Principal {
+    /// A stored principal.
+    ///
+    /// Attributes that do not parse are an error, not an empty set: a policy that forbids by an
+    /// attribute must not stop matching because its value was damaged.
+    private static func decodePrincipal(_ row: Row) throws -> Principal {
+        let name: String = row[0]
         let roles: String = row[1]
         let attributesText: String = row[2]
-        let attributes =
-            (try? JSONDecoder().decode([String: AttributeValue].self, from: Data(attributesText.utf8))) ?? [:]
+        let attributes: [String: AttributeValue]
+        do {
+            attributes = try JSONDecoder().decode([String: AttributeValue].self, from: Data(attributesText.utf8))
+        } catch {
+            throw TutelaError(
+                .storage,
+                "the stored attributes of principal '\(name.escapingControlCharacters)' are damaged or were "
+                    + "altered (not a JSON object of attribute values): its requests are refused until the "
+                    + "database is restored"
+            )
+        }
         return Principal(
-            name: row[0],
+            name: name,
             roles: Set(roles.split(separator: ",").map(String.init)),
             attributes: attributes,
             disabled: row[3]

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Governance
 import Store
 import Testing
@@ -113,7 +114,7 @@ struct GovernedAccessTests {
             }
         }
         try #require(!consenting.isEmpty && consenting.count < 40)
-        var exported: [Record] = []
+        var exported: [TutelaCore.Record] = []
         let count = try await tutela.governedExport(
             Caller(principal: "partner", purpose: "partner_exchange"),
             collection: "customers"
@@ -150,5 +151,29 @@ struct GovernedAccessTests {
         }
         let revoked = try await tutela.revoke(role: "model_trainer", from: "trainer")
         #expect(revoked.roles.isEmpty)
+    }
+
+    @Test("a principal whose stored attributes were damaged is refused, not read as having none")
+    func damagedPrincipalAttributes() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 5)
+        _ = try await tutela.createPrincipal(name: "alice", roles: ["support_agent"], attributes: [:])
+        let caller = Caller(principal: "alice", purpose: "support")
+        _ = try await tutela.governedRecord(caller, collection: "customers", id: "c000002")
+
+        let database = try DatabaseQueue(path: environment.configuration.databasePath)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE principals SET attributes = '{\"clearance\": ' WHERE name = 'alice'")
+        }
+        // A fresh instance, as a new process would read it: no cached principal.
+        let reopened = try await Tutela.open(environment.configuration)
+        let readError = await #expect(throws: TutelaError.self) {
+            try await reopened.governedRecord(caller, collection: "customers", id: "c000002")
+        }
+        #expect(readError?.code == .storage)
+        #expect(readError?.message.contains("principal 'alice' are damaged") == true)
+        let listError = await #expect(throws: TutelaError.self) { try await reopened.listPrincipals() }
+        #expect(listError?.message.contains("principal 'alice' are damaged") == true)
     }
 }
