@@ -646,10 +646,10 @@ public final class AuditLog: Sendable {
             arguments.append(limit)
             let rows = try Row.fetchAll(
                 db,
-                sql: "SELECT event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
+                sql: "SELECT seq, event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
                 arguments: StatementArguments(arguments)
             )
-            return try rows.map { try AuditEvent(canonical: Array($0[0] as Data)) }
+            return try rows.map { try Self.storedEvent($0[1] as Data, sequence: $0[0]) }
         }
     }
 
@@ -666,7 +666,22 @@ public final class AuditLog: Sendable {
             throw TutelaError(.notFound, "audit entry \(sequence) was archived: its event is in an archive file")
         }
         guard let bytes else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
-        return try AuditEvent(canonical: Array(bytes))
+        return try Self.storedEvent(bytes, sequence: sequence)
+    }
+
+    /// The event of a stored entry.
+    /// - Throws: `.storage` naming the entry when its bytes are not an event (damaged or altered;
+    ///   `verify` then reports it too).
+    private static func storedEvent(_ bytes: Data, sequence: Int) throws -> AuditEvent {
+        do {
+            return try AuditEvent(canonical: Array(bytes))
+        } catch {
+            throw TutelaError(
+                .storage,
+                "audit entry \(sequence) is damaged or was altered: its stored event does not parse; "
+                    + "'tutela audit verify' checks the whole log"
+            )
+        }
     }
 
     /// A signed checkpoint of the whole log: the latest stored one, after signing the entries

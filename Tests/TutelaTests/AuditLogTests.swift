@@ -254,6 +254,22 @@ struct AuditLogTests {
         #expect(result.firstBadEntry == tamper.firstBad, "\(result.problems)")
     }
 
+    @Test("an entry whose stored event no longer parses is named by search and by its own read")
+    func unreadableEntry() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await filledLog(path)
+        try execute(path, "UPDATE entries SET event = substr(event, 2) WHERE seq = 13")
+        let log = try makeLog(path)
+        let searchError = await #expect(throws: TutelaError.self) { try await log.search(AuditFilter(), limit: 100) }
+        #expect(searchError?.code == .storage)
+        #expect(searchError?.message.contains("audit entry 13 is damaged or was altered") == true)
+        let entryError = await #expect(throws: TutelaError.self) { try await log.entry(13) }
+        #expect(entryError?.message.contains("audit entry 13 is damaged or was altered") == true)
+        // The entries after it are still found.
+        #expect(try await log.search(AuditFilter(), limit: 10).count == 10)
+    }
+
     @Test("an export proves every entry against the latest checkpoint, and refuses a log that no longer matches it")
     func export() async throws {
         let path = try directory()
