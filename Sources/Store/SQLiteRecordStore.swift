@@ -325,9 +325,17 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     /// Deletes the index entries listed in a record's row.
+    /// - Parameter scanWhenDamaged: when the row's list does not parse, delete every entry of
+    ///   this record id instead (a scan of the index, and entries of records with the same id in
+    ///   other collections go too) rather than fail: an erasure must not be held up by it.
     /// - Returns: how many were deleted.
     @discardableResult
-    private static func deleteLookups(collection: String, id: String, db: Database) throws -> Int {
+    private static func deleteLookups(
+        collection: String,
+        id: String,
+        db: Database,
+        scanWhenDamaged: Bool = false
+    ) throws -> Int {
         let listed = try Data.fetchOne(
             db.cachedStatement(sql: "SELECT lookups FROM records WHERE collection = ? AND id = ?"),
             arguments: [collection, id]
@@ -339,6 +347,9 @@ public final class SQLiteRecordStore: RecordStore {
         let lookups: [Lookup]
         do {
             lookups = try LookupList.decode(listed)
+        } catch  where scanWhenDamaged {
+            try db.execute(sql: "DELETE FROM lookups WHERE record_id = ?", arguments: [id])
+            return db.changesCount
         } catch {
             throw TutelaError(
                 .storage,
@@ -586,7 +597,12 @@ public final class SQLiteRecordStore: RecordStore {
             let deleteRecord = try db.cachedStatement(sql: "DELETE FROM records WHERE collection = ? AND id = ?")
             var records = 0
             for key in keys {
-                lookups += try Self.deleteLookups(collection: key.collection, id: key.id, db: db)
+                lookups += try Self.deleteLookups(
+                    collection: key.collection,
+                    id: key.id,
+                    db: db,
+                    scanWhenDamaged: true
+                )
                 try deleteRecord.execute(arguments: [key.collection, key.id])
                 records += db.changesCount
             }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Governance
 import KeyManagement
 import Store
@@ -160,6 +161,33 @@ struct StoreConformanceTests {
         #expect(copiedError?.message.contains("interactions/i2 fields") == true)
     }
 
+    @Test("the SQLite store erases a customer whose list of blind-index entries was damaged, entries included")
+    func erasureWithDamagedLookupList() async throws {
+        let (store, directory) = try makeStore("sqlite")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ])
+        let database = try DatabaseQueue(path: directory + "/store.sqlite", configuration: .waitingForLocks)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE records SET lookups = x'05' WHERE id = 'c1'")
+        }
+        // An update of the record needs its list, and says whose it is.
+        let update = await #expect(throws: TutelaError.self) {
+            try await store.put([SampleRecords.customer("c1", email: "carol@example.com")])
+        }
+        #expect(update?.message.contains("stored with customers/c1 is damaged") == true)
+        // An erasure goes ahead and leaves no index entry of the customer behind.
+        let report = try await store.erase(subject: "c1", at: 1)
+        #expect(report.dataKeyDestroyed && report.recordsRemoved == 1 && report.lookupsRemoved == 2)
+        let left = try await database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lookups WHERE record_id = 'c1'")
+        }
+        #expect(left == 0)
+        #expect(try await store.find(collection: "customers", field: "email", value: "bob@example.com").count == 1)
+    }
+
     @Test("a stored payload altered at any byte is refused with an error naming its record", arguments: backends)
     func alteredPayloadBytes(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
@@ -247,7 +275,7 @@ struct StoreConformanceTests {
     /// A customer put into `store`, and the row and wrapped key the backend keeps for it.
     private static func storedCustomer(
         in store: EncryptedStore
-    ) async throws -> (Record, StoredRecord, WrappedDataKey?) {
+    ) async throws -> (TutelaCore.Record, StoredRecord, WrappedDataKey?) {
         let original = SampleRecords.customer("c1", email: "alice@example.com")
         try await store.put([original])
         let (stored, wrapped) = try #require(try await store.backend.record(collection: "customers", id: "c1"))
@@ -553,7 +581,7 @@ struct StoreConformanceTests {
 
 extension SampleDataset {
     /// Sample customers as records.
-    static func generateCustomers(count: Int) -> [Record] {
+    static func generateCustomers(count: Int) -> [TutelaCore.Record] {
         let dataset = generate(customers: count, interactionsPerCustomer: 0)
         guard let schema = try? TestEnvironment.schema(), let definition = try? schema.collection("customers"),
             let rows = try? RecordFileReader.read(Data(dataset.customersCSV.utf8), format: .csv)
