@@ -160,26 +160,51 @@ extension Tutela {
         var total = 0
         while true {
             let started = ContinuousClock.now
-            let page = try await store.page(collection: collection, after: after, limit: pageSize, withheld: withheld)
-            guard let last = page.last else { break }
-            after = last.id
-            var kept: [Record] = []
-            var masked: [Record] = []
-            masked.reserveCapacity(page.count)
-            for record in page where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
-                kept.append(record)
-                masked.append(
-                    try masker.mask(
-                        record,
-                        definition: definition,
-                        obligations: decision.obligations,
-                        purpose: caller.purpose
+            let masked: [Record]
+            do {
+                let page = try await store.page(
+                    collection: collection,
+                    after: after,
+                    limit: pageSize,
+                    withheld: withheld
+                )
+                guard let last = page.last else { break }
+                after = last.id
+                var kept: [Record] = []
+                var maskedPage: [Record] = []
+                maskedPage.reserveCapacity(page.count)
+                for record in page
+                where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
+                    kept.append(record)
+                    maskedPage.append(
+                        try masker.mask(
+                            record,
+                            definition: definition,
+                            obligations: decision.obligations,
+                            purpose: caller.purpose
+                        )
+                    )
+                }
+                try await audit.append(
+                    readEvent(caller, .export, collection, decision, outcome: "ok", records: kept, started: started)
+                )
+                masked = maskedPage
+            } catch let error as TutelaError where error.code != .auditUnavailable {
+                // A page that cannot be read (a damaged record) ends the export: audited like a
+                // read that fails, with nothing released from that page.
+                try await audit.append(
+                    readEvent(
+                        caller,
+                        .export,
+                        collection,
+                        decision,
+                        outcome: Self.outcome(of: error),
+                        records: [],
+                        started: started
                     )
                 )
+                throw error
             }
-            try await audit.append(
-                readEvent(caller, .export, collection, decision, outcome: "ok", records: kept, started: started)
-            )
             try await emit(masked)
             total += masked.count
         }

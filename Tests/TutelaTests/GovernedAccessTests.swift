@@ -1,6 +1,8 @@
+import Audit
 import Foundation
 import GRDB
 import Governance
+import KeyManagement
 import Store
 import Testing
 import TutelaCore
@@ -175,5 +177,30 @@ struct GovernedAccessTests {
         #expect(readError?.message.contains("principal 'alice' are damaged") == true)
         let listError = await #expect(throws: TutelaError.self) { try await reopened.listPrincipals() }
         #expect(listError?.message.contains("principal 'alice' are damaged") == true)
+    }
+
+    @Test("an export that meets a damaged record stops there and is audited with the error")
+    func exportOfDamagedRecord() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 5)
+        _ = try await tutela.createPrincipal(name: "dora", roles: ["data_protection_officer"], attributes: [:])
+        let caller = Caller(principal: "dora", purpose: "compliance", requestID: "export-1")
+        let database = try DatabaseQueue(path: environment.configuration.databasePath)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE records SET payload = x'7f' || substr(payload, 2) WHERE id = 'c000004'")
+        }
+        // Two records a page: the first page goes out, the second holds the damaged record.
+        var pages = 0
+        let error = await #expect(throws: TutelaError.self) {
+            try await tutela.governedExport(caller, collection: "customers", pageSize: 2) { _ in pages += 1 }
+        }
+        #expect(error?.code == .ciphertextTampered)
+        #expect(error?.message.contains("customers/c000004") == true)
+        #expect(pages == 1)
+        var filter = AuditFilter()
+        filter.principal = "dora"
+        let events = try await tutela.audit.search(filter, limit: 10).filter { $0.requestID == "export-1" }
+        #expect(events.map(\.outcome) == ["error:ciphertext_tampered", "ok"])
     }
 }
