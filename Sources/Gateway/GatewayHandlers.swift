@@ -457,6 +457,17 @@ final class GatewayHandlers: Sendable {
                     metadata: ["request_id": .string(caller.requestID), "collection": .string(collection)]
                 )
                 throw DeadlineExpired()
+            } catch let error as TutelaError {
+                // The status line is sent: the client sees a response that ends without its last
+                // chunk. The log says why, by code (the message may name a record).
+                logger.error(
+                    "an export failed after its response began; the response was cut off",
+                    metadata: [
+                        "request_id": .string(caller.requestID), "collection": .string(collection),
+                        "code": .string(error.code.rawValue),
+                    ]
+                )
+                throw error
             }
             try await writer.finish(nil)
         }

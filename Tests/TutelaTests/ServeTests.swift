@@ -152,11 +152,15 @@ struct ServeTests {
         }
     }
 
-    @Test("a record damaged in the database gets 500 with its code, an audit event, and a log line without the record")
+    @Test(
+        "a record damaged in the database gets 500 with its code and an audit event, cuts an export off, and is logged by code"
+    )
     func damagedRecord() async throws {
         let log = CollectedLog()
         let (fixture, app) = try await GatewayFixture.make(logger: log.logger())
         defer { fixture.environment.remove() }
+        _ = try await fixture.tutela.createPrincipal(name: "dora", roles: ["data_protection_officer"], attributes: [:])
+        let exporter = try await fixture.tutela.createAPIKey(principal: "dora", expiresAt: nil).token
         // The first byte of the stored payload names its format: one no version wrote.
         let backend = fixture.tutela.store.backend
         var (stored, _) = try #require(try await backend.record(collection: "customers", id: "c000003"))
@@ -187,7 +191,16 @@ struct ServeTests {
             try await client.execute(uri: "/v1/customers/c000002", method: .get, headers: headers) { response in
                 #expect(response.status == .ok)
             }
+            // An export meets the record after its status line went out: the response is cut off
+            // (the client sees no last chunk), and the log says so by code.
+            let officer = GatewayFixture.headers(exporter, purpose: "compliance")
+            _ = try? await client.execute(uri: "/v1/collections/customers/export", method: .get, headers: officer) {
+                response in #expect(response.status == .ok)
+            }
         }
+        let cut = log.lines.filter { $0.hasPrefix("an export failed after its response began") }
+        #expect(cut.count == 1)
+        #expect(cut.first?.contains("code=ciphertext_tampered") == true)
         for line in log.lines { #expect(!line.contains("c000003")) }
     }
 
