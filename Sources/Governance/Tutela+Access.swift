@@ -77,18 +77,7 @@ extension Tutela {
             )
             return masked
         } catch let error as TutelaError where error.code != .auditUnavailable {
-            try await audit.append(
-                readEvent(
-                    caller,
-                    .read,
-                    collection,
-                    decision,
-                    outcome: Self.outcome(of: error),
-                    records: [],
-                    started: started
-                )
-            )
-            throw error
+            try await auditFailure(error, caller, .read, collection, decision, started: started)
         }
     }
 
@@ -192,18 +181,7 @@ extension Tutela {
             } catch let error as TutelaError where error.code != .auditUnavailable {
                 // A page that cannot be read (a damaged record) ends the export: audited like a
                 // read that fails, with nothing released from that page.
-                try await audit.append(
-                    readEvent(
-                        caller,
-                        .export,
-                        collection,
-                        decision,
-                        outcome: Self.outcome(of: error),
-                        records: [],
-                        started: started
-                    )
-                )
-                throw error
+                try await auditFailure(error, caller, .export, collection, decision, started: started)
             }
             try await emit(masked)
             total += masked.count
@@ -223,6 +201,29 @@ extension Tutela {
             throw TutelaError(.denied, "denied (\(code)): \(decision.explanation)")
         }
         return decision
+    }
+
+    /// Audits an allowed read that failed, with nothing released, and throws its error.
+    private func auditFailure(
+        _ error: TutelaError,
+        _ caller: Caller,
+        _ action: Action,
+        _ collection: String,
+        _ decision: Decision,
+        started: ContinuousClock.Instant
+    ) async throws -> Never {
+        try await audit.append(
+            readEvent(
+                caller,
+                action,
+                collection,
+                decision,
+                outcome: Self.outcome(of: error),
+                records: [],
+                started: started
+            )
+        )
+        throw error
     }
 
     private func readEvent(
