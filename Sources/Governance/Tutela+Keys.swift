@@ -104,6 +104,9 @@ extension Tutela {
     ///   - batchSize: data keys per batch.
     ///   - progress: called after each batch with (done, total).
     /// - Returns: how many keys were re-wrapped.
+    /// - Throws: `.authenticationFailed` after the pass when some keys failed authentication
+    ///   (their stored form was altered): every other key is re-wrapped, and the error names
+    ///   their subjects.
     @discardableResult
     public func rewrapAll(batchSize: Int = 500, progress: (Int, Int) throws -> Void = { _, _ in }) async throws -> Int {
         let fresh = try await Tutela.open(configuration)
@@ -119,22 +122,44 @@ extension Tutela {
         let counts = try await fresh.store.backend.dataKeyCountsByVersion()
         let total = counts.filter { $0.key != active }.values.reduce(0, +)
         var done = 0
+        var unreadable: [String: TutelaError] = [:]
         try progress(done, total)
         // One pass in subject order; a second pass catches keys that a writer holding an older
         // keyring wrapped behind the cursor meanwhile.
         for _ in 0..<2 {
             var cursor: String?
             while true {
-                let (count, next) = try await fresh.store.rewrapBatch(after: cursor, limit: max(1, batchSize))
-                if count == 0 { break }
-                done += count
-                cursor = next
+                let batch = try await fresh.store.rewrapBatch(after: cursor, limit: max(1, batchSize))
+                if batch.examined == 0 { break }
+                done += batch.count
+                for (subject, error) in batch.unreadable { unreadable[subject] = error }
+                cursor = batch.cursor
                 try progress(done, max(total, done))
             }
             let left = try await fresh.store.backend.dataKeyCountsByVersion().filter { $0.key != active }
-            if left.isEmpty { break }
+            if left.values.reduce(0, +) <= unreadable.count { break }
         }
+        guard unreadable.isEmpty else { throw Self.unreadableKeys(unreadable, rewrapped: done) }
         return done
+    }
+
+    /// The error of a re-wrap that left keys it could not open: what was done, and whose keys.
+    private static func unreadableKeys(_ unreadable: [String: TutelaError], rewrapped: Int) -> TutelaError {
+        let shown = 10
+        let subjects = unreadable.keys.sorted()
+        var names = subjects.prefix(shown).map { "'\($0.escapingControlCharacters)'" }.joined(separator: ", ")
+        if subjects.count > shown { names += " and \(subjects.count - shown) more" }
+        let first = subjects.first.flatMap { unreadable[$0]?.message } ?? ""
+        let one = subjects.count == 1
+        let stay =
+            one
+            ? "stays under its key version, which cannot be destroyed until it is gone: subject"
+            : "stay under their key versions, which cannot be destroyed until they are gone: subjects"
+        return TutelaError(
+            .authenticationFailed,
+            "re-wrapped \(rewrapped) data keys; \(subjects.count) failed authentication and \(stay) \(names) "
+                + "(\(first)). \(one ? "Its" : "Their") data cannot be read; 'tutela data erase SUBJECT' removes it"
+        )
     }
 }
 

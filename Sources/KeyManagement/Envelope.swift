@@ -310,7 +310,8 @@ public final class EnvelopeCipher: Sendable {
             throw TutelaError(
                 .authenticationFailed,
                 "\(owner) names key version \(wrapped.kekVersion), which this keyring does not have: the "
-                    + "keyring is not the one its data was written with, or the stored key was altered"
+                    + "keyring is older than the data or not the one it was written with, or the stored key "
+                    + "was altered"
             )
         } catch let error as TutelaError {
             throw TutelaError(error.code, "\(owner) cannot be unwrapped: \(error.message)")

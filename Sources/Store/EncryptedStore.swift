@@ -491,21 +491,47 @@ public final class EncryptedStore: Sendable {
         return try await backend.erase(subject: subject, at: time)
     }
 
+    /// One re-wrapping batch's outcome.
+    public struct RewrapBatch: Sendable {
+        /// How many keys were re-wrapped; 0 with no key examined means none is left after the
+        /// cursor.
+        public var count = 0
+        /// How many keys the batch looked at, re-wrapped or not.
+        public var examined = 0
+        /// The cursor for the next batch.
+        public var cursor: String?
+        /// Keys that failed authentication (their stored form was altered), by subject, with
+        /// the error: they are left as they were.
+        public var unreadable: [(subject: String, error: TutelaError)] = []
+    }
+
     /// Re-wraps up to `limit` data keys under the active key version in one atomic batch,
     /// taking subjects in order after `afterSubject`.
-    /// - Returns: how many keys were re-wrapped (0 when none is left after the cursor) and the
-    ///   cursor for the next batch.
-    public func rewrapBatch(after afterSubject: String?, limit: Int) async throws -> (count: Int, cursor: String?) {
+    ///
+    /// A key that fails authentication is left under its version and reported, and the others
+    /// are re-wrapped: its subject's data cannot be read either way, and it must not hold up
+    /// the rotation of every other key. Any other failure (a disabled version) stops the batch.
+    public func rewrapBatch(after afterSubject: String?, limit: Int) async throws -> RewrapBatch {
         let active = keyring.activeVersion
         let keys = try await backend.dataKeys(notWrappedUnder: active, after: afterSubject, limit: limit)
-        guard let last = keys.last else { return (0, afterSubject) }
+        var result = RewrapBatch(cursor: afterSubject)
+        guard let last = keys.last else { return result }
         var batch = WriteBatch()
-        batch.rewrapped = try keys.map { stored in
-            let rewrapped = try cipher.rewrap(stored.wrapped, subject: stored.subject)
-            return (StoredDataKey(subject: stored.subject, wrapped: rewrapped), stored.wrapped.kekVersion)
+        for stored in keys {
+            do {
+                let rewrapped = try cipher.rewrap(stored.wrapped, subject: stored.subject)
+                batch.rewrapped.append(
+                    (StoredDataKey(subject: stored.subject, wrapped: rewrapped), stored.wrapped.kekVersion)
+                )
+            } catch let error as TutelaError where error.code == .authenticationFailed {
+                result.unreadable.append((stored.subject, error))
+            }
         }
-        try await backend.apply(batch)
-        return (keys.count, last.subject)
+        if !batch.rewrapped.isEmpty { try await backend.apply(batch) }
+        result.count = batch.rewrapped.count
+        result.examined = keys.count
+        result.cursor = last.subject
+        return result
     }
 }
 

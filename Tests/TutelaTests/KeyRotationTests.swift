@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import Governance
 import KeyManagement
 import Synchronization
@@ -9,6 +10,35 @@ import TutelaTestSupport
 
 @Suite("Key rotation, re-wrapping and destruction")
 struct KeyRotationTests {
+    @Test("rewrap moves every key it can open, names the subjects of altered keys, and keeps their version")
+    func rewrapAroundAlteredKeys() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 30)
+        let database = try DatabaseQueue(path: environment.configuration.databasePath)
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE data_keys SET wrapped = substr(wrapped, 1, 20) || x'00' || substr(wrapped, 22)
+                    WHERE subject IN ('c000007', 'c000021')
+                    """
+            )
+        }
+        #expect(try await tutela.rotateKey(now: 2) == 2)
+        let error = await #expect(throws: TutelaError.self) { try await tutela.rewrapAll(batchSize: 8) }
+        #expect(error?.code == .authenticationFailed)
+        #expect(error?.message.contains("re-wrapped 28 data keys; 2 failed authentication") == true)
+        #expect(error?.message.contains("subjects 'c000007', 'c000021'") == true)
+        #expect(try await tutela.keyStatus().map(\.dataKeys) == [2, 28])
+        // Version 1 still wraps them, so it cannot be destroyed; erasing those customers frees it.
+        await #expect(throws: TutelaError.self) { try await tutela.destroyKeyVersion(1) }
+        for subject in ["c000007", "c000021"] { _ = try await tutela.erase(subject: subject, now: 3) }
+        #expect(try await tutela.rewrapAll() == 0)
+        try await tutela.destroyKeyVersion(1)
+        let reopened = try await Tutela.open(environment.configuration)
+        #expect(try await reopened.record(collection: "customers", id: "c000008").id == "c000008")
+    }
+
     @Test("rotation never breaks reads, and rewrap moves every data key while reads go on")
     func rotateAndRewrapUnderReads() async throws {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
