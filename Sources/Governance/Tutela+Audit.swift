@@ -1,4 +1,5 @@
 import Audit
+import Crypto
 import Foundation
 import Policy
 import Store
@@ -235,6 +236,26 @@ extension Tutela {
 
     /// The checkpoint verification key in its file form.
     public var auditPublicKeyText: String { auditKeys.publicKeyText }
+
+    /// What is wrong with the published checkpoint verification key (`Keys/audit-checkpoint.pub`,
+    /// which independent verifiers read), or nil when it holds this keyring's key.
+    ///
+    /// The log's own checks use the key derived from the keyring; a published key that was
+    /// replaced would have others accept checkpoints signed by someone else.
+    public func publishedAuditKeyProblem() -> String? {
+        let path = configuration.auditPublicKeyPath
+        let expected = auditKeys.publicKeyText.trimmingWhitespace
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return "the published verification key \(path) is missing or unreadable; it should read \(expected)"
+        }
+        let published = try? AuditKeys.publicKey(fromText: String(decoding: data, as: UTF8.self))
+        guard published?.rawRepresentation == auditKeys.signingKey.publicKey.rawRepresentation else {
+            return "the published verification key \(path) does not hold this keyring's checkpoint key, so an "
+                + "independent verifier reading it would check the checkpoints against another key; it should "
+                + "read \(expected)"
+        }
+        return nil
+    }
 
     /// Parses a checkpoint file's text.
     public func checkpoint(fromText text: String) throws -> Checkpoint {

@@ -171,10 +171,11 @@ struct AuditCommand: AsyncParsableCommand {
                     external = try tutela.checkpoint(fromText: text)
                 }
                 let progress = Console.Progress()
-                let result = try await tutela.audit.verify(against: external) { done, total in
+                var result = try await tutela.audit.verify(against: external) { done, total in
                     progress.report("verifying", done, total)
                 }
                 progress.finish()
+                if let problem = tutela.publishedAuditKeyProblem() { result.problems.append(problem) }
                 if options.json {
                     try Console.printJSON(result)
                     if !result.isValid { throw ExitCode(1) }
@@ -194,7 +195,7 @@ struct AuditCommand: AsyncParsableCommand {
                     }
                     return
                 }
-                Swift.print("TAMPERED: first bad entry \(result.firstBadEntry.map(String.init) ?? "unknown")")
+                Swift.print("TAMPERED" + (result.firstBadEntry.map { ": first bad entry \($0)" } ?? ""))
                 for problem in result.problems { Swift.print("  \(problem)") }
                 throw ExitCode(1)
             }
