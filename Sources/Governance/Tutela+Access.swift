@@ -94,21 +94,13 @@ extension Tutela {
         let started = ContinuousClock.now
         let decision = try await authorize(caller, action: .lookup, collection: collection)
         let definition = try schema.collection(collection)
-        var found: [Record] = []
-        var results: [Record] = []
         let withheld = decision.obligations.withheldFields(of: definition)
-        for record in try await store.find(collection: collection, field: field, value: value, withheld: withheld)
-        where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
-            found.append(record)
-            results.append(
-                try masker.mask(
-                    record,
-                    definition: definition,
-                    obligations: decision.obligations,
-                    purpose: caller.purpose
-                )
-            )
-        }
+        let (found, results) = try await released(
+            try await store.find(collection: collection, field: field, value: value, withheld: withheld),
+            decision: decision,
+            definition: definition,
+            purpose: caller.purpose
+        )
         var detail: String?
         if let first = found.first {
             detail = try await store.sealDetail(
@@ -159,21 +151,12 @@ extension Tutela {
                 )
                 guard let last = page.last else { break }
                 after = last.id
-                var kept: [Record] = []
-                var maskedPage: [Record] = []
-                maskedPage.reserveCapacity(page.count)
-                for record in page
-                where try await passesRowFilter(record, decision: decision, purpose: caller.purpose) {
-                    kept.append(record)
-                    maskedPage.append(
-                        try masker.mask(
-                            record,
-                            definition: definition,
-                            obligations: decision.obligations,
-                            purpose: caller.purpose
-                        )
-                    )
-                }
+                let (kept, maskedPage) = try await released(
+                    page,
+                    decision: decision,
+                    definition: definition,
+                    purpose: caller.purpose
+                )
                 try await audit.append(
                     readEvent(caller, .export, collection, decision, outcome: "ok", records: kept, started: started)
                 )
@@ -201,6 +184,26 @@ extension Tutela {
             throw TutelaError(.denied, "denied (\(code)): \(decision.explanation)")
         }
         return decision
+    }
+
+    /// The records a decision releases from those read (its row filter), each with its masked
+    /// form: the first list is audited, the second returned.
+    private func released(
+        _ records: [Record],
+        decision: Decision,
+        definition: CollectionDefinition,
+        purpose: String
+    ) async throws -> (kept: [Record], masked: [Record]) {
+        var kept: [Record] = []
+        var masked: [Record] = []
+        masked.reserveCapacity(records.count)
+        for record in records where try await passesRowFilter(record, decision: decision, purpose: purpose) {
+            kept.append(record)
+            masked.append(
+                try masker.mask(record, definition: definition, obligations: decision.obligations, purpose: purpose)
+            )
+        }
+        return (kept, masked)
     }
 
     /// Audits an allowed read that failed, with nothing released, and throws its error.
