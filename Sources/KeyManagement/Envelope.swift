@@ -301,7 +301,8 @@ public final class EnvelopeCipher: Sendable {
 
     /// The clear bytes of a wrapped data key; the caller zeroes them.
     private func unwrapBytes(_ wrapped: WrappedDataKey, subject: String) throws -> [UInt8] {
-        let owner = "the data key of subject '\(subject.escapingControlCharacters)'"
+        // Made only for an error: unwrapping is on the path of every read that finds no kept key.
+        func owner() -> String { "the data key of subject '\(subject.escapingControlCharacters)'" }
         let kek: AES256GCM
         do {
             kek = try keyEncryptionKey(version: wrapped.kekVersion)
@@ -309,12 +310,12 @@ public final class EnvelopeCipher: Sendable {
             // Not a missing record: the stored key and this keyring do not belong together.
             throw TutelaError(
                 .authenticationFailed,
-                "\(owner) names key version \(wrapped.kekVersion), which this keyring does not have: the "
+                "\(owner()) names key version \(wrapped.kekVersion), which this keyring does not have: the "
                     + "keyring is older than the data or not the one it was written with, or the stored key "
                     + "was altered"
             )
         } catch let error as TutelaError {
-            throw TutelaError(error.code, "\(owner) cannot be unwrapped: \(error.message)")
+            throw TutelaError(error.code, "\(owner()) cannot be unwrapped: \(error.message)")
         }
         do {
             return try kek.open(
@@ -322,7 +323,7 @@ public final class EnvelopeCipher: Sendable {
                 authenticating: wrapContext(subject, wrapped.id, wrapped.kekVersion)
             )
         } catch {
-            throw TutelaError(.authenticationFailed, "\(owner) failed authentication: its stored form was altered")
+            throw TutelaError(.authenticationFailed, "\(owner()) failed authentication: its stored form was altered")
         }
     }
 
