@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteSupport
 import Synchronization
 import TutelaCore
 
@@ -208,13 +209,13 @@ extension AuditLog {
             sql: "SELECT seq, leaf FROM archived_leaves WHERE seq < ? ORDER BY seq",
             arguments: [size]
         )
-        while let row = try archived.next() { try body(row[0], nil, Array(row[1] as Data)) }
+        while let row = try archived.next() { try body(row[0], nil, row.storedBytes(1)) }
         let entries = try Row.fetchCursor(
             db,
             sql: "SELECT seq, event, leaf FROM entries WHERE seq < ? ORDER BY seq",
             arguments: [size]
         )
-        while let row = try entries.next() { try body(row[0], Array(row[1] as Data), Array(row[2] as Data)) }
+        while let row = try entries.next() { try body(row[0], row.storedBytes(1), row.storedBytes(2)) }
     }
 
     /// The tree of the first `size` entries from their stored leaf hashes, keeping what the
@@ -241,7 +242,7 @@ extension AuditLog {
                 arguments: [size]
             )
             while let row = try leaves.next() {
-                levels.append(Array(row[0] as Data))
+                levels.append(row.storedBytes(0))
                 count += 1
                 if count % 65_536 == 0 { progress(count) }
             }
@@ -267,7 +268,7 @@ extension AuditLog {
                     db,
                     sql: "SELECT seq, event FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
                     arguments: [start, min(start + pageSize, to)]
-                ).map { (sequence: $0[0] as Int, event: Array($0[1] as Data)) }
+                ).map { (sequence: $0[0] as Int, event: $0.storedBytes(1)) }
             }
             for (offset, entry) in page.enumerated() {
                 let leaf = MerkleTree.leafHash(entry.event)
@@ -381,7 +382,7 @@ extension AuditLog {
                     UNION ALL SELECT seq, leaf FROM entries WHERE seq >= ? AND seq < ?
                     """,
                 arguments: [from, to, from, to]
-            ).map { ($0[0] as Int, Array($0[1] as Data)) }
+            ).map { ($0[0] as Int, $0.storedBytes(1)) }
         }
         let byNumber = Dictionary(kept, uniquingKeysWith: { first, _ in first })
         for (sequence, leaf) in state.pending where byNumber[sequence] != leaf {

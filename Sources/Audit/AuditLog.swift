@@ -649,7 +649,7 @@ public final class AuditLog: Sendable {
                 sql: "SELECT seq, event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
                 arguments: StatementArguments(arguments)
             )
-            return try rows.map { try Self.storedEvent($0[1] as Data, sequence: $0[0]) }
+            return try rows.map { try Self.storedEvent(Data($0.storedBytes(1)), sequence: $0[0]) }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteSupport
 import TutelaCore
 
 /// One stored API key: only a hash of its secret is kept.
@@ -85,14 +86,15 @@ extension SQLiteRecordStore: APIKeyStore {
     private static let selectKeys =
         "SELECT id, principal, secret_hash, created_ms, expires_ms, revoked_ms FROM api_keys"
 
-    private static func decodeKey(_ row: Row) -> StoredAPIKey {
-        StoredAPIKey(
-            id: row[0],
-            principal: row[1],
-            secretHash: Array(row[2] as Data),
-            createdAt: row[3],
-            expiresAt: row[4],
-            revokedAt: row[5]
+    private static func decodeKey(_ row: Row) throws -> StoredAPIKey {
+        let what = "a stored API key row"
+        return StoredAPIKey(
+            id: try row.stored(0, of: what),
+            principal: try row.stored(1, of: what),
+            secretHash: Array(try row.stored(2, of: what) as Data),
+            createdAt: try row.stored(3, of: what),
+            expiresAt: try row.stored(4, of: what),
+            revokedAt: try row.stored(5, of: what)
         )
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteSupport
 import TutelaCore
 
 /// Where principals and their role bindings live.
@@ -55,9 +56,10 @@ extension SQLiteRecordStore: PrincipalStore {
     /// Attributes that do not parse are an error, not an empty set: a policy that forbids by an
     /// attribute must not stop matching because its value was damaged.
     private static func decodePrincipal(_ row: Row) throws -> Principal {
-        let name: String = row[0]
-        let roles: String = row[1]
-        let attributesText: String = row[2]
+        let what = "a stored principal row"
+        let name: String = try row.stored(0, of: what)
+        let roles: String = try row.stored(1, of: what)
+        let attributesText: String = try row.stored(2, of: what)
         let attributes: [String: AttributeValue]
         do {
             attributes = try JSONDecoder().decode([String: AttributeValue].self, from: Data(attributesText.utf8))
@@ -73,7 +75,7 @@ extension SQLiteRecordStore: PrincipalStore {
             name: name,
             roles: Set(roles.split(separator: ",").map(String.init)),
             attributes: attributes,
-            disabled: row[3]
+            disabled: try row.stored(3, of: what)
         )
     }
 }

@@ -426,15 +426,19 @@ public final class SQLiteRecordStore: RecordStore {
         """
 
     private static func decodeRecord(_ row: Row, db: Database) throws -> (StoredRecord, WrappedDataKey?) {
+        let what = "a stored record row"
         let record = StoredRecord(
-            collection: row[0],
-            id: row[1],
-            subject: row[2],
-            payload: Array(row[3] as Data),
+            collection: try row.stored(0, of: what),
+            id: try row.stored(1, of: what),
+            subject: try row.stored(2, of: what),
+            payload: Array(try row.stored(3, of: what) as Data),
             lookups: []
         )
         var key: WrappedDataKey?
-        if let keyID = row[4] as Data?, let version = row[5] as Int?, let wrapped = row[6] as Data? {
+        if let keyID: Data = try row.stored(4, of: "the data key row of \(record.subject)"),
+            let version: Int = try row.stored(5, of: "the data key row of \(record.subject)"),
+            let wrapped: Data = try row.stored(6, of: "the data key row of \(record.subject)")
+        {
             key = WrappedDataKey(id: Array(keyID), kekVersion: version, sealed: Array(wrapped))
         }
         return (record, key)
@@ -525,12 +529,13 @@ public final class SQLiteRecordStore: RecordStore {
                     """,
                 arguments: [afterSubject ?? "", version, limit]
             ).map { row in
-                StoredDataKey(
-                    subject: row[0],
+                let what = "a stored data key row"
+                return StoredDataKey(
+                    subject: try row.stored(0, of: what),
                     wrapped: WrappedDataKey(
-                        id: Array(row[1] as Data),
-                        kekVersion: row[2],
-                        sealed: Array(row[3] as Data)
+                        id: Array(try row.stored(1, of: what) as Data),
+                        kekVersion: try row.stored(2, of: what),
+                        sealed: Array(try row.stored(3, of: what) as Data)
                     )
                 )
             }
@@ -541,7 +546,7 @@ public final class SQLiteRecordStore: RecordStore {
         try await read { db in
             var counts: [Int: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT kek_version, COUNT(*) FROM data_keys GROUP BY kek_version") {
-                counts[row[0]] = row[1]
+                counts[try row.stored(0, of: "a stored data key row")] = try row.stored(1, of: "a count")
             }
             return counts
         }
@@ -586,7 +591,12 @@ public final class SQLiteRecordStore: RecordStore {
                 db,
                 sql: "SELECT collection, id FROM records WHERE subject = ? AND subject <> id",
                 arguments: [subject]
-            ).map { (collection: $0[0] as String, id: $0[1] as String) }
+            ).map { row in
+                (
+                    collection: try row.stored(0, of: "a stored record row") as String,
+                    id: try row.stored(1, of: "a stored record row") as String
+                )
+            }
             let ownRecord = try db.cachedStatement(
                 sql: "SELECT 1 FROM records WHERE collection = ? AND id = ? AND subject = id"
             )

@@ -238,6 +238,17 @@ struct AuditLogTests {
             firstBad: 4
         ),
         Tamper(name: "cut off the end", sql: "DELETE FROM entries WHERE seq >= 25", firstBad: 25),
+        // A value of another type where bytes belong: read as no bytes, never a stopped process.
+        Tamper(
+            name: "put a number in place of an event",
+            sql: "UPDATE entries SET event = 4.5 WHERE seq = 13",
+            firstBad: 13
+        ),
+        Tamper(
+            name: "put a number in place of a leaf hash",
+            sql: "UPDATE entries SET leaf = 7 WHERE seq = 6",
+            firstBad: 6
+        ),
     ]
 
     @Test(
@@ -268,6 +279,10 @@ struct AuditLogTests {
         #expect(entryError?.message.contains("audit entry 13 is damaged or was altered") == true)
         // The entries after it are still found.
         #expect(try await log.search(AuditFilter(), limit: 10).count == 10)
+        // A value of another type in place of the event: the same error, not a stopped process.
+        try execute(path, "UPDATE entries SET event = 4.5 WHERE seq = 13")
+        let numberError = await #expect(throws: TutelaError.self) { try await log.search(AuditFilter(), limit: 100) }
+        #expect(numberError?.message.contains("audit entry 13 is damaged or was altered") == true)
     }
 
     @Test("an export proves every entry against the latest checkpoint, and refuses a log that no longer matches it")

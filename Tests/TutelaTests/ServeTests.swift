@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import GRDB
 import Glibc
 import Governance
 import HTTPTypes
@@ -202,6 +203,42 @@ struct ServeTests {
         #expect(cut.count == 1)
         #expect(cut.first?.contains("code=ciphertext_tampered") == true)
         for line in log.lines { #expect(!line.contains("c000003")) }
+    }
+
+    @Test("an API key row damaged in the database gets 500 for its requests; the server stays up for the others")
+    func damagedAPIKeyRow() async throws {
+        let log = CollectedLog()
+        let (fixture, app) = try await GatewayFixture.make(logger: log.logger())
+        defer { fixture.environment.remove() }
+        let damaged = try await fixture.tutela.createAPIKey(principal: "agent", expiresAt: nil)
+        let database = try DatabaseQueue(path: fixture.environment.configuration.databasePath)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE api_keys SET created_ms = 'abc' WHERE id = ?", arguments: [damaged.id])
+        }
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/c000002",
+                method: .get,
+                headers: GatewayFixture.headers(damaged.token)
+            ) { response in
+                #expect(response.status == .internalServerError)
+                #expect(String(buffer: response.body).contains("\"code\":\"storage_error\""))
+            }
+            try await client.execute(
+                uri: "/v1/customers/c000002",
+                method: .get,
+                headers: GatewayFixture.headers(fixture.keys["agent"])
+            ) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        #expect(
+            log.lines.contains {
+                $0.hasPrefix("a request failed on the server's side") && $0.contains("code=storage_error")
+            }
+        )
+        let listed = await #expect(throws: TutelaError.self) { try await fixture.tutela.listAPIKeys() }
+        #expect(listed?.message.contains("a stored API key row is damaged or was altered: its column 4") == true)
     }
 
     @Test("a keyring rotated and re-wrapped by another process is used by the running gateway at once")
