@@ -649,7 +649,7 @@ public final class AuditLog: Sendable {
                 sql: "SELECT seq, event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
                 arguments: StatementArguments(arguments)
             )
-            return try rows.map { try Self.storedEvent(Data($0.storedBytes(1)), sequence: $0[0]) }
+            return try rows.map { try Self.storedEvent($0.storedBytes(1), sequence: $0[0]) }
         }
     }
 
@@ -658,7 +658,8 @@ public final class AuditLog: Sendable {
         guard sequence >= 0 else { throw TutelaError(.notFound, "no audit entry \(sequence)") }
         let (bytes, archived) = try await pool.read { db in
             (
-                try Data.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence]),
+                try Row.fetchOne(db, sql: "SELECT event FROM entries WHERE seq = ?", arguments: [sequence])
+                    .map { $0.storedBytes(0) },
                 try Self.archivedSize(db)
             )
         }
@@ -672,9 +673,9 @@ public final class AuditLog: Sendable {
     /// The event of a stored entry.
     /// - Throws: `.storage` naming the entry when its bytes are not an event (damaged or altered;
     ///   `verify` then reports it too).
-    private static func storedEvent(_ bytes: Data, sequence: Int) throws -> AuditEvent {
+    private static func storedEvent(_ bytes: [UInt8], sequence: Int) throws -> AuditEvent {
         do {
-            return try AuditEvent(canonical: Array(bytes))
+            return try AuditEvent(canonical: bytes)
         } catch {
             throw TutelaError(
                 .storage,

@@ -493,16 +493,16 @@ public final class EncryptedStore: Sendable {
 
     /// One re-wrapping batch's outcome.
     public struct RewrapBatch: Sendable {
-        /// How many keys were re-wrapped; 0 with no key examined means none is left after the
-        /// cursor.
+        /// How many keys were re-wrapped.
         public var count = 0
-        /// How many keys the batch looked at, re-wrapped or not.
-        public var examined = 0
         /// The cursor for the next batch.
         public var cursor: String?
         /// Keys that failed authentication (their stored form was altered), by subject, with
         /// the error: they are left as they were.
         public var unreadable: [(subject: String, error: TutelaError)] = []
+        /// How many keys the batch looked at, re-wrapped or not: 0 when none is left after the
+        /// cursor.
+        public var examined: Int { count + unreadable.count }
     }
 
     /// Re-wraps up to `limit` data keys under the active key version in one atomic batch,
@@ -529,7 +529,6 @@ public final class EncryptedStore: Sendable {
         }
         if !batch.rewrapped.isEmpty { try await backend.apply(batch) }
         result.count = batch.rewrapped.count
-        result.examined = keys.count
         result.cursor = last.subject
         return result
     }

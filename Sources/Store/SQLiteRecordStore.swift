@@ -435,9 +435,8 @@ public final class SQLiteRecordStore: RecordStore {
             lookups: []
         )
         var key: WrappedDataKey?
-        if let keyID: Data = try row.stored(4, of: "the data key row of \(record.subject)"),
-            let version: Int = try row.stored(5, of: "the data key row of \(record.subject)"),
-            let wrapped: Data = try row.stored(6, of: "the data key row of \(record.subject)")
+        if let keyID: Data = try row.stored(4, of: what), let version: Int = try row.stored(5, of: what),
+            let wrapped: Data = try row.stored(6, of: what)
         {
             key = WrappedDataKey(id: Array(keyID), kekVersion: version, sealed: Array(wrapped))
         }
