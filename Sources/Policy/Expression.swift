@@ -132,6 +132,16 @@ struct ExpressionParser {
 
     private var tokens: [Token] = []
     private var position = 0
+    // Parentheses and '!' open around the token being parsed, and operators parsed so far:
+    // both bounded, so that neither parsing, evaluating nor freeing a condition recurses
+    // deeper than a few hundred calls, whatever a policy file holds.
+    private var nesting = 0
+    private var operators = 0
+
+    /// The most parentheses and '!' one condition may nest.
+    static let maximumNesting = 32
+    /// The most operators ('&&', '||', '!', comparisons and 'in') one condition may hold.
+    static let maximumOperators = 64
 
     init(principalAttributes: [String: ValueType], contextAttributes: [String: ValueType]) {
         self.principalAttributes = principalAttributes
@@ -143,6 +153,8 @@ struct ExpressionParser {
     mutating func parseCondition(_ text: String) throws(ConditionError) -> Expression {
         tokens = try Self.tokenize(text)
         position = 0
+        nesting = 0
+        operators = 0
         let (expression, type) = try parseOr()
         guard tokens[position] == .end else { throw ConditionError("unexpected text after the condition") }
         guard type == .bool else {
@@ -155,6 +167,7 @@ struct ExpressionParser {
         var (left, type) = try parseAnd()
         while tokens[position] == .symbol("||") {
             position += 1
+            try countOperator()
             let (right, rightType) = try parseAnd()
             guard type == .bool, rightType == .bool else { throw ConditionError("'||' joins conditions, not values") }
             left = .or(left, right)
@@ -167,6 +180,7 @@ struct ExpressionParser {
         var (left, type) = try parseNot()
         while tokens[position] == .symbol("&&") {
             position += 1
+            try countOperator()
             let (right, rightType) = try parseNot()
             guard type == .bool, rightType == .bool else { throw ConditionError("'&&' joins conditions, not values") }
             left = .and(left, right)
@@ -178,6 +192,9 @@ struct ExpressionParser {
     private mutating func parseNot() throws(ConditionError) -> (Expression, ValueType) {
         if tokens[position] == .symbol("!") {
             position += 1
+            try countOperator()
+            try enterNesting()
+            defer { nesting -= 1 }
             let (inner, type) = try parseNot()
             guard type == .bool else { throw ConditionError("'!' applies to a condition, not a \(type.rawValue)") }
             return (.not(inner), .bool)
@@ -189,6 +206,7 @@ struct ExpressionParser {
         let (left, leftType) = try parseOperand()
         if case .identifier("in") = tokens[position] {
             position += 1
+            try countOperator()
             let list = try parseList()
             for item in list where Self.type(of: item) != leftType {
                 throw ConditionError(
@@ -202,6 +220,7 @@ struct ExpressionParser {
             return (left, leftType)
         }
         position += 1
+        try countOperator()
         let (right, rightType) = try parseOperand()
         guard leftType == rightType else {
             throw ConditionError("'\(symbol)' compares a \(leftType.rawValue) with a \(rightType.rawValue)")
@@ -221,6 +240,8 @@ struct ExpressionParser {
         case .identifier("true"): return (.literal(.bool(true)), .bool)
         case .identifier("false"): return (.literal(.bool(false)), .bool)
         case .symbol("("):
+            try enterNesting()
+            defer { nesting -= 1 }
             let inner = try parseOr()
             guard tokens[position] == .symbol(")") else { throw ConditionError("a '(' is never closed") }
             position += 1
@@ -231,6 +252,24 @@ struct ExpressionParser {
             throw ConditionError("the condition ends too early")
         case .symbol(let symbol):
             throw ConditionError("unexpected '\(symbol)'")
+        }
+    }
+
+    private mutating func countOperator() throws(ConditionError) {
+        operators += 1
+        guard operators <= Self.maximumOperators else {
+            throw ConditionError(
+                "the condition is too long: it may hold at most \(Self.maximumOperators) operators ('&&', '||', '!', comparisons and 'in')"
+            )
+        }
+    }
+
+    private mutating func enterNesting() throws(ConditionError) {
+        nesting += 1
+        guard nesting <= Self.maximumNesting else {
+            throw ConditionError(
+                "the condition nests too deeply: at most \(Self.maximumNesting) levels of '(' and '!'"
+            )
         }
     }
 

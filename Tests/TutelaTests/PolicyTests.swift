@@ -121,6 +121,24 @@ struct PolicyValidationTests {
             replace: "principal.clearance < \\\"two\\\"",
             expected: "'<' compares a int with a string"
         ),
+        // Parsing used to recurse once per parenthesis, and freeing or evaluating a chain of
+        // '&&' once per term: either stopped the process at a few tens of thousands.
+        Breakage(
+            name: "parentheses nested 50,000 deep",
+            file: "policies/support.yaml",
+            find: "principal.clearance < 2",
+            replace: String(repeating: "(", count: 50_000) + "principal.clearance < 2"
+                + String(repeating: ")", count: 50_000),
+            expected:
+                "support.yaml:56: policy 'support-export-needs-clearance': condition: the condition nests too deeply"
+        ),
+        Breakage(
+            name: "a chain of 50,000 comparisons",
+            file: "policies/support.yaml",
+            find: "principal.clearance < 2",
+            replace: Array(repeating: "principal.clearance < 2", count: 50_000).joined(separator: " && "),
+            expected: "condition: the condition is too long: it may hold at most 64 operators"
+        ),
         Breakage(
             name: "unknown mask",
             file: "policies/support.yaml",
