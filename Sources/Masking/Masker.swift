@@ -100,9 +100,15 @@ public final class Masker: Sendable {
             let bytes = digest(purpose: purpose, "date-shift|\(subject)")
             let raw = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let offset = Int64(raw % UInt64(2 * maxDays + 1)) - Int64(maxDays)
+            // Policies bound `maxDays` (see `MaskSyntax`); a stored value at the edge of its
+            // type's range that the shift would carry past it is redacted instead.
             switch value {
-            case .date(let days): return .date(days: days + Int32(offset))
-            case .timestamp(let milliseconds): return .timestamp(milliseconds: milliseconds + offset * 86_400_000)
+            case .date(let days):
+                let (shifted, overflow) = days.addingReportingOverflow(Int32(truncatingIfNeeded: offset))
+                return overflow ? .string("[REDACTED]") : .date(days: shifted)
+            case .timestamp(let milliseconds):
+                let (shifted, overflow) = milliseconds.addingReportingOverflow(offset * 86_400_000)
+                return overflow ? .string("[REDACTED]") : .timestamp(milliseconds: shifted)
             default: return .string("[REDACTED]")
             }
         }
@@ -144,13 +150,29 @@ public final class Masker: Sendable {
     static func generalize(_ value: FieldValue, _ rule: Generalization) -> FieldValue {
         switch (rule, value) {
         case (.band(let width), .int(let number)):
-            let low =
-                number >= 0
-                ? number / Int64(width) * Int64(width) : (number - Int64(width) + 1) / Int64(width) * Int64(width)
-            return .string("\(low)-\(low + Int64(width) - 1)")
+            let width = Int64(width)
+            let remainder = number % width
+            // The band's bounds, cut at Int64's range where the band reaches past it.
+            let low: Int64
+            let high: Int64
+            if remainder >= 0 {
+                low = number - remainder
+                let (sum, overflow) = low.addingReportingOverflow(width - 1)
+                high = overflow ? .max : sum
+            } else {
+                // A negative number's band ends below the next multiple of the width above it.
+                high = number - remainder - 1
+                let (difference, overflow) = number.subtractingReportingOverflow(remainder + width)
+                low = overflow ? .min : difference
+            }
+            return .string("\(low)-\(high)")
         case (.band(let width), .double(let number)) where number.isFinite:
             let low = (number / Double(width)).rounded(.down) * Double(width)
-            return .string("\(Int64(low))-\(Int64(low) + Int64(width) - 1)")
+            // A number too large for whole-number bounds has no band to show.
+            guard let whole = Int64(exactly: low),
+                case (let high, false) = whole.addingReportingOverflow(Int64(width) - 1)
+            else { return .string("[REDACTED]") }
+            return .string("\(whole)-\(high)")
         case (.prefix(let length), _):
             let text = value.displayText
             return .string(String(text.prefix(length)) + (text.count > length ? "*" : ""))

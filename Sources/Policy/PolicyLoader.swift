@@ -295,6 +295,10 @@ private struct RuleContext {
 
 /// The textual form of masks in policy files.
 public enum MaskSyntax {
+    /// The largest number a mask takes: far past any useful band, length or shift, and small
+    /// enough that no sum or product masking makes of it overflows.
+    public static let maximumArgument = 1_000_000_000
+
     /// Parses `clear`, `scrub_pii`, `redact`, `class_token`, `suppress`, `pseudonym`, `reversible_token`,
     /// `partial(first: 1, last: 4)`, `generalize(band: 10)`, `generalize(prefix: 3)`,
     /// `generalize(month)`, `generalize(year)` or `date_shift(days: 30)`.
@@ -309,6 +313,9 @@ public enum MaskSyntax {
             for part in inside.split(separator: ",") {
                 let pair = part.split(separator: ":")
                 if pair.count == 2, let value = Int(pair[1]), value >= 0 {
+                    guard value <= maximumArgument else {
+                        throw ConditionError("mask '\(text)': '\(pair[0])' may be at most \(maximumArgument)")
+                    }
                     arguments[String(pair[0])] = value
                 } else if pair.count == 1 {
                     flags.append(String(pair[0]))

@@ -1,5 +1,6 @@
 import KeyManagement
 import Masking
+import Policy
 import Testing
 import TutelaCore
 
@@ -59,6 +60,28 @@ struct MaskingTests {
         ),
         Vector(value: .string("Alice"), maskOperator: .generalize(.year), expected: .string("[REDACTED]")),
         Vector(value: .string("Alice"), maskOperator: .dateShift(maxDays: 10), expected: .string("[REDACTED]")),
+        // Bands of negative numbers, and bands at the edges of the number types: their bounds
+        // used to overflow and stop the process.
+        Vector(value: .int(-5), maskOperator: .generalize(.band(width: 10)), expected: .string("-10--1")),
+        Vector(value: .int(-20), maskOperator: .generalize(.band(width: 10)), expected: .string("-20--11")),
+        Vector(
+            value: .int(Int64.max),
+            maskOperator: .generalize(.band(width: 10)),
+            expected: .string("9223372036854775800-9223372036854775807")
+        ),
+        Vector(
+            value: .int(Int64.min),
+            maskOperator: .generalize(.band(width: 10)),
+            expected: .string("-9223372036854775808--9223372036854775801")
+        ),
+        Vector(
+            value: .int(Int64.min + 1),
+            maskOperator: .generalize(.band(width: 1_000_000_000)),
+            expected: .string("-9223372036854775808--9223372036000000001")
+        ),
+        Vector(value: .double(34.5), maskOperator: .generalize(.band(width: 10)), expected: .string("30-39")),
+        Vector(value: .double(1e300), maskOperator: .generalize(.band(width: 10)), expected: .string("[REDACTED]")),
+        Vector(value: .double(-1e19), maskOperator: .generalize(.band(width: 10)), expected: .string("[REDACTED]")),
     ]
 
     @Test("fixed vectors", arguments: vectors)
@@ -124,5 +147,32 @@ struct MaskingTests {
             offsets.insert(days)
         }
         #expect(offsets.count > 10)
+    }
+
+    @Test("a date or time the shift would carry out of its type's range is redacted")
+    func dateShiftAtTheEdges() throws {
+        let widest = MaskSyntax.maximumArgument
+        let values = [
+            FieldValue.date(days: .max), .date(days: .min), .timestamp(milliseconds: .max),
+            .timestamp(milliseconds: .min),
+        ]
+        for value in values {
+            // Shifts of either sign occur among a few subjects: each answer is redacted, or
+            // shifted by at most the policy's days.
+            for number in 0..<20 {
+                let masked = try mask(value, .dateShift(maxDays: widest), subject: "c\(number)")
+                switch (value, masked) {
+                case (_, .string("[REDACTED]")?): break
+                case (.date(let original), .date(let shifted)?):
+                    #expect(abs(Int64(shifted) - Int64(original)) <= Int64(widest))
+                case (.timestamp(let original), .timestamp(let shifted)?):
+                    #expect(
+                        original.subtractingReportingOverflow(shifted).partialValue.magnitude <= UInt64(widest)
+                            * 86_400_000
+                    )
+                default: Issue.record("\(String(describing: masked)) for \(value)")
+                }
+            }
+        }
     }
 }

@@ -139,6 +139,14 @@ struct PolicyValidationTests {
             replace: Array(repeating: "principal.clearance < 2", count: 50_000).joined(separator: " && "),
             expected: "condition: the condition is too long: it may hold at most 64 operators"
         ),
+        // The two numbers' sum overflowed and stopped the process.
+        Breakage(
+            name: "a mask argument past the largest",
+            file: "policies/support.yaml",
+            find: "pii.phone: \"partial(last: 4)\"",
+            replace: "pii.phone: \"partial(first: 9223372036854775807, last: 1)\"",
+            expected: "mask 'partial(first: 9223372036854775807, last: 1)': 'first' may be at most 1000000000"
+        ),
         Breakage(
             name: "unknown mask",
             file: "policies/support.yaml",
