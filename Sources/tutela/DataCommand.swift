@@ -217,6 +217,10 @@ struct DataCommand: AsyncParsableCommand {
         @Option(help: "Number of customers.") var customers = 1000
         @Option(help: "Random seed.") var seed: UInt64 = 42
 
+        func validate() throws {
+            try requireWithin(1...1_000_000, customers, "--customers")
+        }
+
         func run() async throws {
             try await Console.run {
                 let dataset = SampleDataset.generate(customers: customers, seed: seed)

@@ -108,3 +108,11 @@ enum Console {
 func requireAtLeast(_ minimum: Int, _ value: Int, _ option: String) throws {
     guard value >= minimum else { throw ValidationError("\(option) must be at least \(minimum), not \(value)") }
 }
+
+/// For counts of generated rows, which are held in memory: refuses one that could not be,
+/// before any work starts.
+func requireWithin(_ range: ClosedRange<Int>, _ value: Int, _ option: String) throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(option) must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+    }
+}

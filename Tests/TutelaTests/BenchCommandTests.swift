@@ -81,7 +81,18 @@ struct BenchCommandTests {
     func numbersOutOfRange() async throws {
         let tutela = try ChildProcess.builtTutela()
         for (arguments, message) in [
-            (["bench", "--rows", "10"], "--rows must be at least 100, not 10"),
+            (["bench", "--rows", "10"], "--rows must be from 100 to 1000000, not 10"),
+            // Generated rows are held in memory: a count past what could be used to start the
+            // generation and never end.
+            (
+                ["bench", "--rows", "9223372036854775807"],
+                "--rows must be from 100 to 1000000, not 9223372036854775807"
+            ),
+            (["data", "sample", "--customers", "0"], "--customers must be from 1 to 1000000, not 0"),
+            (
+                ["data", "sample", "--customers", "9223372036854775807"],
+                "--customers must be from 1 to 1000000, not 9223372036854775807"
+            ),
             (["bench", "--rounds=0"], "--rounds must be at least 1, not 0"),
             (["bench", "--batch=-4", "--areas", "store"], "--batch must be at least 1, not -4"),
             (["audit", "search", "--limit=-1"], "--limit must be at least 1, not -1"),

@@ -28,7 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
     var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
 
     func validate() throws {
-        try requireAtLeast(100, rows, "--rows")
+        try requireWithin(100...1_000_000, rows, "--rows")
         try requireAtLeast(1, batch, "--batch")
         try requireAtLeast(1, rounds, "--rounds")
         try requireAtLeast(1, loadSeconds, "--load-seconds")
