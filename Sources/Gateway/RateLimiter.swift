@@ -21,10 +21,15 @@ final class RateLimiter: Sendable {
     func take(_ key: String, now: ContinuousClock.Instant = .now) -> Double? {
         buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(burst, bucket.tokens + seconds * rate)
-            bucket.updated = now
+            // Callers read the clock before they take the lock, so a bucket may be updated to a
+            // later time than the next caller's: only time that moved forward refills. (Going
+            // back took tokens away, and with a huge rate made the count and the wait NaN.)
+            if now > bucket.updated {
+                let elapsed = now - bucket.updated
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                bucket.tokens = min(burst, bucket.tokens + seconds * rate)
+                bucket.updated = now
+            }
             defer { buckets[key] = bucket }
             guard bucket.tokens >= 1 else { return (1 - bucket.tokens) / rate }
             bucket.tokens -= 1

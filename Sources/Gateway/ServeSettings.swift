@@ -166,7 +166,9 @@ public struct ServeSettings: Sendable, Equatable {
         }
         let rateLimit = rateLimit ?? defaults.requestsPerSecond
         let burst = burst ?? defaults.burst
-        guard rateLimit > 0, burst >= 1 else { throw invalid("rate_limit must be positive and burst at least 1") }
+        guard rateLimit.isFinite, rateLimit > 0, burst.isFinite, burst >= 1 else {
+            throw invalid("rate_limit must be a positive number and burst a number of at least 1 (neither infinite)")
+        }
         let timeout = timeoutSeconds ?? Int(defaults.requestTimeout.components.seconds)
         guard timeout > 0 else { throw invalid("timeout_seconds must be positive") }
         let maxConcurrent = maxConcurrent ?? defaults.maxConcurrentRequests

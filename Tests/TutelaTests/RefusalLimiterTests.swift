@@ -38,3 +38,40 @@ struct RefusalLimiterTests {
         #expect(limiter.takeLimited("pending") == 1)
     }
 }
+
+@Suite("Requests per API key")
+struct RateLimiterTests {
+    @Test("a key's burst is taken at once, then it refills at its rate; keys are apart")
+    func bucket() throws {
+        let limiter = RateLimiter(requestsPerSecond: 2, burst: 2)
+        let start = ContinuousClock.now
+        #expect(limiter.take("a", now: start) == nil)
+        #expect(limiter.take("a", now: start) == nil)
+        let wait = try #require(limiter.take("a", now: start))
+        #expect(abs(wait - 0.5) < 1e-9)
+        #expect(limiter.take("b", now: start) == nil)
+        #expect(limiter.take("a", now: start + .milliseconds(500)) == nil)
+        #expect(limiter.take("a", now: start + .milliseconds(500)) != nil)
+    }
+
+    @Test("callers whose clock readings arrive out of order are counted alike and never wait a non-number")
+    func outOfOrder() throws {
+        // A caller reads the clock before it takes the lock: another may update the bucket to
+        // a later time first. Going back took tokens away, and with an infinite rate made the
+        // count -infinity and the wait NaN, which stopped the server as it made Retry-After.
+        let limiter = RateLimiter(requestsPerSecond: 1, burst: 3)
+        let start = ContinuousClock.now
+        #expect(limiter.take("a", now: start + .seconds(1)) == nil)
+        #expect(limiter.take("a", now: start) == nil)
+        #expect(limiter.take("a", now: start + .seconds(1)) == nil)
+        #expect(try #require(limiter.take("a", now: start + .seconds(1))) == 1)
+        for rate in [Double.infinity, .greatestFiniteMagnitude] {
+            let limiter = RateLimiter(requestsPerSecond: rate, burst: 1)
+            #expect(limiter.take("a", now: start + .seconds(1)) == nil)
+            for _ in 0..<3 {
+                if let wait = limiter.take("a", now: start) { #expect(wait.isFinite, "\(rate)") }
+            }
+            #expect(limiter.take("a", now: start + .seconds(2)) == nil, "\(rate)")
+        }
+    }
+}

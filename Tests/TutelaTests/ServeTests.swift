@@ -108,6 +108,13 @@ struct ServeTests {
         settings = ServeSettings()
         settings.rateLimit = 0
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        // An infinite rate stopped the server at a key's second request in the same instant.
+        for (rate, burst) in [(Double.infinity, 200.0), (100, .infinity), (.nan, 200)] {
+            settings = ServeSettings()
+            settings.rateLimit = rate
+            settings.burst = burst
+            #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
+        }
         settings = ServeSettings()
         settings.idleTimeoutSeconds = 0
         #expect(throws: TutelaError.self) { _ = try settings.gatewayConfiguration() }
