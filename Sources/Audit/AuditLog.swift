@@ -628,15 +628,33 @@ public final class AuditLog: Sendable {
     /// Entries matching a filter, newest first.
     public func search(_ filter: AuditFilter, limit: Int) async throws -> [AuditEvent] {
         try await pool.read { db in
+            // Time bounds are kept from the time index here ('+'): the entries are read newest
+            // first, from the range of sequence numbers the bounds allow (below).
             let filters: [(String, (any DatabaseValueConvertible)?)] = [
                 ("principal = ?", filter.principal), ("action = ?", filter.action), ("decision = ?", filter.decision),
-                ("purpose = ?", filter.purpose), ("kind = ?", filter.kind), ("time_ms >= ?", filter.since),
-                ("time_ms < ?", filter.until),
+                ("purpose = ?", filter.purpose), ("kind = ?", filter.kind), ("+time_ms >= ?", filter.since),
+                ("+time_ms < ?", filter.until),
                 ("seq IN (SELECT seq FROM entry_subjects WHERE subject = ?)", filter.subjectHMAC),
             ]
             // Archived entries keep their leaf hashes only.
             var conditions = ["seq >= ?"]
             var arguments: [any DatabaseValueConvertible] = [try Self.archivedSize(db)]
+            if filter.since != nil || filter.until != nil {
+                // The first and last entry in the time bounds, from the time index alone. Without
+                // them the newest-first read went through every entry outside the bounds: the
+                // whole log for a bound no entry meets, minutes for a log of gigabytes.
+                let bounds = [("time_ms >= ?", filter.since), ("time_ms < ?", filter.until)].filter { $0.1 != nil }
+                let range = try Row.fetchOne(
+                    db,
+                    sql: "SELECT min(seq), max(seq) FROM entries WHERE "
+                        + bounds.map(\.0).joined(separator: " AND "),
+                    arguments: StatementArguments(bounds.map(\.1))
+                )
+                // NULL when no entry is in the bounds; `seq` is the row id, always an integer.
+                guard let first = range?[0] as Int?, let last = range?[1] as Int? else { return [] }
+                conditions += ["seq >= ?", "seq <= ?"]
+                arguments += [first, last]
+            }
             for (condition, value) in filters {
                 guard let value else { continue }
                 conditions.append(condition)

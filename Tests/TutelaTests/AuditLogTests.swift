@@ -385,6 +385,47 @@ struct AuditLogTests {
         #expect(try storedCheckpointSizes(path).last == 40)
     }
 
+    @Test("a search by time finds exactly the events in its bounds, newest first, also when times go back and forth")
+    func searchByTime() async throws {
+        let log = try makeLog(try directory())
+        // Times out of step with sequence numbers: a clock set back, events from two processes.
+        let times: [Int64] = [50, 10, 90, 30, 30, 70, 20, 100, 60, 40, 5, 80]
+        for (sequence, time) in times.enumerated() {
+            let appended = try await log.append(
+                AuditEvent(
+                    time: time,
+                    requestID: "r\(sequence)",
+                    kind: "data.read",
+                    principal: "p\(sequence % 2)",
+                    outcome: "ok"
+                )
+            )
+            #expect(appended == sequence)
+        }
+        let bounds: [(Int64?, Int64?)] = [
+            (30, nil), (nil, 30), (30, 70), (55, 56), (101, nil), (nil, 5), (0, 1000), (95, 100), (5, 6), (70, 30),
+        ]
+        for (since, until) in bounds {
+            for principal in [nil, "p1"] {
+                var filter = AuditFilter()
+                filter.since = since
+                filter.until = until
+                filter.principal = principal
+                let expected = times.indices.reversed().filter { sequence in
+                    times[sequence] >= (since ?? .min) && times[sequence] < (until ?? .max)
+                        && (principal == nil || principal == "p\(sequence % 2)")
+                }
+                for limit in [1, 3, 100] {
+                    let found = try await log.search(filter, limit: limit).map(\.requestID)
+                    #expect(
+                        found == expected.prefix(limit).map { "r\($0)" },
+                        "since \(String(describing: since)), until \(String(describing: until)), \(String(describing: principal)), limit \(limit)"
+                    )
+                }
+            }
+        }
+    }
+
     @Test("expected calls share one commit: the writer holds a batch until the last of them has appended")
     func groupCommitWaitsForExpectedCalls() async throws {
         let path = try directory()

@@ -74,6 +74,30 @@ struct AuditBenchmark {
         }
         report.record("audit", "entries", Double(entries))
         report.record("audit", "verify_entries_per_s", Double(entries) / verifySeconds)
+        try await searchByTime(log, into: report)
+    }
+
+    /// Searches whose time bounds few or no entries meet, as `tutela audit search` runs them.
+    ///
+    /// The time index bounds what is read, so these cost next to nothing however long the log
+    /// is. The events' times repeat in three sweeps (0 up to 20,000 each),
+    /// so the matching entries are spread over the log, as times out of step with it would be.
+    private func searchByTime(_ log: AuditLog, into report: BenchReport) async throws {
+        var none = AuditFilter()
+        none.since = 1_000_000
+        var oldest = AuditFilter()
+        oldest.until = 1
+        for (name, filter) in [("search_since_after_all_ms", none), ("search_until_oldest_ms", oldest)] {
+            let repeats = 20
+            var found = 0
+            let seconds = try await measureAsync {
+                for _ in 0..<repeats { found = try await log.search(filter, limit: 10).count }
+            }
+            guard found == (filter.since == nil ? 3 : 0) else {
+                throw BenchError.unexpected("a search by time found \(found) events")
+            }
+            report.record("audit", name, seconds / Double(repeats) * 1000)
+        }
     }
 }
 
