@@ -357,6 +357,15 @@ final class GatewayHandlers: Sendable {
                 message: "header 'Tutela-Purpose' is required"
             )
         }
+        // Not quoted back: no declared purpose is this long.
+        guard purpose.utf8.count <= PurposeDefinition.maximumNameLength else {
+            throw GatewayRejection(
+                status: .badRequest,
+                code: "invalid_input",
+                message:
+                    "header 'Tutela-Purpose' is longer than \(PurposeDefinition.maximumNameLength) bytes: it names a purpose of purposes.yaml"
+            )
+        }
         return Caller(principal: principal, purpose: purpose, requestID: context.requestID)
     }
 

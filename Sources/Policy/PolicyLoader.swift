@@ -125,6 +125,11 @@ public enum PolicyLoader {
         guard let node = top["purposes"] else { throw root.error("purposes.yaml needs a 'purposes' mapping") }
         var purposes: [String: PurposeDefinition] = [:]
         for (name, entryNode) in try node.mapping("purposes") {
+            guard name.utf8.count <= PurposeDefinition.maximumNameLength else {
+                throw entryNode.error(
+                    "a purpose name has at most \(PurposeDefinition.maximumNameLength) bytes: '\(name.prefix(20))…'"
+                )
+            }
             let entry = try entryNode.fields("purpose '\(name)'", allowed: ["summary", "requires_consent"])
             guard let consent = entry["requires_consent"] else {
                 throw entryNode.error("purpose '\(name)' must say 'requires_consent: true' or 'false'")

@@ -26,6 +26,12 @@ public struct PurposeDefinition: Sendable {
     public let summary: String
     /// Whether only customers who consented to it may be processed for it.
     public let requiresConsent: Bool
+
+    /// The longest purpose name, in bytes.
+    ///
+    /// Every request declares a purpose and its audit event keeps it: the bound keeps a caller
+    /// from growing the log by long declarations.
+    public static let maximumNameLength = 64
 }
 
 /// One compiled `permit` or `forbid` rule.

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Policy
 import Testing
 import TutelaCore
 import TutelaTestSupport
@@ -174,6 +175,24 @@ struct GatewayTests {
             ) { response in
                 #expect(response.status == .badRequest)
                 #expect(String(buffer: response.body).contains("purpose_required"))
+            }
+            // Every audit event keeps the purpose: one longer than any declared name is refused
+            // before it is decided on, and not quoted back; one as long as a name can be is decided.
+            let longest = String(repeating: "p", count: PurposeDefinition.maximumNameLength)
+            for (purpose, status, code) in [
+                (longest + "p", HTTPResponse.Status.badRequest, "invalid_input"),
+                (longest, .forbidden, "unknown_purpose"),
+            ] {
+                try await client.execute(
+                    uri: "/v1/customers/c000002",
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"], purpose: purpose)
+                ) { response in
+                    #expect(response.status == status)
+                    let body = String(buffer: response.body)
+                    #expect(body.contains(code))
+                    #expect(body.contains(longest) == (status == .forbidden))
+                }
             }
             let email = clear.fields["email"]?.displayText ?? ""
             try await client.execute(

@@ -148,6 +148,14 @@ struct PolicyValidationTests {
             expected: "mask 'partial(first: 9223372036854775807, last: 1)': 'first' may be at most 1000000000"
         ),
         Breakage(
+            name: "a purpose name longer than 64 bytes",
+            file: "purposes.yaml",
+            find: "  support:\n",
+            replace:
+                "  support:\n    summary: Helping\n    requires_consent: false\n  \(String(repeating: "s", count: 65)):\n",
+            expected: "a purpose name has at most 64 bytes: 'ssssssssssssssssssss…'"
+        ),
+        Breakage(
             name: "unknown mask",
             file: "policies/support.yaml",
             find: "pii.dob: class_token",
