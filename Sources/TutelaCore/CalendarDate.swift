@@ -51,9 +51,19 @@ public enum CalendarDate {
         return days(year: year, month: month, day: day)
     }
 
+    /// The milliseconds a timestamp may hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z,
+    /// the years a date may have.
+    public static let timestampRange: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
+
     /// Parses an RFC 3339 timestamp (`2024-05-01T10:20:30Z`, optional fraction and offset) or a
-    /// plain integer of Unix seconds, into milliseconds since the epoch.
+    /// plain integer of Unix seconds, into milliseconds since the epoch; nil outside
+    /// `timestampRange` (a time of millions of years was stored, and read back as another).
     public static func parseTimestamp(_ text: Substring) -> Int64? {
+        guard let milliseconds = parseAnyTimestamp(text), timestampRange.contains(milliseconds) else { return nil }
+        return milliseconds
+    }
+
+    private static func parseAnyTimestamp(_ text: Substring) -> Int64? {
         if let seconds = Int64(text) {
             let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
             return overflow ? nil : product

@@ -70,7 +70,7 @@ public enum FieldType: String, Sendable, CaseIterable {
         case .double: return "a number"
         case .bool: return "true or false"
         case .date: return "a date YYYY-MM-DD"
-        case .timestamp: return "an RFC 3339 timestamp or Unix seconds"
+        case .timestamp: return "an RFC 3339 timestamp or Unix seconds, in the years 1 to 9999"
         }
     }
 }

@@ -108,7 +108,10 @@ struct AuditCommand: AsyncParsableCommand {
 
         static func time(_ text: String) throws -> Int64 {
             guard let milliseconds = CalendarDate.parseTimestamp(Substring(text)) else {
-                throw TutelaError(.invalidInput, "'\(text)' is not an RFC 3339 time or Unix seconds")
+                throw TutelaError(
+                    .invalidInput,
+                    "'\(text)' is not an RFC 3339 time or Unix seconds in the years 1 to 9999"
+                )
             }
             return milliseconds
         }

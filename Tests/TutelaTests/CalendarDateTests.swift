@@ -31,6 +31,20 @@ struct CalendarDateTests {
             let days = Int32((milliseconds - ((milliseconds % 86_400_000) + 86_400_000) % 86_400_000) / 86_400_000)
             #expect(CalendarDate.format(days: days) == String(expected.prefix(10)))
         }
+        // A time outside the years a date may have is refused: one of 9223372036854775 Unix
+        // seconds was stored, and read back as the year 5881580.
+        for text in [
+            "9223372036854775", "-9223372036854775", "253402300800", "-62135596801", "0001-01-01T00:00:00+00:01",
+        ] {
+            #expect(CalendarDate.parseTimestamp(Substring(text)) == nil, "\(text)")
+        }
+        for text in ["253402300799", "-62135596800", "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00Z"] {
+            let milliseconds = CalendarDate.parseTimestamp(Substring(text))
+            #expect(milliseconds.map(CalendarDate.timestampRange.contains) == true, "\(text)")
+        }
+        #expect(
+            CalendarDate.formatTimestamp(milliseconds: CalendarDate.timestampRange.lowerBound) == "0001-01-01T00:00:00Z"
+        )
         // Years before 1000 keep four digits.
         #expect(CalendarDate.format(days: CalendarDate.days(year: 7, month: 3, day: 9) ?? 0) == "0007-03-09")
     }
