@@ -265,6 +265,8 @@ struct GatewayMiddleware: RouterMiddleware {
             }
         }
         response.headers[requestIDHeader] = context.requestID
+        // Answers carry customer data or name records: no cache along the way keeps a copy.
+        response.headers[.cacheControl] = "no-store"
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let route = context.endpointPath ?? "unmatched"

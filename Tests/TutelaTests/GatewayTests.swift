@@ -159,6 +159,7 @@ struct GatewayTests {
                 #expect(text.contains(clear.fields["email"]?.displayText ?? "-"))
                 #expect(text.contains("\"birth_date\":\"[pii.dob]\""))
                 #expect(response.headers[HTTPField.Name("X-Request-Id") ?? .accept] != nil)
+                #expect(response.headers[.cacheControl] == "no-store")
             }
             try await client.execute(
                 uri: "/v1/customers/c000002",
