@@ -175,6 +175,16 @@ private func tlsConfiguration(_ files: GatewayConfiguration.TLSFiles) throws -> 
         privateKey: .privateKey(key)
     )
     configuration.minimumTLSVersion = .tlsv12
+    // A key that reads but is not the certificate's is found here, where it can be named:
+    // the server builder's own error says only "failedToLoadPrivateKey".
+    do {
+        _ = try NIOSSLContext(configuration: configuration)
+    } catch {
+        throw TutelaError(
+            .configurationInvalid,
+            "the TLS key in \(files.privateKeyPath) does not belong to the certificate in \(files.certificatePath)"
+        )
+    }
     return configuration
 }
 

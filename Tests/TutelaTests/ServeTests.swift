@@ -531,6 +531,17 @@ struct ServeTests {
             _ = try buildApplication(tutela: tutela, configuration: notPEM)
         }
         #expect(unparsed?.message == "cannot read a PEM private key from \(certificate)")
+        // A key of its own that is not the certificate's is named as such.
+        let otherKey = environment.root + "/other-key.pem"
+        try await run(
+            "openssl",
+            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", otherKey]
+        )
+        let mismatched = GatewayConfiguration(tls: .init(certificatePath: certificate, privateKeyPath: otherKey))
+        let foreign = #expect(throws: TutelaError.self) {
+            _ = try buildApplication(tutela: tutela, configuration: mismatched)
+        }
+        #expect(foreign?.message == "the TLS key in \(otherKey) does not belong to the certificate in \(certificate)")
     }
 
     /// An installation whose audit log waits 30 s before giving up on a locked file, with a
