@@ -69,6 +69,8 @@ struct ServeCommand: AsyncParsableCommand {
             if let retention { try Self.makeArchiveDirectory(retention.directory) }
             let tutela = try await Tutela.open(configuration)
             let scheme = gateway.tls == nil ? "http" : "https"
+            // An IPv6 address is bracketed in a URL, so that its port stays apart (RFC 3986).
+            let host = gateway.host.contains(":") ? "[\(gateway.host)]" : gateway.host
             let policySet = tutela.policies.digest
             // Said once the socket is bound, with the port it got (0 asks for any).
             let application = try buildApplication(tutela: tutela, configuration: gateway, logger: logger) {
@@ -76,7 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.notice(
                     "serving",
                     metadata: [
-                        "address": .string("\(scheme)://\(gateway.host):\(channel.localAddress?.port ?? gateway.port)"),
+                        "address": .string("\(scheme)://\(host):\(channel.localAddress?.port ?? gateway.port)"),
                         "policy_set": .string(policySet),
                     ]
                 )

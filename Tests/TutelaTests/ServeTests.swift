@@ -486,6 +486,51 @@ struct ServeTests {
             .map { String($0.dropFirst(prefix.count)) }
     }
 
+    /// Whether this machine can bind the IPv6 loopback address.
+    static let hasIPv6Loopback: Bool = {
+        let descriptor = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+            }
+        }
+    }()
+
+    @Test(
+        "serving on an IPv6 address, the start line's address brackets it apart from the port",
+        .enabled(if: hasIPv6Loopback)
+    )
+    func ipv6Address() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        let log = environment.root + "/serve.log"
+        #expect(FileManager.default.createFile(atPath: log, contents: nil))
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: tutela)
+        server.arguments = ["serve", "--host", "::1", "--port", "0"] + environment.pathArguments
+        server.environment = environment.configuration.environment
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try server.run()
+        var line: Substring?
+        for _ in 0..<100 where line == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
+                .first { $0.contains("\"serving\"") }
+        }
+        server.terminate()
+        await ChildProcess.waitForExit(server)
+        let serving = try #require(line)
+        #expect(serving.contains("\"address\":\"http://[::1]:"), "\(serving)")
+    }
+
     @Test("with a certificate and key the gateway speaks HTTPS only")
     func tls() async throws {
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
