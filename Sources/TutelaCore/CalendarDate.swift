@@ -57,7 +57,7 @@ public enum CalendarDate {
 
     /// Parses an RFC 3339 timestamp (`2024-05-01T10:20:30Z`, optional fraction and offset) or a
     /// plain integer of Unix seconds, into milliseconds since the epoch; nil outside
-    /// `timestampRange` (a time of millions of years was stored, and read back as another).
+    /// `timestampRange`, the years that format and read back as they were written.
     public static func parseTimestamp(_ text: Substring) -> Int64? {
         guard let milliseconds = parseAnyTimestamp(text), timestampRange.contains(milliseconds) else { return nil }
         return milliseconds
