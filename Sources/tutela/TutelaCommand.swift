@@ -53,7 +53,9 @@ enum Console {
         do {
             try await body()
         } catch let error as TutelaError {
-            printError("error: \(error.message)")
+            // A message may quote what the user typed (an id that names no record): a control
+            // character in it is written out, never sent to the terminal as an escape sequence.
+            printError("error: \(error.message.escapingControlCharacters)")
             throw ExitCode(1)
         }
     }

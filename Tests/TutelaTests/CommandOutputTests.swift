@@ -128,6 +128,21 @@ struct CommandOutputTests {
         }
     }
 
+    @Test("an error quoting what was typed shows its control characters as escapes, never raw")
+    func controlCharactersInErrors() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        let run = try await ChildProcess.run(
+            try ChildProcess.builtTutela(),
+            ["data", "get", "customers", "c\u{1B}[2J1"] + environment.pathArguments,
+            environment: environment.configuration.environment
+        )
+        #expect(run.status == 1)
+        #expect(run.errors.contains(#"no record customers/c\u{1b}[2J1"#), "\(run.errors)")
+        #expect(!run.errors.unicodeScalars.contains { $0.value == 0x1B })
+    }
+
     /// A one-row customers file in the environment's directory.
     private func sampleFile(_ environment: TestEnvironment) throws -> String {
         let path = environment.root + "/one.csv"
