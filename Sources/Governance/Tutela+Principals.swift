@@ -4,6 +4,9 @@ import Store
 import TutelaCore
 
 extension Tutela {
+    /// The longest principal name, in bytes.
+    public static let maximumPrincipalNameLength = 128
+
     /// Creates a principal with roles and attributes.
     /// - Throws: `.invalidInput` for an unknown role or attribute, a mistyped attribute or a
     ///   separation-of-duty conflict; `.alreadyExists` for a taken name.
@@ -14,6 +17,13 @@ extension Tutela {
     ) async throws -> Principal {
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
             throw TutelaError(.invalidInput, "a principal name uses letters, digits and - _ . @ only")
+        }
+        // Every audit event of the principal's requests names it.
+        guard name.utf8.count <= Self.maximumPrincipalNameLength else {
+            throw TutelaError(
+                .invalidInput,
+                "a principal name has at most \(Self.maximumPrincipalNameLength) bytes, not \(name.utf8.count)"
+            )
         }
         try checkRoles(roles)
         let principal = Principal(name: name, roles: roles, attributes: try typedAttributes(attributes))

@@ -151,6 +151,15 @@ struct GovernedAccessTests {
         await #expect(throws: TutelaError.self) {
             try await tutela.createPrincipal(name: "trainer", roles: [], attributes: [:])
         }
+        // A name is in every audit event of its requests: bounded, and refused one byte past it.
+        let longest = String(repeating: "n", count: Tutela.maximumPrincipalNameLength)
+        let tooLong = await #expect(throws: TutelaError.self) {
+            try await tutela.createPrincipal(name: longest + "n", roles: ["support_agent"], attributes: [:])
+        }
+        #expect(tooLong?.message == "a principal name has at most 128 bytes, not 129")
+        #expect(
+            try await tutela.createPrincipal(name: longest, roles: ["support_agent"], attributes: [:]).name == longest
+        )
         let revoked = try await tutela.revoke(role: "model_trainer", from: "trainer")
         #expect(revoked.roles.isEmpty)
     }
