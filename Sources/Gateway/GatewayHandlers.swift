@@ -347,7 +347,7 @@ final class GatewayHandlers: Sendable {
                 status: .tooManyRequests,
                 code: "rate_limited",
                 message: "too many requests for this API key",
-                retryAfter: Int(exactly: max(1, min(wait.rounded(.up), 86_400))) ?? 1
+                retryAfter: max(1, Int(wait.rounded(.up)))
             )
         }
         guard let purpose = Self.header(purposeHeader, in: request.headers), !purpose.isEmpty else {
