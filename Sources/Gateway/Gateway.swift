@@ -22,6 +22,15 @@ public struct GatewayRoute: Sendable, Hashable {
     public let path: String
     /// The action the policies are asked about; nil for the public operational routes.
     public let action: Action?
+    /// The query parameters a data or model route takes; any other is refused.
+    public let query: [String]
+
+    init(method: HTTPRequest.Method, path: String, action: Action?, query: [String] = []) {
+        self.method = method
+        self.path = path
+        self.action = action
+        self.query = query
+    }
 
     /// The routes of the API.
     public static let all: [GatewayRoute] = [
@@ -30,7 +39,7 @@ public struct GatewayRoute: Sendable, Hashable {
         GatewayRoute(method: .get, path: "/metrics", action: nil),
         GatewayRoute(method: .get, path: "/openapi.yaml", action: nil),
         GatewayRoute(method: .get, path: "/v1/customers/{id}", action: .read),
-        GatewayRoute(method: .get, path: "/v1/customers", action: .lookup),
+        GatewayRoute(method: .get, path: "/v1/customers", action: .lookup, query: ["email", "phone"]),
         GatewayRoute(method: .post, path: "/v1/customers", action: .write),
         GatewayRoute(method: .delete, path: "/v1/customers/{id}", action: .erase),
         GatewayRoute(method: .put, path: "/v1/customers/{id}/consents/{purpose}", action: .write),

@@ -3,6 +3,7 @@ import Foundation
 import Governance
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import KeyManagement
 import Logging
 import NIOCore
@@ -183,6 +184,7 @@ final class GatewayHandlers: Sendable {
         caller: Caller
     ) async throws -> Response {
         var request = request
+        try Self.checkQuery(of: request.uri, for: route)
         switch (route.method, route.path) {
         case (.get, "/v1/customers/{id}"):
             let id = try Self.pathParameter("id", of: context)
@@ -193,12 +195,11 @@ final class GatewayHandlers: Sendable {
         case (.get, "/v1/customers"):
             let query = request.uri.queryParameters
             let (field, value): (String, String)
-            if let email = query.get("email") {
-                (field, value) = ("email", email)
-            } else if let phone = query.get("phone") {
-                (field, value) = ("phone", phone)
-            } else {
-                throw TutelaError(.invalidInput, "query parameter 'email' or 'phone' is required")
+            switch (query.get("email"), query.get("phone")) {
+            case (let email?, nil): (field, value) = ("email", email)
+            case (nil, let phone?): (field, value) = ("phone", phone)
+            case (_?, _?): throw TutelaError(.invalidInput, "give query parameter 'email' or 'phone', not both")
+            case (nil, nil): throw TutelaError(.invalidInput, "query parameter 'email' or 'phone' is required")
             }
             let definition = try tutela.schema.collection("customers")
             let found = try await tutela.governedFind(caller, collection: "customers", field: field, value: value)
@@ -251,6 +252,32 @@ final class GatewayHandlers: Sendable {
             try await tutela.governedInfer(caller, model: try Self.pathParameter("name", of: context))
         default:
             throw TutelaError(.notFound, "no such route")
+        }
+    }
+
+    /// Refuses a query parameter the route does not take, and one given twice, rather than
+    /// answer as if it were not there (an export's `limit`, say, would be read as honoured).
+    ///
+    /// An unknown parameter is not named back: its name may be a customer's detail sent in the
+    /// wrong place. A lone `?` or an empty `&&` pair is no parameter.
+    /// - Throws: `.invalidInput`.
+    static func checkQuery(of uri: URI, for route: GatewayRoute) throws {
+        guard uri.query != nil else { return }
+        var seen: [Substring] = []
+        for (name, value) in uri.queryParameters where !(name.isEmpty && value.isEmpty) {
+            guard route.query.contains(where: { $0 == name }) else {
+                let taken = route.query.map { "'\($0)'" }.joined(separator: ", ")
+                throw TutelaError(
+                    .invalidInput,
+                    taken.isEmpty
+                        ? "this route takes no query parameters"
+                        : "a query parameter this route does not take (it takes \(taken))"
+                )
+            }
+            guard !seen.contains(name) else {
+                throw TutelaError(.invalidInput, "query parameter '\(name)' is given more than once")
+            }
+            seen.append(name)
         }
     }
 

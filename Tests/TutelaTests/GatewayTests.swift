@@ -242,6 +242,57 @@ struct GatewayTests {
         #expect(outcomes == ["error:payload_too_large", "error:rate_limited"])
     }
 
+    @Test("a query parameter a route does not take, or one given twice, gets 400 without being named back")
+    func queryParameters() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        try await app.test(.router) { client in
+            for (uri, message) in [
+                ("/v1/customers/c000001?alice@example.com=1", "this route takes no query parameters"),
+                (
+                    "/v1/collections/customers/export?limit=2",
+                    "this route takes no query parameters"
+                ),
+                (
+                    "/v1/customers?email=a@example.com&alice@example.com",
+                    "a query parameter this route does not take (it takes 'email', 'phone')"
+                ),
+                (
+                    "/v1/customers?email=a@example.com&email=b@example.com",
+                    "query parameter 'email' is given more than once"
+                ),
+                (
+                    "/v1/customers?email=a@example.com&phone=555",
+                    "give query parameter 'email' or 'phone', not both"
+                ),
+            ] {
+                try await client.execute(
+                    uri: uri,
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"])
+                ) { response in
+                    #expect(response.status == .badRequest, "\(uri)")
+                    let body = String(buffer: response.body)
+                    #expect(body.contains("\"code\":\"invalid_input\""))
+                    #expect(body.contains(message), "\(body)")
+                    #expect(!body.contains("alice"))
+                }
+            }
+            // A lone `?` and empty pairs are no parameters.
+            for uri in ["/v1/customers/c000001?", "/v1/customers/c000001?&&"] {
+                try await client.execute(
+                    uri: uri,
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"])
+                ) { #expect($0.status == .ok, "\(uri)") }
+            }
+        }
+        var refused = AuditFilter()
+        refused.kind = "http.rejected"
+        let outcomes = try await fixture.tutela.auditSearch(refused, limit: 100).map(\.outcome)
+        #expect(outcomes == Array(repeating: "error:invalid_input", count: 5))
+    }
+
     @Test("a request no route matches is audited by method, without its path")
     func unmatchedRequestsAreAudited() async throws {
         let (fixture, app) = try await GatewayFixture.make()
@@ -465,7 +516,7 @@ struct GatewayTests {
         #expect(try await fixture.tutela.consentsGranted(customer: id) == ["analytics"])
     }
 
-    @Test("the OpenAPI document lists exactly the routes the gateway serves")
+    @Test("the OpenAPI document lists exactly the routes the gateway serves, with their query parameters")
     func openAPIMatchesRoutes() async throws {
         let (fixture, app) = try await GatewayFixture.make()
         defer { fixture.environment.remove() }
@@ -474,14 +525,20 @@ struct GatewayTests {
                 #expect(response.status == .ok)
                 let document = try #require(try Yams.load(yaml: String(buffer: response.body)) as? [String: Any])
                 let paths = try #require(document["paths"] as? [String: Any])
+                // Each operation with the query parameters it and its path declare.
+                func queryNames(_ item: Any?) -> [String] {
+                    (item as? [String: Any])?["parameters"].flatMap { $0 as? [[String: Any]] }?
+                        .compactMap { $0["in"] as? String == "query" ? $0["name"] as? String : nil } ?? []
+                }
                 var documented: Set<String> = []
                 for (path, item) in paths {
-                    for key in (item as? [String: Any] ?? [:]).keys
+                    for (key, operation) in item as? [String: Any] ?? [:]
                     where ["get", "post", "put", "delete"].contains(key) {
-                        documented.insert("\(key.uppercased()) \(path)")
+                        let query = (queryNames(item) + queryNames(operation)).sorted()
+                        documented.insert("\(key.uppercased()) \(path) \(query)")
                     }
                 }
-                let served = Set(GatewayRoute.all.map { "\($0.method.rawValue) \($0.path)" })
+                let served = Set(GatewayRoute.all.map { "\($0.method.rawValue) \($0.path) \($0.query.sorted())" })
                 #expect(documented == served)
                 #expect((document["info"] as? [String: Any])?["version"] as? String == Tutela.version)
             }
