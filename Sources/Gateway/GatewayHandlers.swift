@@ -228,6 +228,11 @@ final class GatewayHandlers: Sendable {
             guard rows.count == 1, case .bool(let granted)? = rows[0]["granted"] else {
                 throw TutelaError(.invalidInput, "field 'granted': expected true or false")
             }
+            // The other fields of a consent come from the path and the clock: one sent in the
+            // body would be ignored, so it is refused like an undeclared field of a record.
+            guard rows[0].count == 1 else {
+                throw TutelaError(.invalidInput, "the body holds only the field 'granted'; nothing was written")
+            }
             let row: [String: RawFieldValue] = [
                 "consent_id": .text("\(id):\(purpose)"), "customer_id": .text(id), "purpose": .text(purpose),
                 "granted": .bool(granted),

@@ -428,6 +428,20 @@ struct GatewayTests {
                 let text = String(buffer: response.body)
                 #expect(text.contains("a field name appears twice") && !text.contains("secret"))
             }
+            // A consent's other fields come from the path and the clock: sent in the body, they
+            // are refused, and nothing is recorded.
+            let granted = try await fixture.tutela.consentsGranted(customer: "c000003")
+            #expect(!granted.contains("analytics"))
+            try await client.execute(
+                uri: "/v1/customers/c000003/consents/analytics",
+                method: .put,
+                headers: GatewayFixture.headers(fixture.keys["agent"]),
+                body: ByteBuffer(string: "{\"granted\":true,\"customer_id\":\"c000004\"}")
+            ) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("the body holds only the field 'granted'"))
+            }
+            #expect(try await fixture.tutela.consentsGranted(customer: "c000003") == granted)
             try await client.execute(
                 uri: "/v1/customers/c000003/consents/analytics",
                 method: .put,
