@@ -75,7 +75,7 @@ public enum SchemaLoader {
             }
             let spec = try fieldNode.fields(
                 "field '\(name).\(fieldName)'",
-                allowed: ["type", "class", "required", "lookup", "summary"]
+                allowed: ["type", "class", "required", "lookup", "values", "summary"]
             )
             guard let typeNode = spec["type"], let classNode = spec["class"] else {
                 throw fieldNode.error("field '\(name).\(fieldName)' needs 'type' and 'class'")
@@ -98,13 +98,18 @@ public enum SchemaLoader {
                 guard type == .string else { throw lookupNode.error("only string fields can have a lookup") }
                 lookup = normalization
             }
+            var values: [String]?
+            if let valuesNode = spec["values"] {
+                values = try Self.values(valuesNode, field: "\(name).\(fieldName)", type: type)
+            }
             fields.append(
                 FieldDefinition(
                     name: fieldName,
                     type: type,
                     fieldClass: fieldClass,
                     required: try spec["required"]?.bool("required") ?? false,
-                    lookup: lookup
+                    lookup: lookup,
+                    values: values
                 )
             )
         }
@@ -132,6 +137,29 @@ public enum SchemaLoader {
             }
         }
         return definition
+    }
+
+    /// The values a string field is limited to: 1 to 256 distinct, non-empty strings of at most
+    /// 64 bytes without control characters (they are listed back in the error for a value that
+    /// is not among them).
+    private static func values(_ node: YAMLNode, field: String, type: FieldType) throws -> [String] {
+        guard type == .string else { throw node.error("only string fields can have 'values'") }
+        let items = try node.sequence("values of '\(field)'")
+        guard (1...256).contains(items.count) else {
+            throw node.error("'values' of '\(field)' must list 1 to 256 values")
+        }
+        var values: [String] = []
+        for item in items {
+            let value = try item.string("a value of '\(field)'")
+            guard (1...64).contains(value.utf8.count),
+                !value.unicodeScalars.contains(where: \.isControlCharacter)
+            else {
+                throw item.error("a value of '\(field)' must be 1 to 64 bytes without control characters")
+            }
+            guard !values.contains(value) else { throw item.error("'\(value)' is listed twice in '\(field)'") }
+            values.append(value)
+        }
+        return values
     }
 
     /// Lowercase letters, digits and underscores, from a letter, at most 64 bytes: record

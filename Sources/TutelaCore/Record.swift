@@ -44,6 +44,10 @@ extension CollectionDefinition {
                 throw TutelaError(.invalidInput, "field '\(name)': expected \(type.expectation)")
             }
             guard !value.isNull else { continue }
+            if let allowed = allowedValues[position], case .string(let text) = value, !allowed.contains(text) {
+                let listed = self.fields[position].values?.joined(separator: ", ") ?? ""
+                throw TutelaError(.invalidInput, "field '\(name)': expected one of \(listed)")
+            }
             fields[name] = value
             if isRequired[position] { required += 1 }
             if case .string(let text) = value {

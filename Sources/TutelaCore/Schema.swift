@@ -153,6 +153,8 @@ public struct FieldDefinition: Sendable {
     public let required: Bool
     /// When set, a blind index makes exact lookups on this field possible without decryption.
     public let lookup: LookupNormalization?
+    /// When set, the only values a string field may hold, in the schema's order.
+    public let values: [String]?
 
     /// Creates a field definition.
     public init(
@@ -160,13 +162,15 @@ public struct FieldDefinition: Sendable {
         type: FieldType,
         fieldClass: FieldClass,
         required: Bool,
-        lookup: LookupNormalization?
+        lookup: LookupNormalization?,
+        values: [String]? = nil
     ) {
         self.name = name
         self.type = type
         self.fieldClass = fieldClass
         self.required = required
         self.lookup = lookup
+        self.values = values
     }
 
     /// Whether the value is stored encrypted.
@@ -187,6 +191,7 @@ public struct CollectionDefinition: Sendable {
     // By position, for checking a record without looking its fields up by name again.
     let types: [FieldType]
     let isRequired: [Bool]
+    let allowedValues: [Set<String>?]
     let requiredCount: Int
     let keyPosition: Int?
     let subjectPosition: Int?
@@ -202,6 +207,7 @@ public struct CollectionDefinition: Sendable {
         self.positions = positions
         types = fields.map(\.type)
         isRequired = fields.map(\.required)
+        allowedValues = fields.map { $0.values.map(Set.init) }
         requiredCount = fields.count { $0.required }
         keyPosition = positions[keyField]
         subjectPosition = positions[subjectField]

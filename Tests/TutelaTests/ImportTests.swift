@@ -109,6 +109,14 @@ struct ImportTests {
             expected: "line 1: field 'occurred_at' is required"
         ),
         BadFile(
+            name: "a value the schema does not list",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"view\",\"occurred_at\":1}\n{\"interaction_id\":\"i2\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"secret\",\"occurred_at\":1}\n",
+            expected: "line 2: field 'kind': expected one of purchase, view, rating"
+        ),
+        BadFile(
             name: "unknown column",
             collection: "customers",
             format: .csv,

@@ -167,6 +167,11 @@ struct OpeningTests {
         #expect(mismatch?.message.contains("another keyring") == true)
     }
 
+    /// A schema whose collection `c` has a field `kind` declared as `spec`, on line 10.
+    private func valuesSchema(_ spec: String) -> String {
+        "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: string, class: public, required: true }\n      kind: \(spec)\n"
+    }
+
     @Test("a schema that does not parse or validate is refused with file and line")
     func badSchema() async throws {
         let environment = try TestEnvironment()
@@ -189,6 +194,20 @@ struct OpeningTests {
                 "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: string, class: public, required: true }\n      \(String(repeating: "x", count: 300)): { type: string, class: public }\n",
                 "schema.yaml:10: field name '\(String(repeating: "x", count: 300))' must be 1 to 64"
             ),
+            (
+                valuesSchema("{ type: int, class: public, values: [a] }"),
+                "schema.yaml:10: only string fields can have 'values'"
+            ),
+            (
+                valuesSchema("{ type: string, class: public, values: [] }"),
+                "schema.yaml:10: 'values' of 'c.kind' must list 1 to 256"
+            ),
+            (valuesSchema("{ type: string, class: public, values: [a, b, a] }"), "'a' is listed twice in 'c.kind'"),
+            (
+                valuesSchema("{ type: string, class: public, values: [\"\"] }"),
+                "a value of 'c.kind' must be 1 to 64 bytes"
+            ),
+            (valuesSchema("{ type: string, class: public, values: view }"), "schema.yaml:10"),
         ]
         for (text, expected) in cases {
             try text.write(toFile: policies + "/schema.yaml", atomically: true, encoding: .utf8)
