@@ -75,7 +75,7 @@ public enum SchemaLoader {
             }
             let spec = try fieldNode.fields(
                 "field '\(name).\(fieldName)'",
-                allowed: ["type", "class", "required", "lookup", "values", "summary"]
+                allowed: ["type", "class", "required", "lookup", "values", "min", "max", "summary"]
             )
             guard let typeNode = spec["type"], let classNode = spec["class"] else {
                 throw fieldNode.error("field '\(name).\(fieldName)' needs 'type' and 'class'")
@@ -109,7 +109,13 @@ public enum SchemaLoader {
                     fieldClass: fieldClass,
                     required: try spec["required"]?.bool("required") ?? false,
                     lookup: lookup,
-                    values: values
+                    values: values,
+                    bounds: try Self.bounds(
+                        min: spec["min"],
+                        max: spec["max"],
+                        field: "\(name).\(fieldName)",
+                        type: type
+                    )
                 )
             )
         }
@@ -137,6 +143,24 @@ public enum SchemaLoader {
             }
         }
         return definition
+    }
+
+    /// The range a number field is limited to by its `min` and `max` (either may be left out);
+    /// nil when it has neither.
+    private static func bounds(
+        min: YAMLNode?,
+        max: YAMLNode?,
+        field: String,
+        type: FieldType
+    ) throws -> ClosedRange<Double>? {
+        guard let given = min ?? max else { return nil }
+        guard type == .int || type == .double else {
+            throw given.error("only int and double fields can have 'min' and 'max'")
+        }
+        let lower = try min?.number("'min' of '\(field)'") ?? -.infinity
+        let upper = try max?.number("'max' of '\(field)'") ?? .infinity
+        guard lower <= upper else { throw given.error("'min' of '\(field)' is above its 'max'") }
+        return lower...upper
     }
 
     /// The values a string field is limited to: 1 to 256 distinct, non-empty strings of at most

@@ -98,6 +98,12 @@ package struct YAMLNode {
         return value
     }
 
+    /// A scalar as a finite number.
+    package func number(_ what: String) throws -> Double {
+        guard let value = node.float, value.isFinite else { throw error("\(what) must be a finite number") }
+        return value
+    }
+
     /// A scalar as a boolean.
     package func bool(_ what: String) throws -> Bool {
         guard let value = node.bool else { throw error("\(what) must be true or false") }

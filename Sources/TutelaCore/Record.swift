@@ -48,6 +48,20 @@ extension CollectionDefinition {
                 let listed = self.fields[position].values?.joined(separator: ", ") ?? ""
                 throw TutelaError(.invalidInput, "field '\(name)': expected one of \(listed)")
             }
+            if let range = bounds[position] {
+                let number: Double? =
+                    switch value {
+                    case .int(let integer): Double(integer)
+                    case .double(let real): real
+                    default: nil
+                    }
+                if let number, !range.contains(number) {
+                    throw TutelaError(
+                        .invalidInput,
+                        "field '\(name)': expected \(self.fields[position].boundsExpectation)"
+                    )
+                }
+            }
             fields[name] = value
             if isRequired[position] { required += 1 }
             if case .string(let text) = value {

@@ -155,6 +155,8 @@ public struct FieldDefinition: Sendable {
     public let lookup: LookupNormalization?
     /// When set, the only values a string field may hold, in the schema's order.
     public let values: [String]?
+    /// When set, the range a number field's values lie in (an open end is infinite).
+    public let bounds: ClosedRange<Double>?
 
     /// Creates a field definition.
     public init(
@@ -163,7 +165,8 @@ public struct FieldDefinition: Sendable {
         fieldClass: FieldClass,
         required: Bool,
         lookup: LookupNormalization?,
-        values: [String]? = nil
+        values: [String]? = nil,
+        bounds: ClosedRange<Double>? = nil
     ) {
         self.name = name
         self.type = type
@@ -171,6 +174,21 @@ public struct FieldDefinition: Sendable {
         self.required = required
         self.lookup = lookup
         self.values = values
+        self.bounds = bounds
+    }
+
+    /// What a value out of `bounds` was expected to be, for the error that refuses it.
+    public var boundsExpectation: String {
+        guard let bounds else { return "" }
+        func text(_ number: Double) -> String {
+            number.rounded() == number && number.magnitude < 1e15 ? String(Int64(number)) : String(number)
+        }
+        switch (bounds.lowerBound.isFinite, bounds.upperBound.isFinite) {
+        case (true, true): return "a number from \(text(bounds.lowerBound)) to \(text(bounds.upperBound))"
+        case (true, false): return "a number of at least \(text(bounds.lowerBound))"
+        case (false, true): return "a number of at most \(text(bounds.upperBound))"
+        case (false, false): return "a number"
+        }
     }
 
     /// Whether the value is stored encrypted.
@@ -192,6 +210,7 @@ public struct CollectionDefinition: Sendable {
     let types: [FieldType]
     let isRequired: [Bool]
     let allowedValues: [Set<String>?]
+    let bounds: [ClosedRange<Double>?]
     let requiredCount: Int
     let keyPosition: Int?
     let subjectPosition: Int?
@@ -208,6 +227,7 @@ public struct CollectionDefinition: Sendable {
         types = fields.map(\.type)
         isRequired = fields.map(\.required)
         allowedValues = fields.map { $0.values.map(Set.init) }
+        bounds = fields.map(\.bounds)
         requiredCount = fields.count { $0.required }
         keyPosition = positions[keyField]
         subjectPosition = positions[subjectField]

@@ -117,6 +117,29 @@ struct ImportTests {
             expected: "line 2: field 'kind': expected one of purchase, view, rating"
         ),
         BadFile(
+            name: "a rating above the schema's maximum",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"rating\",\"rating\":5,\"occurred_at\":1}\n{\"interaction_id\":\"i2\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"rating\",\"rating\":50,\"occurred_at\":1}\n",
+            expected: "line 2: field 'rating': expected a number from 1 to 5"
+        ),
+        BadFile(
+            name: "a negative amount",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"purchase\",\"amount\":-0.5,\"occurred_at\":1}\n",
+            expected: "line 1: field 'amount': expected a number of at least 0"
+        ),
+        BadFile(
+            name: "an age below the schema's minimum",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,age\nc1,-3\n",
+            expected: "line 2: field 'age': expected a number from 0 to 150"
+        ),
+        BadFile(
             name: "unknown column",
             collection: "customers",
             format: .csv,

@@ -208,6 +208,13 @@ struct OpeningTests {
                 "a value of 'c.kind' must be 1 to 64 bytes"
             ),
             (valuesSchema("{ type: string, class: public, values: view }"), "schema.yaml:10"),
+            (
+                valuesSchema("{ type: string, class: public, min: 1 }"),
+                "schema.yaml:10: only int and double fields can have 'min' and 'max'"
+            ),
+            (valuesSchema("{ type: int, class: public, min: 5, max: 1 }"), "'min' of 'c.kind' is above its 'max'"),
+            (valuesSchema("{ type: double, class: public, max: .nan }"), "'max' of 'c.kind' must be a finite number"),
+            (valuesSchema("{ type: double, class: public, min: one }"), "'min' of 'c.kind' must be a finite number"),
         ]
         for (text, expected) in cases {
             try text.write(toFile: policies + "/schema.yaml", atomically: true, encoding: .utf8)
