@@ -284,10 +284,21 @@ extension Tutela {
     /// only when its customer's consent record for the purpose says granted.
     private func passesRowFilter(_ record: Record, decision: Decision, purpose: String) async throws -> Bool {
         guard decision.obligations.requiresConsent else { return true }
-        guard let consent = try? await store.get(collection: "consents", id: "\(record.subject):\(purpose)") else {
+        return await hasConsented(record.subject, to: purpose)
+    }
+
+    /// Whether a customer's consent to a purpose is on record and granted.
+    ///
+    /// The consent is found by its record id, `customer:purpose`, and counts only when the
+    /// record itself names that customer and that purpose: a record whose id says otherwise
+    /// (imported before ids were checked, or written past the schema) grants nothing. A
+    /// consent that cannot be read grants nothing either.
+    func hasConsented(_ customer: String, to purpose: String) async -> Bool {
+        guard let consent = try? await store.get(collection: "consents", id: "\(customer):\(purpose)") else {
             return false
         }
-        return consent.fields["granted"] == .bool(true)
+        return consent.subject == customer && consent.fields["purpose"] == .string(purpose)
+            && consent.fields["granted"] == .bool(true)
     }
 }
 

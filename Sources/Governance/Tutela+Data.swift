@@ -228,12 +228,8 @@ extension Tutela {
     /// The purposes a customer has consented to, for local administration and tests.
     public func consentsGranted(customer: String) async throws -> [String] {
         var granted: [String] = []
-        for purpose in policies.purposes.keys.sorted() {
-            if let consent = try? await store.get(collection: "consents", id: "\(customer):\(purpose)"),
-                consent.fields["granted"] == .bool(true)
-            {
-                granted.append(purpose)
-            }
+        for purpose in policies.purposes.keys.sorted() where await hasConsented(customer, to: purpose) {
+            granted.append(purpose)
         }
         return granted
     }

@@ -131,6 +131,57 @@ struct GovernedAccessTests {
         }
     }
 
+    @Test("a consent counts only for the customer and the purpose it names, whatever its record id says")
+    func consentMatchesItsRecord() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 40)
+        _ = try await tutela.createPrincipal(name: "partner", roles: ["partner_service"], attributes: [:])
+        let consents = try tutela.schema.collection("consents")
+        var consenting: Set<String> = []
+        try await tutela.exportRecords(collection: "consents") { page in
+            for consent in page
+            where consent.fields["purpose"] == .string("partner_exchange") && consent.fields["granted"] == .bool(true) {
+                consenting.insert(consent.subject)
+            }
+        }
+        let others = (1...40).map { String(format: "c%06d", $0) }.filter { !consenting.contains($0) }
+        try #require(others.count >= 2 && !consenting.isEmpty)
+        let (refuser, other) = (others[0], others[1])
+        // Stored past the import's checks, as a damaged or hand-made file might have been
+        // before them: one customer's consent under another's record id, and a consent to
+        // another purpose under this purpose's id.
+        func consent(id: String, customer: String, purpose: String) -> TutelaCore.Record {
+            TutelaCore.Record(
+                collection: consents.name,
+                id: id,
+                subject: customer,
+                fields: [
+                    "consent_id": .string(id), "customer_id": .string(customer), "purpose": .string(purpose),
+                    "granted": .bool(true),
+                ]
+            )
+        }
+        try await tutela.store.put([
+            consent(
+                id: "\(refuser):partner_exchange",
+                customer: try #require(consenting.first),
+                purpose: "partner_exchange"
+            ),
+            consent(id: "\(other):partner_exchange", customer: other, purpose: "analytics"),
+        ])
+        #expect(try await !tutela.consentsGranted(customer: refuser).contains("partner_exchange"))
+        #expect(try await !tutela.consentsGranted(customer: other).contains("partner_exchange"))
+        var exported: Set<String> = []
+        try await tutela.governedExport(
+            Caller(principal: "partner", purpose: "partner_exchange"),
+            collection: "customers"
+        ) { page in
+            for record in page { exported.insert(record.id) }
+        }
+        #expect(exported.count == consenting.count)
+    }
+
     @Test("granting roles checks separation of duties and known roles and attributes")
     func principalAdministration() async throws {
         let environment = try TestEnvironment()
