@@ -62,7 +62,10 @@ public enum SchemaLoader {
     ) throws
         -> CollectionDefinition
     {
-        let entry = try node.fields("collection '\(name)'", allowed: ["key", "subject", "fields", "summary"])
+        let entry = try node.fields(
+            "collection '\(name)'",
+            allowed: ["key", "key_from", "subject", "fields", "summary"]
+        )
         guard let keyNode = entry["key"], let subjectNode = entry["subject"], let fieldsNode = entry["fields"] else {
             throw node.error("collection '\(name)' needs 'key', 'subject' and 'fields'")
         }
@@ -121,11 +124,14 @@ public enum SchemaLoader {
         }
         // Record payloads count their fields in 16 bits; no real collection comes near this.
         guard fields.count <= 1024 else { throw fieldsNode.error("collection '\(name)' has more than 1024 fields") }
+        let keyParts =
+            try entry["key_from"]?.sequence("key_from of '\(name)'").map { try $0.string("a key part") } ?? []
         let definition = CollectionDefinition(
             name: name,
             keyField: try keyNode.string("key"),
             subjectField: try subjectNode.string("subject"),
-            fields: fields
+            fields: fields,
+            keyParts: keyParts
         )
         for (role, node, fieldName) in [
             ("key", keyNode, definition.keyField), ("subject", subjectNode, definition.subjectField),
@@ -142,7 +148,29 @@ public enum SchemaLoader {
                 )
             }
         }
+        if let partsNode = entry["key_from"] {
+            try checkKeyParts(of: definition, at: partsNode)
+        }
         return definition
+    }
+
+    /// Checks a collection's `key_from`: two or more distinct fields other than the key, each a
+    /// required string stored in the clear (the key they make is stored in the clear).
+    private static func checkKeyParts(of definition: CollectionDefinition, at node: YAMLNode) throws {
+        let parts = definition.keyParts
+        guard parts.count >= 2, Set(parts).count == parts.count else {
+            throw node.error("'key_from' of '\(definition.name)' must list two or more distinct fields")
+        }
+        for part in parts {
+            guard let field = definition.field(part), part != definition.keyField else {
+                throw node.error("'key_from' of '\(definition.name)': '\(part)' is not a field other than the key")
+            }
+            guard field.type == .string, field.required, !field.isEncrypted else {
+                throw node.error(
+                    "'key_from' of '\(definition.name)': '\(part)' must be a required string stored in the clear"
+                )
+            }
+        }
     }
 
     /// The range a number field is limited to by its `min` and `max` (either may be left out);

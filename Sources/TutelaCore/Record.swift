@@ -81,6 +81,20 @@ extension CollectionDefinition {
             throw TutelaError(.invalidInput, "field '\(subjectField)': the subject must be a non-empty string")
         }
         try Record.checkIdentifier(id, named: "field '\(keyField)': the record key")
+        if !keyPartPositions.isEmpty {
+            // Required strings, checked above: each part is present.
+            let expected = keyPartPositions.map { position -> String in
+                if case .string(let text)? = fields[self.fields[position].name] { return text }
+                return ""
+            }
+            .joined(separator: ":")
+            guard id == expected else {
+                throw TutelaError(
+                    .invalidInput,
+                    "field '\(keyField)': the record key must be \(keyParts.joined(separator: ":")) of the same record"
+                )
+            }
+        }
         if subjectPosition != keyPosition {
             try Record.checkIdentifier(subject, named: "field '\(subjectField)': the subject")
         }

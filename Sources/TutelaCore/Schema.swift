@@ -205,6 +205,9 @@ public struct CollectionDefinition: Sendable {
     public let subjectField: String
     /// The fields in declaration order.
     public let fields: [FieldDefinition]
+    /// When not empty, the fields whose values, joined by `:`, every record's key must be (a
+    /// consent's id is its customer and its purpose).
+    public let keyParts: [String]
     private let positions: [String: Int]
     // By position, for checking a record without looking its fields up by name again.
     let types: [FieldType]
@@ -214,13 +217,22 @@ public struct CollectionDefinition: Sendable {
     let requiredCount: Int
     let keyPosition: Int?
     let subjectPosition: Int?
+    let keyPartPositions: [Int]
 
-    /// Creates a collection; the key and subject fields must be among `fields`.
-    public init(name: String, keyField: String, subjectField: String, fields: [FieldDefinition]) {
+    /// Creates a collection; the key and subject fields, and the key's parts, must be among
+    /// `fields`.
+    public init(
+        name: String,
+        keyField: String,
+        subjectField: String,
+        fields: [FieldDefinition],
+        keyParts: [String] = []
+    ) {
         self.name = name
         self.keyField = keyField
         self.subjectField = subjectField
         self.fields = fields
+        self.keyParts = keyParts
         var positions: [String: Int] = [:]
         for (index, field) in fields.enumerated() { positions[field.name] = index }
         self.positions = positions
@@ -231,6 +243,7 @@ public struct CollectionDefinition: Sendable {
         requiredCount = fields.count { $0.required }
         keyPosition = positions[keyField]
         subjectPosition = positions[subjectField]
+        keyPartPositions = keyParts.compactMap { positions[$0] }
     }
 
     /// The field with the given name, if declared.

@@ -125,6 +125,14 @@ struct ImportTests {
             expected: "line 2: field 'rating': expected a number from 1 to 5"
         ),
         BadFile(
+            name: "a consent whose id names another customer",
+            collection: "consents",
+            format: .csv,
+            content:
+                "consent_id,customer_id,purpose,granted,recorded_at\nc1:analytics,c1,analytics,true,1\nc2:analytics,c1,analytics,true,1\n",
+            expected: "line 3: field 'consent_id': the record key must be customer_id:purpose of the same record"
+        ),
+        BadFile(
             name: "a negative amount",
             collection: "interactions",
             format: .jsonl,

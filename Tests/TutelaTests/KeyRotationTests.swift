@@ -167,9 +167,13 @@ struct OpeningTests {
         #expect(mismatch?.message.contains("another keyring") == true)
     }
 
-    /// A schema whose collection `c` has a field `kind` declared as `spec`, on line 10.
-    private func valuesSchema(_ spec: String) -> String {
-        "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n    subject: id\n    fields:\n      id: { type: string, class: public, required: true }\n      kind: \(spec)\n"
+    /// A schema whose collection `c` has a field `kind` declared as `spec`, on line 10, and
+    /// with `keyFrom` a `key_from` on line 7 and a required string field `kind2`.
+    private func valuesSchema(_ spec: String, keyFrom: String? = nil) -> String {
+        let keyLine = keyFrom.map { "    key_from: \($0)\n" } ?? ""
+        let more = keyFrom == nil ? "" : "      kind2: { type: string, class: public, required: true }\n"
+        return
+            "version: 1\nclasses:\n  public: { encrypted: false }\ncollections:\n  c:\n    key: id\n\(keyLine)    subject: id\n    fields:\n      id: { type: string, class: public, required: true }\n      kind: \(spec)\n\(more)"
     }
 
     @Test("a schema that does not parse or validate is refused with file and line")
@@ -215,6 +219,18 @@ struct OpeningTests {
             (valuesSchema("{ type: int, class: public, min: 5, max: 1 }"), "'min' of 'c.kind' is above its 'max'"),
             (valuesSchema("{ type: double, class: public, max: .nan }"), "'max' of 'c.kind' must be a finite number"),
             (valuesSchema("{ type: double, class: public, min: one }"), "'min' of 'c.kind' must be a finite number"),
+            (
+                valuesSchema("{ type: string, class: public, required: true }", keyFrom: "[kind]"),
+                "schema.yaml:7: 'key_from' of 'c' must list two or more distinct fields"
+            ),
+            (
+                valuesSchema("{ type: string, class: public, required: true }", keyFrom: "[kind, nope]"),
+                "'key_from' of 'c': 'nope' is not a field other than the key"
+            ),
+            (
+                valuesSchema("{ type: string, class: public }", keyFrom: "[kind, kind2]"),
+                "'key_from' of 'c': 'kind' must be a required string stored in the clear"
+            ),
         ]
         for (text, expected) in cases {
             try text.write(toFile: policies + "/schema.yaml", atomically: true, encoding: .utf8)
