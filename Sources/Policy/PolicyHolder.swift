@@ -22,13 +22,27 @@ public final class PolicyHolder: Sendable {
     public var policies: PolicySet { current.withLock { $0 } }
 
     /// Reloads the directory.
+    ///
+    /// The schema is not reloaded: the store validates, seals and indexes records with the
+    /// schema it was opened with, so a set whose `schema.yaml` differs from the one in force
+    /// would decide about collections and fields the store does not have. Such a reload is
+    /// refused, asking for a restart.
     /// - Returns: the new set in force.
-    /// - Throws: `TutelaError` naming file and line when the new set does not validate; the last
-    ///   good set stays in force.
+    /// - Throws: `TutelaError` naming file and line when the new set does not validate, or
+    ///   `.configurationInvalid` when `schema.yaml` changed; the last good set stays in force.
     @discardableResult
     public func reload() throws -> PolicySet {
         let fresh = try PolicyLoader.load(directory: directory)
-        current.withLock { $0 = fresh }
+        try current.withLock { current in
+            guard fresh.schema.digest == current.schema.digest else {
+                throw TutelaError(
+                    .configurationInvalid,
+                    "\(directory)/schema.yaml changed since it was loaded; the store keeps the schema it opened with, "
+                        + "so restart to use the new one (the policies in force stay)"
+                )
+            }
+            current = fresh
+        }
         return fresh
     }
 }

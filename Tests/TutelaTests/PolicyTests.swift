@@ -284,4 +284,27 @@ struct PolicyReloadTests {
         )
         #expect(holder.policies.evaluate(request).obligations.mask(forClass: "pii.dob") == .redact)
     }
+
+    @Test("a reload with a changed schema is refused, asking for a restart, and the set in force stays")
+    func reloadKeepsTheSchema() throws {
+        let directory = try PolicyFixture.copy()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let holder = try PolicyHolder(directory: directory)
+        let original = holder.policies.digest
+        let path = directory + "/schema.yaml"
+        let schema = try String(contentsOfFile: path, encoding: .utf8)
+        // A schema that validates, with a field the store opened without.
+        try schema.replacingOccurrences(
+            of: "      signup_at: { type: timestamp, class: public }",
+            with:
+                "      signup_at: { type: timestamp, class: public }\n      loyalty_tier: { type: string, class: public }"
+        )
+        .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try SchemaLoader.load(file: path).collection("customers").field("loyalty_tier") != nil)
+        let error = #expect(throws: TutelaError.self) { try holder.reload() }
+        #expect(error?.message.contains("schema.yaml changed since it was loaded") == true)
+        #expect(error?.message.contains("restart") == true)
+        #expect(holder.policies.digest == original)
+        #expect(holder.policies.schema.collections["customers"]?.field("loyalty_tier") == nil)
+    }
 }
