@@ -314,9 +314,12 @@ extension Tutela {
         let definition = try schema.collection(collection)
         var records: [Record] = []
         records.reserveCapacity(rows.count)
+        let check = consentCheck(for: collection)
         for (index, row) in rows.enumerated() {
             do {
-                records.append(try definition.makeRecord(from: row))
+                let record = try definition.makeRecord(from: row)
+                try check(record)
+                records.append(record)
             } catch let error as TutelaError {
                 throw TutelaError(error.code, "record \(index + 1): \(error.message); nothing was written")
             }

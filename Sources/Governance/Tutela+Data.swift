@@ -63,7 +63,7 @@ extension Tutela {
         var file = try RecordFile(data, format: format)
         let estimate = RecordFileReader.estimatedRowCount(of: data, format: format)
         let step = max(1, estimate / 20)
-        let found = try await file.check(as: definition) { done in
+        let found = try await file.check(as: definition, validate: consentCheck(for: collection)) { done in
             // Row by row from a CSV file, a chunk of thousands at a time from a JSONL file.
             if format == .jsonl || done % step == 0 { progress(.validating, done, max(estimate, done)) }
         }
@@ -225,6 +225,18 @@ extension Tutela {
         guard !subject.isEmpty else { throw TutelaError(.invalidInput, "the subject to erase is empty") }
     }
 
+    /// For the consents collection, a check that each consent is to a purpose of purposes.yaml
+    /// (one to any other would be stored and never read); for other collections, none.
+    func consentCheck(for collection: String) -> @Sendable (Record) throws -> Void {
+        guard collection == "consents" else { return { _ in } }
+        let purposes = Set(policies.purposes.keys)
+        return { record in
+            guard case .string(let purpose)? = record.fields["purpose"], purposes.contains(purpose) else {
+                throw TutelaError(.invalidInput, "field 'purpose': not a purpose declared in purposes.yaml")
+            }
+        }
+    }
+
     /// The purposes a customer has consented to, for local administration and tests.
     public func consentsGranted(customer: String) async throws -> [String] {
         var granted: [String] = []
@@ -242,14 +254,20 @@ extension RecordFile {
     /// The rows of a JSONL file (one a line) are checked in chunks on every core, and the
     /// chunks' ids and subjects taken in file order; a CSV file, whose rows may span lines,
     /// is read in order. Either way the error reported is the first in the file.
-    /// - Parameter progress: called with the rows checked so far, as the check proceeds.
+    /// - Parameters:
+    ///   - validate: a check beyond the schema's, of each record; its error is reported with
+    ///     the row's line.
+    ///   - progress: called with the rows checked so far, as the check proceeds.
     /// - Returns: the rows' subjects.
     /// - Throws: `TutelaError` naming the line, ending in "nothing was imported".
     public mutating func check(
         as definition: CollectionDefinition,
+        validate: @escaping @Sendable (Record) throws -> Void = { _ in },
         progress: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> FileSubjects {
-        guard format == .jsonl else { return try checkInOrder(as: definition, progress: progress) }
+        guard format == .jsonl else {
+            return try checkInOrder(as: definition, validate: validate, progress: progress)
+        }
         locateLines()
         let file = self
         let count = rowCount
@@ -263,7 +281,7 @@ extension RecordFile {
                 guard started < chunks else { return }
                 let rows = started * chunkSize..<min((started + 1) * chunkSize, count)
                 let index = started
-                group.addTask { (index, file.checkRows(rows, as: definition)) }
+                group.addTask { (index, file.checkRows(rows, as: definition, validate: validate)) }
                 started += 1
             }
             for _ in 0..<2 * ProcessInfo.processInfo.activeProcessorCount { startNext() }
@@ -303,9 +321,15 @@ extension RecordFile {
 
     /// A row as a record of `definition`.
     /// - Throws: the schema's complaint, naming the row's line.
-    private static func record(of row: RawRow, as definition: CollectionDefinition) throws -> Record {
+    private static func record(
+        of row: RawRow,
+        as definition: CollectionDefinition,
+        validate: (Record) throws -> Void
+    ) throws -> Record {
         do {
-            return try definition.makeRecord(from: row.values)
+            let record = try definition.makeRecord(from: row.values)
+            try validate(record)
+            return record
         } catch let error as TutelaError {
             throw TutelaError(error.code, "line \(row.line): \(error.message); nothing was imported")
         }
@@ -317,14 +341,18 @@ extension RecordFile {
         var failure: TutelaError?
     }
 
-    private func checkRows(_ indices: Range<Int>, as definition: CollectionDefinition) -> CheckedRows {
+    private func checkRows(
+        _ indices: Range<Int>,
+        as definition: CollectionDefinition,
+        validate: (Record) throws -> Void
+    ) -> CheckedRows {
         var checked = CheckedRows()
         checked.rows.reserveCapacity(indices.count)
         do {
             for index in indices {
                 // A row that is not valid JSON fails in `row`, naming its line.
                 let row = try row(index)
-                let record = try Self.record(of: row, as: definition)
+                let record = try Self.record(of: row, as: definition, validate: validate)
                 checked.rows.append((record.id, record.subject, row.line))
             }
         } catch {
@@ -337,12 +365,13 @@ extension RecordFile {
     /// The first pass in file order, a row at a time.
     private mutating func checkInOrder(
         as definition: CollectionDefinition,
+        validate: (Record) throws -> Void,
         progress: (Int) -> Void
     ) throws -> FileSubjects {
         var seen = SeenRecords()
         var count = 0
         try scan { row in
-            let record = try Self.record(of: row, as: definition)
+            let record = try Self.record(of: row, as: definition, validate: validate)
             try seen.add(id: record.id, subject: record.subject, line: row.line)
             count += 1
             progress(count)

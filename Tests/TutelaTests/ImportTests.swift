@@ -133,6 +133,14 @@ struct ImportTests {
             expected: "line 3: field 'consent_id': the record key must be customer_id:purpose of the same record"
         ),
         BadFile(
+            name: "a consent to a purpose purposes.yaml does not declare",
+            collection: "consents",
+            format: .jsonl,
+            content:
+                "{\"consent_id\":\"c1:analytics\",\"customer_id\":\"c1\",\"purpose\":\"analytics\",\"granted\":true,\"recorded_at\":1}\n{\"consent_id\":\"c1:secret\",\"customer_id\":\"c1\",\"purpose\":\"secret\",\"granted\":true,\"recorded_at\":1}\n",
+            expected: "line 2: field 'purpose': not a purpose declared in purposes.yaml"
+        ),
+        BadFile(
             name: "a negative amount",
             collection: "interactions",
             format: .jsonl,
