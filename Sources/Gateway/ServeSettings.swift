@@ -91,6 +91,22 @@ public struct ServeSettings: Sendable, Equatable {
         return settings
     }
 
+    /// The `TUTELA_*` environment variables that Tutela reads: the server's settings, the
+    /// directories, the master key and the configuration file.
+    public static let environmentVariables: Set<String> = [
+        "TUTELA_HOST", "TUTELA_PORT", "TUTELA_MAX_BODY_BYTES", "TUTELA_RATE_LIMIT", "TUTELA_BURST", "TUTELA_TIMEOUT",
+        "TUTELA_MAX_CONCURRENT", "TUTELA_IDLE_TIMEOUT", "TUTELA_REFUSALS_PER_SECOND", "TUTELA_TLS_CERTIFICATE",
+        "TUTELA_TLS_KEY", "TUTELA_LOG_FORMAT", "TUTELA_LOG_REQUESTS", "TUTELA_DATA_DIR", "TUTELA_KEYS_DIR",
+        "TUTELA_POLICIES_DIR", "TUTELA_AUDIT_RETENTION_DAYS", "TUTELA_AUDIT_ARCHIVE_DIR", "TUTELA_CONFIG",
+        "TUTELA_MASTER_KEY",
+    ]
+
+    /// The names of `TUTELA_*` variables in `environment` that Tutela does not read (a
+    /// misspelt setting, say), sorted; their values are never looked at.
+    public static func unknownVariables(in environment: [String: String]) -> [String] {
+        environment.keys.filter { $0.hasPrefix("TUTELA_") && !environmentVariables.contains($0) }.sorted()
+    }
+
     /// The settings named by `TUTELA_*` environment variables.
     /// - Throws: `.configurationInvalid` naming a variable whose value does not parse.
     public static func environment(_ environment: [String: String]) throws -> ServeSettings {

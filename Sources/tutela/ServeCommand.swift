@@ -59,6 +59,13 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
             let logger = Logger(label: "tutela.gateway")
+            // A misspelt variable would otherwise leave its setting at the default unnoticed.
+            for name in ServeSettings.unknownVariables(in: ProcessInfo.processInfo.environment) {
+                logger.warning(
+                    "an environment variable names no setting and is ignored",
+                    metadata: ["variable": .string(name)]
+                )
+            }
             var paths = options
             paths.dataDirectory = settings.dataDirectory
             paths.keysDirectory = settings.keysDirectory

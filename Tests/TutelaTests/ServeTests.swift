@@ -506,6 +506,30 @@ struct ServeTests {
         .enabled(if: hasIPv6Loopback)
     )
     func ipv6Address() async throws {
+        let lines = try await serveLog(["--host", "::1"])
+        let serving = try #require(lines.first { $0.contains("\"serving\"") })
+        #expect(serving.contains("\"address\":\"http://[::1]:"), "\(serving)")
+    }
+
+    @Test("a TUTELA_ environment variable that names no setting is logged by name at start, not its value")
+    func unknownEnvironmentVariable() async throws {
+        #expect(
+            ServeSettings.unknownVariables(in: [
+                "TUTELA_RATE_LIMT": "5", "TUTELA_PORT": "1", "HOME": "/", "TUTELA": "x",
+            ])
+                == ["TUTELA_RATE_LIMT"]
+        )
+        let lines = try await serveLog(["--host", "127.0.0.1"], extra: ["TUTELA_RATE_LIMT": "secret-5"])
+        let warnings = lines.filter { $0.contains("names no setting") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("\"variable\":\"TUTELA_RATE_LIMT\"") == true)
+        #expect(!lines.contains { $0.contains("secret-5") })
+        #expect(lines.contains { $0.contains("\"serving\"") })
+    }
+
+    /// The log lines of `tutela serve` on port 0 with `arguments` (and `extra` in its
+    /// environment), from its start until it says it is serving.
+    private func serveLog(_ arguments: [String], extra: [String: String] = [:]) async throws -> [Substring] {
         let tutela = try ChildProcess.builtTutela()
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         defer { environment.remove() }
@@ -514,21 +538,19 @@ struct ServeTests {
         #expect(FileManager.default.createFile(atPath: log, contents: nil))
         let server = Process()
         server.executableURL = URL(fileURLWithPath: tutela)
-        server.arguments = ["serve", "--host", "::1", "--port", "0"] + environment.pathArguments
-        server.environment = environment.configuration.environment
+        server.arguments = ["serve"] + arguments + ["--port", "0"] + environment.pathArguments
+        server.environment = environment.configuration.environment.merging(extra) { $1 }
         server.standardOutput = FileHandle.nullDevice
         server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try server.run()
-        var line: Substring?
-        for _ in 0..<100 where line == nil {
+        var lines: [Substring] = []
+        for _ in 0..<100 where !lines.contains(where: { $0.contains("\"serving\"") }) {
             try await Task.sleep(for: .milliseconds(100))
-            line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
-                .first { $0.contains("\"serving\"") }
+            lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
         }
         server.terminate()
         await ChildProcess.waitForExit(server)
-        let serving = try #require(line)
-        #expect(serving.contains("\"address\":\"http://[::1]:"), "\(serving)")
+        return lines
     }
 
     @Test("with a certificate and key the gateway speaks HTTPS only")
