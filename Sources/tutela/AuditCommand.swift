@@ -86,6 +86,15 @@ struct AuditCommand: AsyncParsableCommand {
 
         func validate() throws {
             try requireAtLeast(1, limit, "--limit")
+            // Values events never hold would find nothing, as if nothing had happened.
+            if let decision, decision != "allow", decision != "deny" {
+                throw ValidationError("--decision takes allow or deny")
+            }
+            if let action, Action(rawValue: action) == nil {
+                throw ValidationError(
+                    "--action takes one of \(Action.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
         }
 
         func run() async throws {

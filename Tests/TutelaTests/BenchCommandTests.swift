@@ -77,7 +77,9 @@ struct BenchCommandTests {
         #expect(run.errors.contains("unknown area"))
     }
 
-    @Test("a number option out of range is refused as a usage error before anything runs")
+    @Test(
+        "a number option out of range, or a search value no event holds, is refused as a usage error before anything runs"
+    )
     func numbersOutOfRange() async throws {
         let tutela = try ChildProcess.builtTutela()
         for (arguments, message) in [
@@ -98,6 +100,9 @@ struct BenchCommandTests {
             (["audit", "search", "--limit=-1"], "--limit must be at least 1, not -1"),
             (["audit", "tail", "-n", "0"], "--number must be at least 1, not 0"),
             (["keys", "rewrap", "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+            // A value no event holds would find nothing, as if nothing had happened.
+            (["audit", "search", "--decision", "denied"], "--decision takes allow or deny"),
+            (["audit", "search", "--action", "reed"], "--action takes one of read, write, export, lookup"),
         ] {
             let run = try await ChildProcess.run(tutela, arguments)
             #expect(run.status == 64, "\(arguments)")
