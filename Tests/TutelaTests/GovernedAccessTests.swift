@@ -182,6 +182,46 @@ struct GovernedAccessTests {
         #expect(exported.count == consenting.count)
     }
 
+    @Test("a governed write of a consent is refused for a purpose purposes.yaml does not declare, or an id not its own")
+    func consentWrites() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 3)
+        _ = try await tutela.createPrincipal(name: "steward", roles: ["data_steward"], attributes: [:])
+        let caller = Caller(principal: "steward", purpose: "data_management")
+        func row(id: String, purpose: String) -> [String: RawFieldValue] {
+            [
+                "consent_id": .text(id), "customer_id": .text("c000001"), "purpose": .text(purpose),
+                "granted": .bool(true), "recorded_at": .text("2024-01-01T00:00:00Z"),
+            ]
+        }
+        for (bad, message) in [
+            (
+                row(id: "c000001:analytcs", purpose: "analytcs"),
+                "field 'purpose': not a purpose declared in purposes.yaml"
+            ),
+            (row(id: "c000002:analytics", purpose: "analytics"), "the record key must be customer_id:purpose"),
+        ] {
+            let error = await #expect(throws: TutelaError.self) {
+                try await tutela.governedWrite(
+                    caller,
+                    collection: "consents",
+                    rows: [row(id: "c000001:support", purpose: "support"), bad]
+                )
+            }
+            #expect(error?.message.contains("record 2: ") == true, "\(error?.message ?? "")")
+            #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+        }
+        // Nothing of either write was stored, the good first row included.
+        var consents: [TutelaCore.Record] = []
+        try await tutela.exportRecords(collection: "consents") { consents += $0 }
+        #expect(
+            !consents.contains {
+                $0.id == "c000001:analytcs" || $0.fields["recorded_at"] == .timestamp(milliseconds: 1_704_067_200_000)
+            }
+        )
+    }
+
     @Test("granting roles checks separation of duties and known roles and attributes")
     func principalAdministration() async throws {
         let environment = try TestEnvironment()

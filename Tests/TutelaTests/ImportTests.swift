@@ -141,6 +141,14 @@ struct ImportTests {
             expected: "line 2: field 'purpose': not a purpose declared in purposes.yaml"
         ),
         BadFile(
+            name: "a consent to an undeclared purpose in CSV",
+            collection: "consents",
+            format: .csv,
+            content:
+                "consent_id,customer_id,purpose,granted,recorded_at\nc1:analytics,c1,analytics,true,1\nc1:analytcs,c1,analytcs,true,1\n",
+            expected: "line 3: field 'purpose': not a purpose declared in purposes.yaml"
+        ),
+        BadFile(
             name: "a negative amount",
             collection: "interactions",
             format: .jsonl,
