@@ -111,6 +111,8 @@ public struct ServeSettings: Sendable, Equatable {
     /// - Throws: `.configurationInvalid` naming a variable whose value does not parse.
     public static func environment(_ environment: [String: String]) throws -> ServeSettings {
         func value<T>(_ name: String, _ parse: (String) -> T?) throws -> T? {
+            // A variable read here and missing from the list would be warned of as unknown.
+            assert(environmentVariables.contains(name), "\(name) is not in ServeSettings.environmentVariables")
             guard let text = environment[name], !text.isEmpty else { return nil }
             guard let value = parse(text) else {
                 throw TutelaError(

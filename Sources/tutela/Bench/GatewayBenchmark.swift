@@ -150,15 +150,11 @@ struct GatewayBenchmark {
         // highest p99 beside it. One stall of the disk (a sync of tens of milliseconds, which
         // `wrk` weighs as many slow requests) then moves one run's p99, not the figure, and
         // stalls in most runs still do.
-        var nearest: (connections: Int, run: HalfLoad)?
-        for connections in [1, 2, 4, 8] {
-            let run = try await halfLoad(connections: connections)
-            let distance = abs(run.load.requestsPerSecond - governedLoad.requestsPerSecond / 2)
-            if nearest.map({ distance < abs($0.run.load.requestsPerSecond - governedLoad.requestsPerSecond / 2) })
-                ?? true
-            {
-                nearest = (connections, run)
-            }
+        var probes: [(connections: Int, run: HalfLoad)] = []
+        for connections in [1, 2, 4, 8] { probes.append((connections, try await halfLoad(connections: connections))) }
+        let target = governedLoad.requestsPerSecond / 2
+        let nearest = probes.min {
+            abs($0.run.load.requestsPerSecond - target) < abs($1.run.load.requestsPerSecond - target)
         }
         guard let nearest else { throw TutelaError(.invalidState, "no half-load run") }
         var halfRuns = [nearest.run]
