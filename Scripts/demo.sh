@@ -15,7 +15,7 @@ else
     "$tutela" init
 fi
 
-"$tutela" data sample --customers "${DEMO_CUSTOMERS:-1000}" --out tutela-data/sample >/dev/null
+"$tutela" data sample --customers "${DEMO_CUSTOMERS:-1000}" --out tutela-data/sample --overwrite >/dev/null
 "$tutela" data import customers tutela-data/sample/customers.csv
 "$tutela" data import interactions tutela-data/sample/interactions.jsonl
 "$tutela" data import conversations tutela-data/sample/conversations.jsonl

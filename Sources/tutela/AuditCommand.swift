@@ -293,13 +293,15 @@ struct AuditCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Write it to this file.") var out: String?
+        @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
             try await Console.run {
+                let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
                 let checkpoint = try await tutela.audit.latestCheckpoint()
                 if let out {
-                    try DurableFileWriter.write(checkpoint.text, to: out)
+                    try DurableFileWriter.write(checkpoint.text, to: out, existing: existing ?? .refuse)
                     Console.printError("Saved the checkpoint of \(checkpoint.size) entries to \(out).")
                 } else if options.json {
                     try Console.printJSON(JSONReports.CheckpointReport(checkpoint))
@@ -316,11 +318,13 @@ struct AuditCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Write to this file instead of standard output.") var out: String?
+        @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
             try await Console.run {
+                let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
-                let sink = try DurableFileWriter(path: out)
+                let sink = try DurableFileWriter(path: out, existing: existing ?? .refuse)
                 do {
                     var lines = 0
                     let checkpoint = try await tutela.audit.export { line in

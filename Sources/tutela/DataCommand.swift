@@ -148,12 +148,14 @@ struct DataCommand: AsyncParsableCommand {
         @OptionGroup var output: RecordOutput
         @Argument(help: "The collection.") var collection: String
         @Option(help: "Write to this file (created with mode 0600) instead of standard output.") var out: String?
+        @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
             try await Console.run {
+                let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
                 let definition = try tutela.schema.collection(collection)
-                let sink = try DurableFileWriter(path: out)
+                let sink = try DurableFileWriter(path: out, existing: existing ?? .refuse)
                 let total = try await tutela.recordCount(collection: collection)
                 let progress = Console.Progress()
                 var done = 0
@@ -216,6 +218,7 @@ struct DataCommand: AsyncParsableCommand {
         @Option(help: "The directory to write to.") var out = "sample-data"
         @Option(help: "Number of customers.") var customers = 1000
         @Option(help: "Random seed.") var seed: UInt64 = 42
+        @OptionGroup var replacing: OverwriteOption
 
         func validate() throws {
             try requireWithin(1...1_000_000, customers, "--customers")
@@ -229,7 +232,14 @@ struct DataCommand: AsyncParsableCommand {
                 } catch {
                     throw TutelaError(.io, "cannot create the directory \(out) for the sample data")
                 }
-                for (_, name, content) in dataset.files { try DurableFileWriter.write(content, to: out + "/" + name) }
+                // Every file is checked before the first is written: a refusal leaves none of them.
+                let files = try dataset.files.map { file in
+                    let path = out + "/" + file.fileName
+                    return (file.content, path, try replacing.existing(at: path, configuration: nil))
+                }
+                for (content, path, existing) in files {
+                    try DurableFileWriter.write(content, to: path, existing: existing)
+                }
                 for (collection, name, _) in dataset.files { print("\(collection)\t\(out)/\(name)") }
             }
         }
