@@ -4,14 +4,17 @@ import Governance
 import Policy
 import TutelaCore
 
-/// Parses `key=value` pairs.
+/// Parses `key=value` pairs; a name given twice is refused rather than one value dropped.
 func keyValuePairs(_ items: [String], what: String) throws -> [String: String] {
     var result: [String: String] = [:]
     for item in items {
         guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
             throw TutelaError(.invalidInput, "\(what) '\(item)' is not NAME=VALUE")
         }
-        result[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        let name = String(item[..<equals])
+        guard result.updateValue(String(item[item.index(after: equals)...]), forKey: name) == nil else {
+            throw TutelaError(.invalidInput, "\(what) '\(name)' is given more than once")
+        }
     }
     return result
 }

@@ -223,6 +223,13 @@ struct APIKeysCommand: AsyncParsableCommand {
             guard let time = CalendarDate.parseTimestamp(Substring(text)) else {
                 throw TutelaError(.invalidInput, "--expires takes an RFC 3339 time or a duration like 30d, 12h, 15m")
             }
+            // A bare number is a time in Unix seconds: '30' meant as 30 days is a time in 1970.
+            guard time > Console.now else {
+                throw TutelaError(
+                    .invalidInput,
+                    "--expires '\(text)' is the time \(CalendarDate.formatTimestamp(milliseconds: time)), which has passed; a duration takes a unit: 30d, 12h, 15m"
+                )
+            }
             return time
         }
     }

@@ -58,7 +58,9 @@ struct APIKeyExpiryCommandTests {
             ("999999999999d", "later than the year 9999"),  // more milliseconds than a time holds
             ("3000000d", "later than the year 9999"),
             ("0d", "takes an RFC 3339 time or a duration"),
-            ("2000-01-01T00:00:00Z", "in the past"),
+            ("2000-01-01T00:00:00Z", "is the time 2000-01-01T00:00:00Z, which has passed"),
+            // Unix seconds, not days: told how it was read.
+            ("30", "is the time 1970-01-01T00:00:30Z, which has passed; a duration takes a unit"),
         ] {
             let run = try await create(refused)
             #expect(run.status == 1, "\(refused)")
@@ -71,5 +73,37 @@ struct APIKeyExpiryCommandTests {
         )
         let keys = try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]]
         #expect(keys?.count == 3)
+    }
+}
+
+@Suite("NAME=VALUE options")
+struct KeyValueOptionTests {
+    @Test("an attribute or context name given twice is refused, and nothing is created")
+    func nameGivenTwice() async throws {
+        let tutela = try ChildProcess.builtTutela()
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        func run(_ arguments: [String]) async throws -> ChildProcess {
+            try await ChildProcess.run(
+                tutela,
+                arguments + environment.pathArguments,
+                environment: environment.configuration.environment
+            )
+        }
+        let twice = try await run([
+            "principals", "create", "pat", "--role", "support_agent", "--attribute", "clearance=2",
+            "--attribute", "clearance=3",
+        ])
+        #expect(twice.status == 1)
+        #expect(twice.errors.contains("attribute 'clearance' is given more than once"), "\(twice.errors)")
+        let listed = try await run(["principals", "list", "--json"])
+        #expect(!listed.output.contains("pat"), "\(listed.output)")
+        let context = try await run([
+            "policy", "explain", "--roles", "support_agent", "--action", "read", "--collection", "customers",
+            "--purpose", "support", "--context", "channel=chat", "--context", "channel=email",
+        ])
+        #expect(context.status == 1)
+        #expect(context.errors.contains("context 'channel' is given more than once"), "\(context.errors)")
     }
 }
