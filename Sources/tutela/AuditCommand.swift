@@ -95,6 +95,15 @@ struct AuditCommand: AsyncParsableCommand {
                     "--action takes one of \(Action.allCases.map(\.rawValue).joined(separator: ", "))"
                 )
             }
+            if customer?.isEmpty == true { throw ValidationError("--customer takes a customer id") }
+            for text in [since, until].compactMap({ $0 }) where CalendarDate.parseTimestamp(Substring(text)) == nil {
+                throw ValidationError("'\(text)' is not an RFC 3339 time or Unix seconds in the years 1 to 9999")
+            }
+            if let start = since.flatMap({ CalendarDate.parseTimestamp(Substring($0)) }),
+                let end = until.flatMap({ CalendarDate.parseTimestamp(Substring($0)) }), start >= end
+            {
+                throw ValidationError("--since \(since ?? "") is not before --until \(until ?? "")")
+            }
         }
 
         func run() async throws {
@@ -365,6 +374,14 @@ struct AuditCommand: AsyncParsableCommand {
                 let cutoff = try Search.time(before)
                 guard !FileManager.default.fileExists(atPath: out) else {
                     throw TutelaError(.alreadyExists, "\(out) exists; an archive is never written over")
+                }
+                // Known before the log is read and hashed, which takes a while for a large one.
+                let folder = (out as NSString).deletingLastPathComponent
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDirectory),
+                    isDirectory.boolValue
+                else {
+                    throw TutelaError(.io, "cannot create \(out): no such directory")
                 }
                 let tutela = try await Tutela.open(options.configuration)
                 // Nothing to archive leaves no file.

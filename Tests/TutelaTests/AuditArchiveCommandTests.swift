@@ -47,6 +47,15 @@ struct AuditArchiveCommandTests {
         #expect(again.errors.contains("never written over"))
         #expect(try String(contentsOfFile: file, encoding: .utf8) == written)
 
+        // A directory that does not exist: refused before the log is read, no event moved.
+        let nowhere = try await run([
+            "audit", "archive", "--before", "2100-01-01T00:00:00Z", "--out",
+            environment.root + "/missing/archive.jsonl",
+        ])
+        #expect(nowhere.status == 1)
+        #expect(nowhere.errors.contains("missing/archive.jsonl: no such directory"), "\(nowhere.errors)")
+        #expect(!nowhere.errors.contains("hashing"), "\(nowhere.errors)")
+
         // Nothing older than 1970: no file made.
         let empty = environment.root + "/archive-2.jsonl"
         let nothing = try await run(["audit", "archive", "--before", "1970-01-02T00:00:00Z", "--out", empty])

@@ -103,6 +103,15 @@ struct BenchCommandTests {
             // A value no event holds would find nothing, as if nothing had happened.
             (["audit", "search", "--decision", "denied"], "--decision takes allow or deny"),
             (["audit", "search", "--action", "reed"], "--action takes one of read, write, export, lookup"),
+            (["audit", "search", "--customer", ""], "--customer takes a customer id"),
+            (
+                ["audit", "search", "--since", "2027-01-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],
+                "--since 2027-01-01T00:00:00Z is not before --until 2026-01-01T00:00:00Z"
+            ),
+            (
+                ["audit", "search", "--since", "2026-13-01T00:00:00Z"],
+                "'2026-13-01T00:00:00Z' is not an RFC 3339 time or Unix seconds in the years 1 to 9999"
+            ),
         ] {
             let run = try await ChildProcess.run(tutela, arguments)
             #expect(run.status == 64, "\(arguments)")
