@@ -42,6 +42,10 @@ package struct YAMLNode {
             return "line \(mark.line), column \(mark.column): \(problem)" + (context.map { " \($0.text)" } ?? "")
         case .composer(let context, let problem, let mark, _):
             return "line \(mark.line), column \(mark.column): \(problem)" + (context.map { " \($0.text)" } ?? "")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // The mark is the first of the repeated keys.
+            let keys = duplicates.sorted().map { "'\($0.escapingControlCharacters)'" }.joined(separator: ", ")
+            return "line \(context.mark.line): \(keys) is given again later in the same mapping"
         default:
             return "not valid YAML"
         }

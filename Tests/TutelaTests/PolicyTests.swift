@@ -199,6 +199,14 @@ struct PolicyValidationTests {
             replace: "  support: [\n",
             expected: "purposes.yaml: line"
         ),
+        Breakage(
+            name: "a role defined twice",
+            file: "roles.yaml",
+            find: "  support_agent:\n    summary: Helps customers who contact support\n",
+            replace:
+                "  support_agent:\n    summary: Helps customers who contact support\n  support_agent:\n    summary: Again\n",
+            expected: "roles.yaml: line 12: 'support_agent' is given again later in the same mapping"
+        ),
     ]
 
     @Test(
