@@ -259,17 +259,7 @@ extension Tutela {
     }
 
     private func accessRequest(_ caller: Caller, action: Action, collection: String) async throws -> AccessRequest {
-        var context: [String: AttributeValue] = [:]
-        for (name, text) in caller.context {
-            guard let type = policies.contextAttributes[name] else {
-                throw TutelaError(.invalidInput, "context attribute '\(name)' is not declared in attributes.yaml")
-            }
-            switch type {
-            case .string: context[name] = .string(text)
-            case .int: context[name] = Int64(text).map(AttributeValue.int)
-            case .bool: context[name] = Bool(text).map(AttributeValue.bool)
-            }
-        }
+        let context = try policies.typedAttributes(caller.context, .context)
         return AccessRequest(
             principal: try await principalStore.principal(named: caller.principal),
             principalName: caller.principal,

@@ -26,7 +26,11 @@ extension Tutela {
             )
         }
         try checkRoles(roles)
-        let principal = Principal(name: name, roles: roles, attributes: try typedAttributes(attributes))
+        let principal = Principal(
+            name: name,
+            roles: roles,
+            attributes: try policies.typedAttributes(attributes, .principal)
+        )
         try await audited(principalEvent("principals.create", name, detail: roles.sorted().joined(separator: ","))) {
             try await principalStore.save(principal, createOnly: true)
         }
@@ -103,31 +107,6 @@ extension Tutela {
                 "roles \(conflict.roles.sorted().joined(separator: " and ")) may not be held together: \(conflict.reason)"
             )
         }
-    }
-
-    /// Attribute text converted to the declared types.
-    func typedAttributes(_ raw: [String: String]) throws -> [String: AttributeValue] {
-        var typed: [String: AttributeValue] = [:]
-        for (name, text) in raw {
-            guard let type = policies.principalAttributes[name] else {
-                throw TutelaError(.invalidInput, "attribute '\(name)' is not declared in attributes.yaml")
-            }
-            switch type {
-            case .string:
-                typed[name] = .string(text)
-            case .int:
-                guard let number = Int64(text) else {
-                    throw TutelaError(.invalidInput, "attribute '\(name)' is an integer")
-                }
-                typed[name] = .int(number)
-            case .bool:
-                guard let flag = Bool(text) else {
-                    throw TutelaError(.invalidInput, "attribute '\(name)' is true or false")
-                }
-                typed[name] = .bool(flag)
-            }
-        }
-        return typed
     }
 }
 

@@ -276,3 +276,45 @@ public struct PolicySet: Sendable {
         )
     }
 }
+
+extension PolicySet {
+    /// Which attributes `typedAttributes` converts: a principal's or a request context's.
+    public enum AttributeKind: Sendable {
+        case principal
+        case context
+    }
+
+    /// Attribute text converted to the types `attributes.yaml` declares.
+    ///
+    /// A name it does not declare, or a value not of the declared type, is refused: a condition
+    /// would otherwise read the attribute as missing, and decide as if it had not been given.
+    /// - Throws: `.invalidInput` naming the attribute (never its value).
+    public func typedAttributes(_ raw: [String: String], _ kind: AttributeKind) throws -> [String: AttributeValue] {
+        let (declared, what) =
+            switch kind {
+            case .principal: (principalAttributes, "attribute")
+            case .context: (contextAttributes, "context attribute")
+            }
+        var typed: [String: AttributeValue] = [:]
+        for (name, text) in raw {
+            guard let type = declared[name] else {
+                throw TutelaError(.invalidInput, "\(what) '\(name)' is not declared in attributes.yaml")
+            }
+            switch type {
+            case .string:
+                typed[name] = .string(text)
+            case .int:
+                guard let number = Int64(text) else {
+                    throw TutelaError(.invalidInput, "\(what) '\(name)' is an integer")
+                }
+                typed[name] = .int(number)
+            case .bool:
+                guard let flag = Bool(text) else {
+                    throw TutelaError(.invalidInput, "\(what) '\(name)' is true or false")
+                }
+                typed[name] = .bool(flag)
+            }
+        }
+        return typed
+    }
+}

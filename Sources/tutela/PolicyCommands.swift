@@ -122,18 +122,14 @@ struct PolicyCommand: AsyncParsableCommand {
                     schema = tutela.schema
                 } else if let roles {
                     let policies = try PolicyLoader.load(directory: configuration.policiesDirectory)
-                    var typed: [String: AttributeValue] = [:]
-                    for (name, value) in try keyValuePairs(attributes, what: "attribute") {
-                        typed[name] =
-                            Int64(value).map(AttributeValue.int) ?? Bool(value).map(AttributeValue.bool)
-                            ?? .string(value)
-                    }
-                    var contextValues: [String: AttributeValue] = [:]
-                    for (name, value) in try keyValuePairs(context, what: "context") {
-                        contextValues[name] =
-                            Int64(value).map(AttributeValue.int) ?? Bool(value).map(AttributeValue.bool)
-                            ?? .string(value)
-                    }
+                    let typed = try policies.typedAttributes(
+                        try keyValuePairs(attributes, what: "attribute"),
+                        .principal
+                    )
+                    let contextValues = try policies.typedAttributes(
+                        try keyValuePairs(context, what: "context"),
+                        .context
+                    )
                     let names = Set(roles.split(separator: ",").map { String($0.trimmingWhitespace) })
                     for role in names where policies.roles[role] == nil {
                         throw TutelaError(.invalidInput, "unknown role '\(role)'")

@@ -78,7 +78,9 @@ struct APIKeyExpiryCommandTests {
 
 @Suite("NAME=VALUE options")
 struct KeyValueOptionTests {
-    @Test("an attribute or context name given twice is refused, and nothing is created")
+    @Test(
+        "an attribute or context name given twice, undeclared or of the wrong type is refused, and nothing is created"
+    )
     func nameGivenTwice() async throws {
         let tutela = try ChildProcess.builtTutela()
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
@@ -105,5 +107,18 @@ struct KeyValueOptionTests {
         ])
         #expect(context.status == 1)
         #expect(context.errors.contains("context 'channel' is given more than once"), "\(context.errors)")
+        // A hypothetical principal's attributes and context are typed as attributes.yaml declares.
+        for (option, refused) in [
+            (["--attribute", "clearence=3"], "attribute 'clearence' is not declared in attributes.yaml"),
+            (["--attribute", "on_call=yes"], "attribute 'on_call' is true or false"),
+            (["--context", "hour=noon"], "context attribute 'hour' is an integer"),
+        ] {
+            let explained = try await run(
+                ["policy", "explain", "--roles", "support_agent", "--action", "read", "--collection", "customers"]
+                    + ["--purpose", "support"] + option
+            )
+            #expect(explained.status == 1, "\(option)")
+            #expect(explained.errors.contains(refused), "\(option): \(explained.errors)")
+        }
     }
 }

@@ -304,3 +304,37 @@ struct GovernedAccessTests {
         #expect(events.map(\.outcome) == ["error:ciphertext_tampered", "ok"])
     }
 }
+
+@Suite("Request context against attributes.yaml")
+struct RequestContextTests {
+    @Test("a context attribute that is not declared, or not of its declared type, is refused, not read as missing")
+    func contextIsTyped() async throws {
+        let environment = try TestEnvironment()
+        defer { environment.remove() }
+        let (tutela, _) = try await environment.startWithSample(customers: 3)
+        _ = try await tutela.createPrincipal(name: "alice", roles: ["support_agent"], attributes: [:])
+        let before = try await tutela.audit.size
+        for (context, message) in [
+            (["hour": "noon"], "context attribute 'hour' is an integer"),
+            (["chanel": "cli"], "context attribute 'chanel' is not declared in attributes.yaml"),
+        ] {
+            let refused = await #expect(throws: TutelaError.self) {
+                try await tutela.governedRecord(
+                    Caller(principal: "alice", purpose: "support", context: context),
+                    collection: "customers",
+                    id: "c000001"
+                )
+            }
+            #expect(refused?.code == .invalidInput)
+            #expect(refused?.message == message)
+        }
+        // Typed as declared, the same read goes through.
+        let read = try await tutela.governedRecord(
+            Caller(principal: "alice", purpose: "support", context: ["hour": "9", "channel": "cli"]),
+            collection: "customers",
+            id: "c000001"
+        )
+        #expect(read.id == "c000001")
+        #expect(try await tutela.audit.size == before + 1)
+    }
+}
