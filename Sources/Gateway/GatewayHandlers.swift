@@ -398,7 +398,7 @@ final class GatewayHandlers: Sendable {
                     "header 'Tutela-Purpose' is longer than \(PurposeDefinition.maximumNameLength) bytes: it names a purpose of purposes.yaml"
             )
         }
-        return Caller(principal: principal, purpose: purpose, requestID: context.requestID)
+        return Caller(principal: principal, purpose: purpose, requestID: context.requestID, channel: .api)
     }
 
     /// The 429 for a refusal from an address that has had its share of audited refusals this

@@ -14,13 +14,22 @@ public struct Caller: Sendable {
     public var context: [String: String]
     /// The request id that audit events carry.
     public var requestID: String
+    /// How the request arrived, for conditions on `context.channel`.
+    public var channel: PolicySet.Channel
 
     /// Creates a caller.
-    public init(principal: String, purpose: String, context: [String: String] = [:], requestID: String? = nil) {
+    public init(
+        principal: String,
+        purpose: String,
+        context: [String: String] = [:],
+        requestID: String? = nil,
+        channel: PolicySet.Channel = .cli
+    ) {
         self.principal = principal
         self.purpose = purpose
         self.context = context
         self.requestID = requestID ?? newRequestID()
+        self.channel = channel
     }
 }
 
@@ -259,7 +268,10 @@ extension Tutela {
     }
 
     private func accessRequest(_ caller: Caller, action: Action, collection: String) async throws -> AccessRequest {
-        let context = try policies.typedAttributes(caller.context, .context)
+        // Made only for a policy set that reads it: a dictionary less on every request.
+        let context =
+            policies.readsContext || !caller.context.isEmpty
+            ? try policies.requestContext(caller.context, channel: caller.channel, now: Self.now) : [:]
         return AccessRequest(
             principal: try await principalStore.principal(named: caller.principal),
             principalName: caller.principal,

@@ -48,6 +48,17 @@ indirect enum Expression: Sendable {
         case greaterOrEqual = ">="
     }
 
+    /// Whether it reads an attribute of the request context.
+    var readsContext: Bool {
+        switch self {
+        case .literal: false
+        case .path(let root, _, _): root == .context
+        case .not(let inner), .member(let inner, _): inner.readsContext
+        case .and(let left, let right), .or(let left, let right), .compare(_, let left, let right):
+            left.readsContext || right.readsContext
+        }
+    }
+
     /// Evaluates; nil when an attribute it reads is missing, so that callers can fail closed.
     func evaluate(_ request: AccessRequest) -> AttributeValue? {
         switch self {

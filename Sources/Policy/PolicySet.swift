@@ -91,6 +91,9 @@ public struct PolicySet: Sendable {
     public let contextAttributes: [String: ValueType]
     /// SHA-256 of every policy file's content, hex: names the policy set in decisions and audit.
     public let digest: String
+    /// Whether any rule's condition reads the request context: when none does, requests are
+    /// decided without making one.
+    public let readsContext: Bool
 
     /// Each role with every role it inherits, itself included.
     let effectiveRoles: [String: Set<String>]
@@ -129,6 +132,7 @@ public struct PolicySet: Sendable {
         self.principalAttributes = principalAttributes
         self.contextAttributes = contextAttributes
         self.digest = digest
+        self.readsContext = rules.contains { $0.condition?.readsContext ?? false }
         self.effectiveRoles = effectiveRoles
         var index: [Action: [String: [Int]]] = [:]
         for (position, rule) in rules.enumerated() {
@@ -278,6 +282,37 @@ public struct PolicySet: Sendable {
 }
 
 extension PolicySet {
+    /// How a request reached Tutela, as `context.channel` tells conditions.
+    public enum Channel: String, Sendable {
+        /// The HTTP gateway.
+        case api
+        /// A command of the command line.
+        case cli
+    }
+
+    /// The context a request is decided with: the caller's attributes, typed, with the two that
+    /// Tutela supplies itself when `attributes.yaml` declares them and the caller did not give
+    /// them: `channel` (a string: `api` or `cli`) and `hour` (an integer: the hour of `now`,
+    /// 0 to 23, UTC).
+    /// - Parameter now: milliseconds since the epoch.
+    /// - Throws: as `typedAttributes`.
+    public func requestContext(
+        _ raw: [String: String],
+        channel: Channel,
+        now: Int64
+    ) throws -> [String: AttributeValue] {
+        var context = try typedAttributes(raw, .context)
+        if contextAttributes["channel"] == .string, context["channel"] == nil {
+            context["channel"] = .string(channel.rawValue)
+        }
+        if contextAttributes["hour"] == .int, context["hour"] == nil {
+            // Floor division: the hour of a time before 1970 is still 0 to 23.
+            let hours = now >= 0 ? now / 3_600_000 : (now - 3_599_999) / 3_600_000
+            context["hour"] = .int(((hours % 24) + 24) % 24)
+        }
+        return context
+    }
+
     /// Which attributes `typedAttributes` converts: a principal's or a request context's.
     public enum AttributeKind: Sendable {
         case principal

@@ -126,9 +126,10 @@ struct PolicyCommand: AsyncParsableCommand {
                         try keyValuePairs(attributes, what: "attribute"),
                         .principal
                     )
-                    let contextValues = try policies.typedAttributes(
+                    let contextValues = try policies.requestContext(
                         try keyValuePairs(context, what: "context"),
-                        .context
+                        channel: .cli,
+                        now: Console.now
                     )
                     let names = Set(roles.split(separator: ",").map { String($0.trimmingWhitespace) })
                     for role in names where policies.roles[role] == nil {

@@ -647,3 +647,65 @@ struct GatewayTests {
         }
     }
 }
+
+@Suite("Request context at the gateway")
+struct GatewayRequestContextTests {
+    @Test("conditions read context.channel as api through the gateway and cli in process, and context.hour as 0 to 23")
+    func channelAndHour() async throws {
+        let policies = try PolicyFixture.copy()
+        defer { try? FileManager.default.removeItem(atPath: policies) }
+        // Support reads only through the gateway, at any hour of the day: fails closed (denies)
+        // wherever either attribute is missing.
+        let path = policies + "/policies/support.yaml"
+        try
+            (try String(contentsOfFile: path, encoding: .utf8)
+                + """
+
+                  - id: support-reads-through-the-gateway-only
+                    description: A test rule.
+                    effect: forbid
+                    roles: [support_agent]
+                    actions: [read]
+                    collections: [customers]
+                    purposes: [support]
+                    when: "context.channel != \\"api\\" || context.hour < 0 || context.hour > 23"
+
+                """)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        var configuration = environment.configuration
+        configuration.policiesDirectory = policies
+        _ = try await Tutela.initialize(configuration, now: 1_700_000_000_000)
+        let tutela = try await Tutela.open(configuration)
+        let dataset = SampleDataset.generate(customers: 3, items: 5, interactionsPerCustomer: 1)
+        _ = try await tutela.importRecords(into: "customers", data: Data(dataset.customersCSV.utf8), format: .csv)
+        _ = try await tutela.createPrincipal(name: "agent", roles: ["support_agent"], attributes: [:])
+        let token = try await tutela.createAPIKey(principal: "agent", expiresAt: nil).token
+
+        let local = await #expect(throws: TutelaError.self) {
+            try await tutela.governedRecord(
+                Caller(principal: "agent", purpose: "support"),
+                collection: "customers",
+                id: "c000001"
+            )
+        }
+        #expect(local?.code == .denied)
+        #expect(local?.message.contains("support-reads-through-the-gateway-only") == true, "\(local?.message ?? "")")
+
+        let app = try buildApplication(
+            tutela: tutela,
+            configuration: GatewayConfiguration(),
+            logger: Logger(label: "tutela.gateway.test")
+        )
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/customers/c000001",
+                method: .get,
+                headers: GatewayFixture.headers(token)
+            ) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+            }
+        }
+    }
+}

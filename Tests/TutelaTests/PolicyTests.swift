@@ -245,6 +245,22 @@ struct PolicyValidationTests {
     }
 }
 
+@Suite("Request context")
+struct RequestContextAttributeTests {
+    @Test("channel and hour are supplied when declared and not given; the hour is UTC, also before 1970")
+    func suppliedAttributes() throws {
+        let policies = try PolicyLoader.load(directory: TestEnvironment.policiesDirectory)
+        // 2023-11-14T22:13:20Z, then a millisecond before 1970, then the first of 1970's hours.
+        let late = try policies.requestContext([:], channel: .api, now: 1_700_000_000_000)
+        #expect(late == ["channel": .string("api"), "hour": .int(22)])
+        #expect(try policies.requestContext([:], channel: .cli, now: -1)["hour"] == .int(23))
+        #expect(try policies.requestContext([:], channel: .cli, now: 3_599_999)["hour"] == .int(0))
+        // Given values win, typed as declared.
+        let given = try policies.requestContext(["hour": "5", "channel": "batch"], channel: .cli, now: 0)
+        #expect(given == ["channel": .string("batch"), "hour": .int(5)])
+    }
+}
+
 /// A private copy of the shipped `Policies/` folder to break on purpose.
 enum PolicyFixture {
     static func copy() throws -> String {
