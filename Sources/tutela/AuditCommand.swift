@@ -59,7 +59,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 AuditCommand.print(
                     try await tutela.auditSearch(AuditFilter(), limit: number).reversed(),
@@ -107,7 +107,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 var filter = AuditFilter()
                 filter.principal = principal
                 filter.action = action
@@ -144,7 +144,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "The customer the detail belongs to.") var customer: String?
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let event = try await tutela.audit.entry(sequence)
                 let text = String(decoding: event.canonicalBytes, as: UTF8.self)
@@ -177,7 +177,7 @@ struct AuditCommand: AsyncParsableCommand {
         var archive: String?
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 if let archive {
                     try await checkArchive(archive, tutela: tutela)
@@ -249,7 +249,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Newer tree size, for a consistency proof.") var to: Int?
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 if let from, let to {
                     let proof = try await tutela.audit.consistencyProof(from: from, to: to)
@@ -305,7 +305,7 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
                 let checkpoint = try await tutela.audit.latestCheckpoint()
@@ -330,7 +330,7 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
                 let sink = try DurableFileWriter(path: out, existing: existing ?? .refuse)
@@ -370,7 +370,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "The archive file to create; an existing file is never overwritten.") var out: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let cutoff = try Search.time(before)
                 guard !FileManager.default.fileExists(atPath: out) else {
                     throw TutelaError(.alreadyExists, "\(out) exists; an archive is never written over")
@@ -431,7 +431,7 @@ struct AuditCommand: AsyncParsableCommand {
         var convert = false
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let progress = Console.Progress()
                 let compaction = try await tutela.compactAudit(convert: convert) { done, total in
@@ -476,7 +476,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Concurrent writers.") var writers = 8
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 try await tutela.stressAudit(count: count, writers: writers) { sequence in
                     FileHandle.standardOutput.write(Data("\(sequence)\n".utf8))

@@ -58,7 +58,7 @@ struct DataCommand: AsyncParsableCommand {
         @Flag(help: "Leave out the rows of erased customers instead of refusing the file.") var skipErased = false
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 // Read first, so that a missing file is reported as missing rather than for its name.
                 let data = try FileReading.contents(of: file)
                 guard let format = try format.map(parseFormat) ?? RecordFileFormat(fileName: file) else {
@@ -103,7 +103,7 @@ struct DataCommand: AsyncParsableCommand {
         @Argument(help: "The record id.") var id: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let record: Record
                 if let caller = try output.caller() {
@@ -128,7 +128,7 @@ struct DataCommand: AsyncParsableCommand {
         @Argument(help: "The value to look for.") var value: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let definition = try tutela.schema.collection(collection)
                 let records: [Record]
@@ -151,7 +151,7 @@ struct DataCommand: AsyncParsableCommand {
         @OptionGroup var replacing: OverwriteOption
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let existing = try out.map { try replacing.existing(at: $0, configuration: options.configuration) }
                 let tutela = try await Tutela.open(options.configuration)
                 let definition = try tutela.schema.collection(collection)
@@ -194,7 +194,7 @@ struct DataCommand: AsyncParsableCommand {
             false
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 guard confirmed else {
                     throw TutelaError(.invalidInput, "erasing a customer cannot be undone; add --irreversibly-erase")
                 }
@@ -225,7 +225,7 @@ struct DataCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: false) {
                 let dataset = SampleDataset.generate(customers: customers, seed: seed)
                 do {
                     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -11,7 +11,7 @@ struct InitCommand: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        try await Console.run {
+        try await Console.run(json: options.json) {
             let report = try await Tutela.initialize(options.configuration, now: Console.now)
             if options.json {
                 try Console.printJSON(report)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Governance
 import KeyManagement
+import TutelaCore
 
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +16,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let status = try await Tutela.open(options.configuration).keyStatus()
                 if options.json { return try Console.printJSON(status) }
                 print("VERSION  STATE         DATA KEYS  CREATED")
@@ -37,7 +38,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let version = try await Tutela.open(options.configuration).rotateKey(now: Console.now)
                 if options.json { return try Console.printJSON(["active_version": version]) }
                 print("Key version \(version) is now active. Run 'tutela keys rewrap' to move data keys onto it.")
@@ -57,7 +58,7 @@ struct KeysCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let progress = Console.Progress()
                 let count = try await Tutela.open(options.configuration).rewrapAll(batchSize: batchSize) {
                     done,
@@ -79,7 +80,7 @@ struct KeysCommand: AsyncParsableCommand {
         @Argument(help: "The key version.") var version: Int
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 try await Tutela.open(options.configuration).changeKey(version: version, .disable)
                 if options.json {
                     return try Console.printJSON(JSONReports.KeyVersionReport(version: version, state: "disabled"))
@@ -95,7 +96,7 @@ struct KeysCommand: AsyncParsableCommand {
         @Argument(help: "The key version.") var version: Int
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 try await Tutela.open(options.configuration).changeKey(version: version, .enable)
                 if options.json {
                     return try Console.printJSON(JSONReports.KeyVersionReport(version: version, state: "decrypt_only"))
@@ -115,12 +116,12 @@ struct KeysCommand: AsyncParsableCommand {
         var confirmed = false
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 guard confirmed else {
-                    Console.printError(
-                        "error: destroying a key version cannot be undone; add --irreversibly-destroy-key-material"
+                    throw TutelaError(
+                        .invalidInput,
+                        "destroying a key version cannot be undone; add --irreversibly-destroy-key-material"
                     )
-                    throw ExitCode(1)
                 }
                 try await Tutela.open(options.configuration).destroyKeyVersion(version)
                 if options.json {

@@ -33,7 +33,7 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let policies = try PolicyLoader.load(directory: options.configuration.policiesDirectory)
                 if options.json {
                     return try Console.printJSON([
@@ -54,7 +54,7 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let directory = options.configuration.policiesDirectory
                 let policies = try PolicyLoader.load(directory: directory)
                 let cases = try PolicyTestSuite.load(directory: directory, policies: policies)
@@ -104,7 +104,7 @@ struct PolicyCommand: AsyncParsableCommand {
         var context: [String] = []
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 guard let parsedAction = Action(rawValue: action) else {
                     throw TutelaError(.invalidInput, "unknown action '\(action)'")
                 }
@@ -194,7 +194,7 @@ struct RolesCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let policies = try PolicyLoader.load(directory: options.configuration.policiesDirectory)
                 let roles = policies.roles.values.sorted(by: { $0.name < $1.name })
                 if options.json { return try Console.printJSON(roles.map(JSONReports.RoleReport.init)) }
@@ -214,7 +214,7 @@ struct RolesCommand: AsyncParsableCommand {
         @Argument(help: "The role.") var role: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let policies = try PolicyLoader.load(directory: options.configuration.policiesDirectory)
                 guard let definition = policies.roles[role] else { throw TutelaError(.notFound, "no role '\(role)'") }
                 let effective = policies.effectiveRoles(of: Principal(name: "", roles: [role]))
@@ -289,7 +289,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @Option(name: .customLong("attribute"), help: "NAME=VALUE (repeatable).") var attributes: [String] = []
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let principal = try await tutela.createPrincipal(
                     name: name,
@@ -306,7 +306,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let principals = try await Tutela.open(options.configuration).listPrincipals()
                 if options.json { return try Console.printJSON(principals.map(JSONReports.PrincipalReport.init)) }
                 for principal in principals { print(PrincipalsCommand.describe(principal)) }
@@ -323,7 +323,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @Argument(help: "The role.") var role: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let principal = try await Tutela.open(options.configuration).grant(role: role, to: name)
                 try PrincipalsCommand.show(principal, json: options.json)
             }
@@ -337,7 +337,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @Argument(help: "The role.") var role: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let principal = try await Tutela.open(options.configuration).revoke(role: role, from: name)
                 try PrincipalsCommand.show(principal, json: options.json)
             }
@@ -350,7 +350,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @Argument(help: "The principal.") var name: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 try PrincipalsCommand.show(
                     try await Tutela.open(options.configuration).setDisabled(true, principal: name),
                     json: options.json
@@ -365,7 +365,7 @@ struct PrincipalsCommand: AsyncParsableCommand {
         @Argument(help: "The principal.") var name: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 try PrincipalsCommand.show(
                     try await Tutela.open(options.configuration).setDisabled(false, principal: name),
                     json: options.json

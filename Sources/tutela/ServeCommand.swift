@@ -48,7 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Where archived audit events go (default DATA_DIR/audit-archive).") var auditArchiveDir: String?
 
     func run() async throws {
-        try await Console.run {
+        try await Console.run(json: options.json) {
             let settings = try resolvedSettings()
             let gateway = try settings.gatewayConfiguration()
             let format = settings.logFormat ?? .json
@@ -202,7 +202,7 @@ struct APIKeysCommand: AsyncParsableCommand {
         @Option(help: "Expiry: RFC 3339 time, or a duration such as 30d or 12h.") var expires: String?
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let tutela = try await Tutela.open(options.configuration)
                 let expiry = try expires.map(Self.expiry)
                 let (id, token) = try await tutela.createAPIKey(principal: principal, expiresAt: expiry)
@@ -239,7 +239,7 @@ struct APIKeysCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 let keys = try await Tutela.open(options.configuration).listAPIKeys()
                 if options.json { return try Console.printJSON(keys) }
                 for key in keys {
@@ -260,7 +260,7 @@ struct APIKeysCommand: AsyncParsableCommand {
         @Argument(help: "The key id.") var id: String
 
         func run() async throws {
-            try await Console.run {
+            try await Console.run(json: options.json) {
                 try await Tutela.open(options.configuration).revokeAPIKey(id: id)
                 if options.json { return try Console.printJSON(JSONReports.RevokedKeyReport(id: id, revoked: true)) }
                 print("Key \(id) is revoked.")

@@ -49,15 +49,33 @@ struct GlobalOptions: ParsableArguments {
 /// Error reporting, progress and output shared by the commands.
 enum Console {
     /// Runs a command body, turning Tutela's errors into a message on stderr and exit code 1.
-    static func run(_ body: () async throws -> Void) async throws {
+    ///
+    /// With `json`, the message is one line of JSON shaped as the gateway's error bodies,
+    /// `{"error":{"code":"not_found","message":"..."}}`, so that a script reads the stable code
+    /// rather than matching the wording.
+    static func run(json: Bool, _ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let error as TutelaError {
-            // A message may quote what the user typed (an id that names no record): a control
-            // character in it is written out, never sent to the terminal as an escape sequence.
-            printError("error: \(error.message.escapingControlCharacters)")
+            printError(errorReport(error, json: json))
             throw ExitCode(1)
         }
+    }
+
+    /// The line `run` writes for `error`.
+    static func errorReport(_ error: TutelaError, json: Bool) -> String {
+        // A message may quote what the user typed (an id that names no record): a control
+        // character in it is written out, never sent to the terminal as an escape sequence
+        // (JSON's escapes leave the C1 controls as they are).
+        let message = error.message.escapingControlCharacters
+        guard json else { return "error: \(message)" }
+        var report = JSONWriter(capacity: message.utf8.count + 64)
+        report.append(raw: "{\"error\":{\"code\":")
+        report.append(string: error.code.rawValue)
+        report.append(raw: ",\"message\":")
+        report.append(string: message)
+        report.append(raw: "}}")
+        return report.text
     }
 
     /// Writes a line to standard error.

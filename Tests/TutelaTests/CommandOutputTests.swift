@@ -143,6 +143,50 @@ struct CommandOutputTests {
         #expect(!run.errors.unicodeScalars.contains { $0.value == 0x1B })
     }
 
+    @Test(
+        "a failed command exits 1 with its error as one JSON line under --json, as text without; a usage error exits 64"
+    )
+    func errorsAndExitCodes() async throws {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        func run(_ arguments: [String]) async throws -> ChildProcess {
+            try await ChildProcess.run(
+                try ChildProcess.builtTutela(),
+                arguments + environment.pathArguments,
+                environment: environment.configuration.environment
+            )
+        }
+
+        let failed = try await run(["data", "get", "customers", "c\u{9B}2", "--json"])
+        #expect(failed.status == 1)
+        #expect(failed.output.isEmpty)
+        let lines = failed.errors.split(separator: "\n")
+        #expect(lines.count == 1, "\(failed.errors)")
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(failed.errors.utf8)) as? [String: Any],
+            "\(failed.errors)"
+        )
+        let error = try #require(report["error"] as? [String: Any])
+        #expect(error["code"] as? String == "not_found")
+        #expect(error["message"] as? String == #"no record customers/c\u{9b}2"#)
+        #expect(!failed.errors.unicodeScalars.contains { $0.value == 0x9B })
+
+        let unconfirmed = try await run(["keys", "destroy", "1", "--json"])
+        #expect(unconfirmed.status == 1)
+        let refusal = try JSONSerialization.jsonObject(with: Data(unconfirmed.errors.utf8)) as? [String: Any]
+        #expect((refusal?["error"] as? [String: Any])?["code"] as? String == "invalid_input", "\(unconfirmed.errors)")
+
+        let plain = try await run(["data", "get", "customers", "c2"])
+        #expect(plain.status == 1)
+        #expect(plain.errors == "error: no record customers/c2\n")
+
+        for usage in [["keys", "frobnicate"], ["data", "get", "customers"], ["audit", "search", "--since", "noon"]] {
+            let misused = try await run(usage)
+            #expect(misused.status == 64, "\(usage): \(misused.status) \(misused.errors)")
+        }
+    }
+
     /// A one-row customers file in the environment's directory.
     private func sampleFile(_ environment: TestEnvironment) throws -> String {
         let path = environment.root + "/one.csv"

@@ -35,7 +35,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await Console.run {
+        try await Console.run(json: json) {
             let report = BenchReport()
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "tutela-bench-\(UUID().uuidString)"
