@@ -317,10 +317,17 @@ extension Tutela {
         var records: [Record] = []
         records.reserveCapacity(rows.count)
         let check = consentCheck(for: collection)
+        // A record id twice would store the later record over the earlier one and count both,
+        // so it is refused as an import refuses it.
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(rows.count)
         for (index, row) in rows.enumerated() {
             do {
                 let record = try definition.makeRecord(from: row)
                 try check(record)
+                if let earlier = positions.updateValue(index, forKey: record.id) {
+                    throw TutelaError(.invalidInput, "its record id repeats record \(earlier + 1)'s")
+                }
                 records.append(record)
             } catch let error as TutelaError {
                 throw TutelaError(error.code, "record \(index + 1): \(error.message); nothing was written")

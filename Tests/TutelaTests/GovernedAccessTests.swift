@@ -182,7 +182,9 @@ struct GovernedAccessTests {
         #expect(exported.count == consenting.count)
     }
 
-    @Test("a governed write of a consent is refused for a purpose purposes.yaml does not declare, or an id not its own")
+    @Test(
+        "a governed write of a consent is refused for a purpose purposes.yaml does not declare, an id not its own, or an id twice"
+    )
     func consentWrites() async throws {
         let environment = try TestEnvironment()
         defer { environment.remove() }
@@ -201,6 +203,7 @@ struct GovernedAccessTests {
                 "field 'purpose': not a purpose declared in purposes.yaml"
             ),
             (row(id: "c000002:analytics", purpose: "analytics"), "the record key must be customer_id:purpose"),
+            (row(id: "c000001:support", purpose: "support"), "its record id repeats record 1's"),
         ] {
             let error = await #expect(throws: TutelaError.self) {
                 try await tutela.governedWrite(
