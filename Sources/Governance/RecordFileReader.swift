@@ -207,7 +207,7 @@ public struct RecordFile: Sendable {
             guard cells.count == names.count else {
                 throw TutelaError(
                     .invalidInput,
-                    "line \(number): \(cells.count) columns, the header has \(names.count)"
+                    "line \(number): \(cells.count) column\(cells.count == 1 ? "" : "s"), the header has \(names.count)"
                 )
             }
             var values: [String: RawFieldValue] = [:]

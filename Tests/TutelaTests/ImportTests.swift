@@ -178,6 +178,13 @@ struct ImportTests {
             expected: "line 3: 3 columns, the header has 2"
         ),
         BadFile(
+            name: "a row of one column",
+            collection: "customers",
+            format: .csv,
+            content: "customer_id,email\nc1,secret.one@example.com\nc2\n",
+            expected: "line 3: 1 column, the header has 2"
+        ),
+        BadFile(
             name: "not JSON",
             collection: "customers",
             format: .jsonl,
