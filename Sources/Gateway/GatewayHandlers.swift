@@ -250,7 +250,9 @@ final class GatewayHandlers: Sendable {
             return json(body)
         case (.delete, "/v1/customers/{id}"):
             let report = try await tutela.governedErase(caller, subject: try Self.pathParameter("id", of: context))
-            return json("{\"erased\":true,\"records_removed\":\(report.recordsRemoved)}")
+            return json(
+                "{\"erased\":true,\"records_removed\":\(report.recordsRemoved),\"already_erased\":\(report.alreadyErased)}"
+            )
         case (.get, "/v1/collections/{collection}/export"):
             return try await export(collection: try Self.pathParameter("collection", of: context), caller: caller)
         case (.post, "/v1/models/{name}/predict"):

@@ -79,18 +79,22 @@ public struct ErasureReport: Sendable, Hashable, Codable {
     public var recordsRemoved: Int
     /// How many blind-index entries were removed.
     public var lookupsRemoved: Int
+    /// Whether the subject had been erased before (the erasure's time is the first one's).
+    public var alreadyErased: Bool
 
     enum CodingKeys: String, CodingKey {
         case dataKeyDestroyed = "data_key_destroyed"
         case recordsRemoved = "records_removed"
         case lookupsRemoved = "lookups_removed"
+        case alreadyErased = "already_erased"
     }
 
     /// Creates a report.
-    public init(dataKeyDestroyed: Bool, recordsRemoved: Int, lookupsRemoved: Int) {
+    public init(dataKeyDestroyed: Bool, recordsRemoved: Int, lookupsRemoved: Int, alreadyErased: Bool = false) {
         self.dataKeyDestroyed = dataKeyDestroyed
         self.recordsRemoved = recordsRemoved
         self.lookupsRemoved = lookupsRemoved
+        self.alreadyErased = alreadyErased
     }
 }
 

@@ -619,7 +619,12 @@ public final class SQLiteRecordStore: RecordStore {
                 sql: "INSERT OR IGNORE INTO erasures (subject, erased_at) VALUES (?, ?)",
                 arguments: [subject, time]
             )
-            return ErasureReport(dataKeyDestroyed: keyDestroyed, recordsRemoved: records, lookupsRemoved: lookups)
+            return ErasureReport(
+                dataKeyDestroyed: keyDestroyed,
+                recordsRemoved: records,
+                lookupsRemoved: lookups,
+                alreadyErased: db.changesCount == 0
+            )
         }
         // Move the overwritten pages out of the write-ahead log into the main file, where
         // secure_delete has zeroed the old content.

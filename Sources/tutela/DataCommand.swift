@@ -201,7 +201,11 @@ struct DataCommand: AsyncParsableCommand {
                 let report = try await Tutela.open(options.configuration).erase(subject: subject, now: Console.now)
                 if options.json { return try Console.printJSON(report) }
                 guard report.dataKeyDestroyed || report.recordsRemoved > 0 else {
-                    print("Subject \(subject) had no data; it is recorded as erased.")
+                    print(
+                        report.alreadyErased
+                            ? "Subject \(subject) was erased before; nothing was left to remove."
+                            : "Subject \(subject) had no data; it is recorded as erased."
+                    )
                     return
                 }
                 print(

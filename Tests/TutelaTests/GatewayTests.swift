@@ -458,12 +458,16 @@ struct GatewayTests {
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body).split(separator: "\n").count == 12)
             }
-            try await client.execute(
-                uri: "/v1/customers/c000003",
-                method: .delete,
-                headers: GatewayFixture.headers(officer, purpose: "compliance")
-            ) { response in
-                #expect(response.status == .ok)
+            for already in [false, true] {
+                try await client.execute(
+                    uri: "/v1/customers/c000003",
+                    method: .delete,
+                    headers: GatewayFixture.headers(officer, purpose: "compliance")
+                ) { response in
+                    #expect(response.status == .ok)
+                    let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8))
+                    #expect((body as? [String: Any])?["already_erased"] as? Bool == already)
+                }
             }
             try await client.execute(
                 uri: "/v1/customers/c000003",

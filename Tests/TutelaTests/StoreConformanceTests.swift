@@ -346,6 +346,11 @@ struct StoreConformanceTests {
         #expect(try await store.backend.erasedSubjects(among: []).isEmpty)
         let gone = await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
         #expect(gone?.code == .subjectErased)
+        // Erased again: nothing is left, and the report says it was erased before.
+        #expect(
+            try await store.erase(subject: "c1", at: 2)
+                == ErasureReport(dataKeyDestroyed: false, recordsRemoved: 0, lookupsRemoved: 0, alreadyErased: true)
+        )
     }
 
     @Test(
