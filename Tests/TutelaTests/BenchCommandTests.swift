@@ -77,6 +77,29 @@ struct BenchCommandTests {
         #expect(run.errors.contains("unknown area"))
     }
 
+    @Test("the policies directory comes from TUTELA_POLICIES_DIR as for every other command, the flag first")
+    func policiesFromEnvironment() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["TUTELA_POLICIES_DIR"] = "/nonexistent/tutela-policies"
+        let arguments = ["bench", "--areas", "store", "--rows", "100", "--rounds", "1"]
+        let fromEnvironment = try await ChildProcess.run(
+            try ChildProcess.builtTutela(),
+            arguments,
+            environment: environment
+        )
+        #expect(fromEnvironment.status == 1)
+        #expect(
+            fromEnvironment.errors.contains("/nonexistent/tutela-policies/schema.yaml"),
+            "\(fromEnvironment.errors)"
+        )
+        let flagFirst = try await ChildProcess.run(
+            try ChildProcess.builtTutela(),
+            arguments + ["--policies-dir", "/nonexistent/flag-policies"],
+            environment: environment
+        )
+        #expect(flagFirst.errors.contains("/nonexistent/flag-policies/schema.yaml"), "\(flagFirst.errors)")
+    }
+
     @Test(
         "a number option out of range, or a search value no event holds, is refused as a usage error before anything runs"
     )

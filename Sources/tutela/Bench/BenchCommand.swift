@@ -24,8 +24,17 @@ struct BenchCommand: AsyncParsableCommand {
     )
     var areas = "crypto,store,policy,pii,audit,disk"
     @Option(help: "Seconds per load run of the gateway benchmark.") var loadSeconds = 5
-    @Option(name: .customLong("policies-dir"), help: "The policies directory with schema.yaml.")
-    var policiesDirectory = TutelaConfiguration.defaultPoliciesDirectory
+    @Option(
+        name: .customLong("policies-dir"),
+        help: "The policies directory with schema.yaml (env TUTELA_POLICIES_DIR, default ./Policies)."
+    )
+    var policiesOption: String?
+
+    /// The policies directory, found as every other command finds it.
+    var policiesDirectory: String {
+        policiesOption ?? ProcessInfo.processInfo.environment["TUTELA_POLICIES_DIR"]
+            ?? TutelaConfiguration.defaultPoliciesDirectory
+    }
 
     func validate() throws {
         try requireWithin(100...1_000_000, rows, "--rows")
