@@ -191,31 +191,38 @@ extension AuditLog {
     /// Each of the first `size` entries' leaf hashes, in order: the stored leaf of an archived
     /// entry, the hash of its event for every other.
     static func forEachLeaf(_ db: Database, below size: Int, _ body: (MerkleTree.Hash) -> Void) throws {
-        try forEachEntry(db, below: size) { _, event, stored in body(event.map(MerkleTree.leafHash) ?? stored) }
+        try forEachEntry(db, below: size) { _, event, stored, _ in body(event.map(MerkleTree.leafHash) ?? stored) }
     }
 
     /// Each of the first `size` stored entries in order, as its number, its event (nil when
-    /// archived) and its stored leaf: the archived ones' leaves, then the entries in the log.
+    /// archived), its stored leaf and, when `columns` is set, its row, whose columns from 3 on
+    /// are `time_ms, kind, principal, action, purpose, decision` (nil when archived; valid
+    /// only in the call): the archived ones' leaves, then the entries in the log.
     ///
     /// Two scans in key order one after the other, where one ordered query over both tables
     /// would sort every row, events included, in a temporary tree first.
     static func forEachEntry(
         _ db: Database,
         below size: Int = .max,
-        _ body: (Int, [UInt8]?, MerkleTree.Hash) throws -> Void
+        columns: Bool = false,
+        _ body: (Int, [UInt8]?, MerkleTree.Hash, Row?) throws -> Void
     ) throws {
         let archived = try Row.fetchCursor(
             db,
             sql: "SELECT seq, leaf FROM archived_leaves WHERE seq < ? ORDER BY seq",
             arguments: [size]
         )
-        while let row = try archived.next() { try body(row[0], nil, row.storedBytes(1)) }
+        while let row = try archived.next() { try body(row[0], nil, row.storedBytes(1), nil) }
+        let selected =
+            columns ? "seq, event, leaf, time_ms, kind, principal, action, purpose, decision" : "seq, event, leaf"
         let entries = try Row.fetchCursor(
             db,
-            sql: "SELECT seq, event, leaf FROM entries WHERE seq < ? ORDER BY seq",
+            sql: "SELECT \(selected) FROM entries WHERE seq < ? ORDER BY seq",
             arguments: [size]
         )
-        while let row = try entries.next() { try body(row[0], row.storedBytes(1), row.storedBytes(2)) }
+        while let row = try entries.next() {
+            try body(row[0], row.storedBytes(1), row.storedBytes(2), columns ? row : nil)
+        }
     }
 
     /// The tree of the first `size` entries from their stored leaf hashes, keeping what the

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import SQLiteSupport
 import TutelaCore
 
 /// The outcome of verifying the log.
@@ -135,7 +136,25 @@ extension AuditLog {
             var roots: [Int: MerkleTree.Hash] = [0: MerkleTree.emptyRoot]
             var count = 0
             let archived = try Self.archivedSize(db)
-            try Self.forEachEntry(db) { sequence, event, stored in
+            // The search indexes beside the signed events: each entry's columns, and a customer
+            // row for each subject it lists (and no other rows), compared as a whole first.
+            var listed = SubjectPairs()
+            // An altered event is reported as such; what it lists says nothing of the indexes.
+            var alteredEvents = false
+            func checkIndexes(_ sequence: Int, event: [UInt8], row: Row?) throws {
+                guard let text = AuditEvent.IndexedText(canonical: event) else {
+                    if problems.count < 20 { flag(sequence, "entry \(sequence) is not a readable event") }
+                    return
+                }
+                if let row, try !text.matches(row, from: 3), problems.count < 20 {
+                    flag(
+                        sequence,
+                        "entry \(sequence)'s search columns (time, kind, principal, action, purpose, decision) differ from its event: they were altered, and searches by them mislead"
+                    )
+                }
+                listed.add(text.distinctSubjects, entry: sequence)
+            }
+            try Self.forEachEntry(db, columns: true) { sequence, event, stored, row in
                 let position = count
                 if sequence != position, problems.count < 20 {
                     flag(
@@ -149,6 +168,11 @@ extension AuditLog {
                 if let event {
                     leaf = MerkleTree.leafHash(event)
                     checkContent(sequence, event: event, leaf: leaf, stored: stored)
+                    if leaf == stored {
+                        try checkIndexes(sequence, event: event, row: row)
+                    } else {
+                        alteredEvents = true
+                    }
                 }
                 frontier.append(leaf)
                 count += 1
@@ -156,6 +180,21 @@ extension AuditLog {
                 if count % Self.progressStep == 0 { progress(count, max(total, count)) }
             }
             progress(count, max(total, count))
+            if !alteredEvents {
+                var indexed = SubjectPairs()
+                let rows = try Row.fetchCursor(db, sql: "SELECT subject, seq FROM entry_subjects")
+                while let row = try rows.next() {
+                    let entry = row.storedInteger(1).map(Int.init) ?? -1
+                    try row.withUnsafeData(atIndex: 0) { subject in
+                        (subject ?? Data()).withUnsafeBytes { indexed.add($0, entry: entry) }
+                    }
+                }
+                if indexed != listed {
+                    for (entry, problem) in try Self.customerIndexProblems(db) {
+                        if let entry { flag(entry, problem) } else { problems.append(problem) }
+                    }
+                }
+            }
             for _ in 0..<unreadableCheckpoints { problems.append("a stored checkpoint is unreadable") }
             var lastGoodSize = 0
             var mismatched = 0
@@ -198,6 +237,43 @@ extension AuditLog {
                 problems: problems
             )
         }
+    }
+
+    /// Where the customer index and the entries disagree.
+    ///
+    /// Each entry that lacks a row for a subject it lists (up to 20), then the rows that no entry
+    /// lists, as a count. A lookup per subject, run only when the two did not match as a whole.
+    private static func customerIndexProblems(_ db: Database) throws -> [(entry: Int?, problem: String)] {
+        var found: [(Int?, String)] = []
+        var indexed = 0
+        let row = try db.cachedStatement(sql: "SELECT 1 FROM entry_subjects WHERE subject = ? AND seq = ?")
+        let entries = try Row.fetchCursor(db, sql: "SELECT seq, event FROM entries ORDER BY seq")
+        while let entry = try entries.next() {
+            let sequence: Int = entry[0]
+            guard let text = AuditEvent.IndexedText(canonical: entry.storedBytes(1)) else { continue }
+            for subject in text.distinctSubjects {
+                if try Bool.fetchOne(row, arguments: [String(decoding: subject, as: UTF8.self), sequence]) == true {
+                    indexed += 1
+                } else if found.count < 20 {
+                    found.append(
+                        (
+                            sequence,
+                            "entry \(sequence) is missing from the customer index: a search by customer does not find it"
+                        )
+                    )
+                }
+            }
+        }
+        let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM entry_subjects") ?? 0
+        if rows > indexed {
+            found.append(
+                (
+                    nil,
+                    "the customer index holds \(rows - indexed) row\(rows - indexed == 1 ? "" : "s") that no entry lists: rows were added, and a search by customer shows entries not about them"
+                )
+            )
+        }
+        return found
     }
 
     /// Entries checked between two progress reports of `verify`.

@@ -667,7 +667,18 @@ public final class AuditLog: Sendable {
                 sql: "SELECT seq, event FROM entries\(clause) ORDER BY seq DESC LIMIT ?",
                 arguments: StatementArguments(arguments)
             )
-            return try rows.map { try Self.storedEvent($0.storedBytes(1), sequence: $0[0]) }
+            return try rows.map { row in
+                let sequence: Int = row[0]
+                let event = try Self.storedEvent(row.storedBytes(1), sequence: sequence)
+                // The entry was found by columns that are not signed: its event must say the same.
+                guard filter.admits(event) else {
+                    throw TutelaError(
+                        .storage,
+                        "audit entry \(sequence) was found by search columns that differ from its event: the log's file was altered; 'tutela audit verify' checks the whole log"
+                    )
+                }
+                return event
+            }
         }
     }
 
@@ -785,6 +796,15 @@ public struct AuditFilter: Sendable {
 
     /// An empty filter.
     public init() {}
+
+    /// Whether `event` meets every condition of the filter.
+    func admits(_ event: AuditEvent) -> Bool {
+        func meets(_ wanted: String?, _ value: String) -> Bool { wanted.map { $0 == value } ?? true }
+        return meets(principal, event.principal) && meets(action, event.action) && meets(decision, event.decision)
+            && meets(purpose, event.purpose) && meets(kind, event.kind)
+            && (since.map { event.time >= $0 } ?? true) && (until.map { event.time < $0 } ?? true)
+            && (subjectHMAC.map { event.subjects.contains($0) } ?? true)
+    }
 }
 
 /// A continuation that the first of several racers resumes; the others find it gone.

@@ -33,3 +33,12 @@ extension Row {
         }
     }
 }
+
+extension Row {
+    /// The value of an integer column; nil for a value of any other type.
+    package func storedInteger(_ index: Int) -> Int64? {
+        let value: DatabaseValue = self[index]
+        guard case .int64(let integer) = value.storage else { return nil }
+        return integer
+    }
+}

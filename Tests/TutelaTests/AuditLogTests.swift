@@ -44,6 +44,7 @@ struct AuditLogTests {
             requestID: "r\(number)",
             kind: "data.read",
             principal: "p\(number % 3)",
+            subjects: number.isMultiple(of: 2) ? ["s\(number)", "s\(number + 1)"] : [],
             outcome: "ok"
         )
     }
@@ -69,6 +70,13 @@ struct AuditLogTests {
     private func storedCheckpointSizes(_ path: String) throws -> [Int] {
         try DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).read { db in
             try Int.fetchAll(db, sql: "SELECT size FROM checkpoints ORDER BY size")
+        }
+    }
+
+    /// The integer one query of the log's database returns.
+    private func value(_ path: String, _ sql: String) async throws -> Int? {
+        try await DatabaseQueue(path: path + "/audit.sqlite", configuration: .waitingForLocks).read { db in
+            try Int.fetchOne(db, sql: sql)
         }
     }
 
@@ -249,6 +257,27 @@ struct AuditLogTests {
             sql: "UPDATE entries SET leaf = 7 WHERE seq = 6",
             firstBad: 6
         ),
+        // The columns and rows searches go by are not signed: each is compared with its event.
+        Tamper(
+            name: "change an entry's principal column",
+            sql: "UPDATE entries SET principal = 'p9' WHERE seq = 17",
+            firstBad: 17
+        ),
+        Tamper(
+            name: "change an entry's time column",
+            sql: "UPDATE entries SET time_ms = 99 WHERE seq = 11",
+            firstBad: 11
+        ),
+        Tamper(
+            name: "put text in an entry's time column",
+            sql: "UPDATE entries SET time_ms = 'noon' WHERE seq = 12",
+            firstBad: 12
+        ),
+        Tamper(
+            name: "change an entry's decision column",
+            sql: "UPDATE entries SET decision = 'allow' WHERE seq = 21",
+            firstBad: 21
+        ),
     ]
 
     @Test(
@@ -263,6 +292,72 @@ struct AuditLogTests {
         let result = try await makeLog(path).verify()
         #expect(!result.isValid)
         #expect(result.firstBadEntry == tamper.firstBad, "\(result.problems)")
+    }
+
+    @Test("verify finds an entry's customer row deleted, and a row added that no entry lists")
+    func customerIndex() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        // Appended concurrently, events get their numbers in any order: found by subject.
+        let holder = try #require(try await value(path, "SELECT seq FROM entry_subjects WHERE subject = 's17'"))
+        try execute(path, "DELETE FROM entry_subjects WHERE subject = 's17'")
+        let deleted = try await log.verify()
+        #expect(deleted.firstBadEntry == holder)
+        #expect(
+            deleted.problems == [
+                "entry \(holder) is missing from the customer index: a search by customer does not find it"
+            ]
+        )
+
+        try execute(path, "INSERT INTO entry_subjects (subject, seq) VALUES ('s17', \(holder))")
+        #expect(try await log.verify().isValid)
+        try execute(path, "INSERT INTO entry_subjects (subject, seq) VALUES ('s17', \((holder + 1) % 30))")
+        let added = try await log.verify()
+        #expect(added.firstBadEntry == nil)
+        #expect(
+            added.problems.count == 1
+                && added.problems[0].hasPrefix("the customer index holds 1 row that no entry lists")
+        )
+    }
+
+    @Test("an event whose values JSON escapes verifies, and its columns are still compared")
+    func escapedColumns() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        let purpose = "say \"hi\" \\ to\tall é"
+        let sequence = try await log.append(
+            AuditEvent(time: 5, requestID: "r", kind: "http.rejected", principal: "p", purpose: purpose, outcome: "ok")
+        )
+        #expect(try await log.verify().isValid)
+        try execute(path, "UPDATE entries SET purpose = replace(purpose, 'hi', 'ho') WHERE seq = \(sequence)")
+        #expect(try await log.verify().firstBadEntry == sequence)
+    }
+
+    @Test("a search found through an altered column or customer row is refused, naming the entry")
+    func searchThroughAlteredIndex() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try await filledLog(path)
+        var byPrincipal = AuditFilter()
+        byPrincipal.principal = "p0"
+        var byCustomer = AuditFilter()
+        byCustomer.subjectHMAC = "s5"
+        let holder = try #require(try await value(path, "SELECT seq FROM entry_subjects WHERE subject = 's5'"))
+        #expect(try await log.search(byPrincipal, limit: 100).count == 10)
+        #expect(try await log.search(byCustomer, limit: 100).map(\.sequence) == [holder])
+
+        let other = try #require(try await value(path, "SELECT max(seq) FROM entries WHERE principal <> 'p0'"))
+        try execute(path, "UPDATE entries SET principal = 'p0' WHERE seq = \(other)")
+        let principalError = await #expect(throws: TutelaError.self) { try await log.search(byPrincipal, limit: 100) }
+        #expect(principalError?.code == .storage)
+        #expect(principalError?.message.contains("audit entry \(other) was found by search columns") == true)
+
+        let unlisted = try #require(try await value(path, "SELECT max(seq) FROM entries WHERE seq <> \(holder)"))
+        try execute(path, "INSERT INTO entry_subjects (subject, seq) VALUES ('s5', \(unlisted))")
+        let customerError = await #expect(throws: TutelaError.self) { try await log.search(byCustomer, limit: 100) }
+        #expect(customerError?.message.contains("audit entry \(unlisted) was found by search columns") == true)
     }
 
     @Test("an entry whose stored event no longer parses is named by search and by its own read")
@@ -338,7 +433,10 @@ struct AuditLogTests {
         let saved = try Checkpoint(text: try await log.latestCheckpoint().text)
         try execute(
             path,
-            "DELETE FROM entries WHERE seq >= 20; DELETE FROM checkpoints WHERE size > 20; DELETE FROM state"
+            """
+            DELETE FROM entries WHERE seq >= 20; DELETE FROM entry_subjects WHERE seq >= 20;
+            DELETE FROM checkpoints WHERE size > 20; DELETE FROM state
+            """
         )
         let cut = try makeLog(path)
         #expect(try await cut.verify().isValid)
