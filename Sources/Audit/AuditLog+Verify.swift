@@ -143,7 +143,10 @@ extension AuditLog {
             var alteredEvents = false
             func checkIndexes(_ sequence: Int, event: [UInt8], row: Row?) throws {
                 guard let text = AuditEvent.IndexedText(canonical: event) else {
-                    if problems.count < 20 { flag(sequence, "entry \(sequence) is not a readable event") }
+                    // Said already when not even its number could be read.
+                    if problems.count < 20, AuditEvent.sequence(inCanonical: event) != nil {
+                        flag(sequence, "entry \(sequence) is not a readable event")
+                    }
                     return
                 }
                 if let row, try !text.matches(row, from: 3), problems.count < 20 {

@@ -96,12 +96,17 @@ struct AuditCommand: AsyncParsableCommand {
                 )
             }
             if customer?.isEmpty == true { throw ValidationError("--customer takes a customer id") }
-            for text in [since, until].compactMap({ $0 }) where CalendarDate.parseTimestamp(Substring(text)) == nil {
-                throw ValidationError("'\(text)' is not an RFC 3339 time or Unix seconds in the years 1 to 9999")
+            let bounds = try [since, until].map { text in
+                try text.map { text in
+                    guard let time = CalendarDate.parseTimestamp(Substring(text)) else {
+                        throw ValidationError(
+                            "'\(text)' is not an RFC 3339 time or Unix seconds in the years 1 to 9999"
+                        )
+                    }
+                    return time
+                }
             }
-            if let start = since.flatMap({ CalendarDate.parseTimestamp(Substring($0)) }),
-                let end = until.flatMap({ CalendarDate.parseTimestamp(Substring($0)) }), start >= end
-            {
+            if let start = bounds[0], let end = bounds[1], start >= end {
                 throw ValidationError("--since \(since ?? "") is not before --until \(until ?? "")")
             }
         }
