@@ -57,9 +57,26 @@ public struct GatewayRoute: Sendable, Hashable {
         for route in all where !methods.contains(route.method) {
             let template = route.path.split(separator: "/")
             guard template.count == segments.count else { continue }
-            if zip(template, segments).allSatisfy({ $0.first == "{" || $0 == $1 }) { methods.append(route.method) }
+            if zip(template, segments).allSatisfy({ $0.first == "{" || $0 == $1 }) {
+                methods.append(route.method)
+                if route.method == .get { methods.append(.head) }
+            }
         }
         return methods
+    }
+
+    /// The answer to a HEAD request: the GET answer's status and headers without its body.
+    ///
+    /// A streamed body (an export) has no length until it is written: it is written here, to
+    /// nothing, so that the export's own audit record is made and `Content-Length` says what
+    /// the GET would have sent.
+    static func headResponse(to response: Response) async throws -> Response {
+        guard response.body.contentLength == nil else { return response.createHeadResponse() }
+        let counter = DiscardingBodyWriter.Count()
+        try await response.body.write(DiscardingBodyWriter(count: counter))
+        var head = response.createHeadResponse()
+        head.headers[.contentLength] = String(counter.bytes)
+        return head
     }
 
     /// The Hummingbird path: `{id}` becomes `:id`.
@@ -111,7 +128,7 @@ public func buildApplication(
     }
     for route in GatewayRoute.all {
         let audited = route.action != nil
-        router.on(RouterPath(route.routerPath), method: route.method) { request, context in
+        let respond: @Sendable (Request, GatewayRequestContext) async throws -> Response = { request, context in
             // Operational routes answer from memory or with one read each (which WAL mode never
             // makes wait for a writer): they run without a timeout, and so without the child
             // task that a timeout needs.
@@ -124,6 +141,11 @@ public func buildApplication(
                 }
             }
         }
+        router.on(RouterPath(route.routerPath), method: route.method, use: respond)
+        // HEAD is GET without the body (RFC 9110 asks every server for both): the same
+        // authentication, decision and audit record, then the headers alone.
+        // (`GatewayMiddleware` drops the body, also from an error's answer.)
+        if route.method == .get { router.on(RouterPath(route.routerPath), method: .head, use: respond) }
     }
     var server = HTTPServerBuilder.http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout)))
     if let tls = configuration.tls {
@@ -283,6 +305,13 @@ struct GatewayMiddleware: RouterMiddleware {
                 }
             }
         }
+        if request.method == .head {
+            do {
+                response = try await GatewayRoute.headResponse(to: response)
+            } catch {
+                response = GatewayErrors.response(for: error, requestID: context.requestID).createHeadResponse()
+            }
+        }
         response.headers[requestIDHeader] = context.requestID
         // Answers carry customer data or name records: no cache along the way keeps a copy.
         response.headers[.cacheControl] = "no-store"
@@ -319,4 +348,18 @@ struct GatewayMiddleware: RouterMiddleware {
         }
         return response
     }
+}
+
+/// A response body writer that keeps nothing but the number of bytes written to it.
+struct DiscardingBodyWriter: ResponseBodyWriter {
+    /// The bytes written so far; a reference, because writing a body consumes its writer.
+    final class Count {
+        var bytes = 0
+    }
+
+    let count: Count
+
+    mutating func write(_ buffer: ByteBuffer) async throws { count.bytes += buffer.readableBytes }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }

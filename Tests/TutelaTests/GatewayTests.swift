@@ -34,6 +34,12 @@ struct GatewayFixture {
         return (fixture, try buildApplication(tutela: tutela, configuration: configuration, logger: logger))
     }
 
+    /// Creates a principal with `roles` and returns an API key for it.
+    func newKey(principal name: String, roles: Set<String>) async throws -> String {
+        _ = try await tutela.createPrincipal(name: name, roles: roles, attributes: [:])
+        return try await tutela.createAPIKey(principal: name, expiresAt: nil).token
+    }
+
     static func headers(_ token: String?, purpose: String? = "support") -> HTTPFields {
         var fields = HTTPFields()
         if let token { fields[.authorization] = "Bearer \(token)" }
@@ -308,12 +314,12 @@ struct GatewayTests {
             // A path served with other methods: 405 and the methods that are.
             try await client.execute(uri: "/v1/customers/c000001", method: .put) { response in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET, DELETE")
+                #expect(response.headers[.allow] == "GET, HEAD, DELETE")
                 #expect(String(buffer: response.body).contains("\"code\":\"method_not_allowed\""))
             }
             try await client.execute(uri: "/v1/customers/", method: .patch) { response in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET, POST")
+                #expect(response.headers[.allow] == "GET, HEAD, POST")
             }
             // Observability routes are not audited.
             try await client.execute(uri: "/healthz", method: .get) { response in
@@ -389,12 +395,7 @@ struct GatewayTests {
     func writesAndErasure() async throws {
         let (fixture, app) = try await GatewayFixture.make()
         defer { fixture.environment.remove() }
-        _ = try await fixture.tutela.createPrincipal(
-            name: "officer",
-            roles: ["data_protection_officer"],
-            attributes: [:]
-        )
-        let officer = try await fixture.tutela.createAPIKey(principal: "officer", expiresAt: nil).token
+        let officer = try await fixture.newKey(principal: "officer", roles: ["data_protection_officer"])
         try await app.test(.router) { client in
             let message = ByteBuffer(
                 string:
