@@ -122,10 +122,19 @@ struct AuditCommand: AsyncParsableCommand {
                 filter.since = try since.map(Self.time)
                 filter.until = try until.map(Self.time)
                 let tutela = try await Tutela.open(options.configuration)
-                AuditCommand.print(
-                    try await tutela.auditSearch(filter, customer: customer, limit: limit),
-                    json: options.json
-                )
+                let found = try await tutela.auditSearch(filter, customer: customer, limit: limit)
+                AuditCommand.print(found, json: options.json)
+                // A kind no entry has (a typo, or a kind of another version) finds nothing, as
+                // if nothing of that kind had happened: say which kinds the log holds.
+                guard found.isEmpty else { return }
+                if let kind, case let kinds = try await tutela.audit.kinds(), !kinds.contains(kind) {
+                    Console.printError(
+                        "note: no entry has kind '\(kind)'; the log's entries have kinds \(kinds.joined(separator: ", "))"
+                    )
+                } else if !options.json {
+                    // Text output would be empty: say that nothing matched.
+                    Console.printError("no entry matches")
+                }
             }
         }
 

@@ -110,25 +110,38 @@ struct CommandOutputTests {
 
     @Test("the audit log's text lines show control characters as escapes, never raw")
     func controlCharactersInAuditLines() async throws {
-        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        let environment = try await Self.logWithRejection(of: "customers/a\u{1B}[2Jb\u{9B}c\u{7F}")
         defer { environment.remove() }
-        let tutela = try await environment.start()
-        try await tutela.auditRejection(
-            principal: nil,
-            requestID: "r1",
-            resource: "customers/a\u{1B}[2Jb\u{9B}c\u{7F}",
-            outcome: "error:test"
-        )
         for command in [["audit", "search", "--kind", "http.rejected"], ["audit", "tail"]] {
-            let run = try await ChildProcess.run(
-                try ChildProcess.builtTutela(),
-                command + environment.pathArguments,
-                environment: environment.configuration.environment
-            )
+            let run = try await Self.tutela(command, in: environment)
             #expect(run.status == 0, "\(run.errors)")
             #expect(run.output.contains(#"customers/a\u{1B}[2Jb\u{9B}c\u{7F}"#), "\(run.output)")
             #expect(!run.output.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x9B || $0.value == 0x7F })
         }
+    }
+
+    @Test("a search for a kind no entry has names the kinds the log holds; a search that finds nothing says so")
+    func searchForAnUnknownKind() async throws {
+        let environment = try await Self.logWithRejection(of: "GET unmatched")
+        defer { environment.remove() }
+        func search(_ arguments: [String]) async throws -> ChildProcess {
+            try await Self.tutela(["audit", "search"] + arguments, in: environment)
+        }
+        for json in [false, true] {
+            let typo = try await search(["--kind", "http.rejection"] + (json ? ["--json"] : []))
+            #expect(typo.status == 0)
+            #expect(typo.output.isEmpty)
+            #expect(typo.errors.hasPrefix("note: no entry has kind 'http.rejection'; the log's entries have kinds "))
+            #expect(typo.errors.contains("http.rejected"), "\(typo.errors)")
+        }
+        // A kind the log holds, with nothing else matching: no note about kinds.
+        let none = try await search(["--kind", "http.rejected", "--principal", "nobody"])
+        #expect(none.status == 0)
+        #expect(none.errors == "no entry matches\n")
+        let quiet = try await search(["--kind", "http.rejected", "--principal", "nobody", "--json"])
+        #expect(quiet.output.isEmpty && quiet.errors.isEmpty, "\(quiet.errors)")
+        let found = try await search(["--kind", "http.rejected"])
+        #expect(found.output.contains("GET unmatched") && found.errors.isEmpty, "\(found.errors)")
     }
 
     @Test("an error quoting what was typed shows its control characters as escapes, never raw")
@@ -188,6 +201,28 @@ struct CommandOutputTests {
             let misused = try await run(usage)
             #expect(misused.status == 64, "\(usage): \(misused.status) \(misused.errors)")
         }
+    }
+
+    /// A fresh installation whose audit log holds one `http.rejected` entry for `resource`.
+    private static func logWithRejection(of resource: String) async throws -> TestEnvironment {
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        do {
+            let tutela = try await environment.start()
+            try await tutela.auditRejection(principal: nil, requestID: "r1", resource: resource, outcome: "error:test")
+            return environment
+        } catch {
+            environment.remove()
+            throw error
+        }
+    }
+
+    /// Runs the built `tutela` with `arguments` on `environment`'s directories.
+    private static func tutela(_ arguments: [String], in environment: TestEnvironment) async throws -> ChildProcess {
+        try await ChildProcess.run(
+            try ChildProcess.builtTutela(),
+            arguments + environment.pathArguments,
+            environment: environment.configuration.environment
+        )
     }
 
     /// A one-row customers file in the environment's directory.
