@@ -23,7 +23,7 @@ struct AuditCommand: AsyncParsableCommand {
         if event.purpose != "-" { parts.append("for \(event.purpose)") }
         if event.decision != "-" { parts.append(event.decision + (event.denial.map { "(\($0))" } ?? "")) }
         parts.append(event.outcome)
-        if event.count > 0 { parts.append("\(event.count) records") }
+        if event.count > 0 { parts.append(counted(event.count, "record")) }
         if let record = event.record { parts.append("[\(record)]") }
         return visible(parts.joined(separator: "  "))
     }
@@ -217,15 +217,22 @@ struct AuditCommand: AsyncParsableCommand {
                     return
                 }
                 if result.isValid {
-                    Swift.print("OK: \(result.entries) entries match \(result.checkpoints) signed checkpoints.")
+                    Swift.print(
+                        "OK: \(counted(result.entries, "entry", "entries")), checked against \(counted(result.checkpoints, "signed checkpoint"))."
+                    )
                     if result.archivedEntries > 0 {
+                        let archived =
+                            result.archivedEntries == 1 ? "entry is" : "\(result.archivedEntries) entries are"
                         Swift.print(
-                            "The oldest \(result.archivedEntries) entries are archived: their hashes were checked here, their events are in archive files ('tutela audit verify --archive FILE')."
+                            "The oldest \(archived) archived: their hashes were checked here, their events are in archive files ('tutela audit verify --archive FILE')."
                         )
                     }
                     if result.unsignedEntries > 0 {
+                        let unsigned =
+                            result.unsignedEntries == 1
+                            ? "entry awaits" : "\(result.unsignedEntries) entries await"
                         Swift.print(
-                            "The newest \(result.unsignedEntries) entries await the next checkpoint; 'tutela audit checkpoint' signs them now."
+                            "The newest \(unsigned) the next checkpoint; 'tutela audit checkpoint' signs them now."
                         )
                     }
                     return
@@ -242,7 +249,7 @@ struct AuditCommand: AsyncParsableCommand {
                 try Console.printJSON(result)
             } else if result.isValid {
                 Swift.print(
-                    "OK: \(path) holds entries \(result.from) to \(result.to - 1) (\(result.entries) events), each proved by its signed checkpoint and matching the hash the log keeps."
+                    "OK: \(path) holds entries \(result.from) to \(result.to - 1) (\(counted(result.entries, "event"))), each proved by its signed checkpoint and matching the hash the log keeps."
                 )
             } else {
                 Swift.print("TAMPERED: \(path)")
@@ -325,7 +332,9 @@ struct AuditCommand: AsyncParsableCommand {
                 let checkpoint = try await tutela.audit.latestCheckpoint()
                 if let out {
                     try DurableFileWriter.write(checkpoint.text, to: out, existing: existing ?? .refuse)
-                    Console.printError("Saved the checkpoint of \(checkpoint.size) entries to \(out).")
+                    Console.printError(
+                        "Saved the checkpoint of \(counted(checkpoint.size, "entry", "entries")) to \(out)."
+                    )
                 } else if options.json {
                     try Console.printJSON(JSONReports.CheckpointReport(checkpoint))
                 } else {
@@ -357,7 +366,7 @@ struct AuditCommand: AsyncParsableCommand {
                     try sink.finish()
                     if let out {
                         Console.printError(
-                            "Exported \(lines - 1) entries with proofs against the checkpoint of \(checkpoint.size) to \(out)."
+                            "Exported \(counted(lines - 1, "entry", "entries")) with proofs against the checkpoint of \(checkpoint.size) to \(out)."
                         )
                     }
                 } catch {
@@ -412,7 +421,7 @@ struct AuditCommand: AsyncParsableCommand {
                     Swift.print("Nothing to archive: no event before \(before) that is not archived already.")
                 } else {
                     Swift.print(
-                        "Archived entries \(archive.from) to \(archive.to - 1) (\(archive.entries) events) to \(out); the log keeps their hashes."
+                        "Archived entries \(archive.from) to \(archive.to - 1) (\(counted(archive.entries, "event"))) to \(out); the log keeps their hashes."
                     )
                     let storage = try await tutela.audit.storage
                     if archive.releasedBytes > 0 {

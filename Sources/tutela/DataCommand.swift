@@ -79,10 +79,13 @@ struct DataCommand: AsyncParsableCommand {
                 }
                 progress.finish()
                 if options.json { return try Console.printJSON(report) }
-                print("Imported \(report.records) records of \(report.subjects) subjects into \(report.collection).")
+                print(
+                    "Imported \(counted(report.records, "record")) of \(counted(report.subjects, "subject")) into \(report.collection)."
+                )
                 if report.skippedRecords > 0 {
-                    let subjects = report.skippedSubjects == 1 ? "subject" : "subjects"
-                    print("Left out \(report.skippedRecords) rows of \(report.skippedSubjects) erased \(subjects).")
+                    print(
+                        "Left out \(counted(report.skippedRecords, "row")) of \(counted(report.skippedSubjects, "erased subject"))."
+                    )
                 }
             }
         }
@@ -179,7 +182,7 @@ struct DataCommand: AsyncParsableCommand {
                     throw error
                 }
                 progress.finish()
-                if let out { Console.printError("Exported \(done) records to \(out).") }
+                if let out { Console.printError("Exported \(counted(done, "record")) to \(out).") }
             }
         }
     }
@@ -209,7 +212,7 @@ struct DataCommand: AsyncParsableCommand {
                     return
                 }
                 print(
-                    "Erased \(subject): data key destroyed, \(report.recordsRemoved) records and \(report.lookupsRemoved) index entries removed."
+                    "Erased \(subject): data key destroyed, \(counted(report.recordsRemoved, "record")) and \(counted(report.lookupsRemoved, "index entry", "index entries")) removed."
                 )
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Governance
 import Testing
+import TutelaCore
 import TutelaTestSupport
 
 @Suite("What the administration commands print: JSON with --json, text without control characters")
@@ -142,6 +143,23 @@ struct CommandOutputTests {
         #expect(quiet.output.isEmpty && quiet.errors.isEmpty, "\(quiet.errors)")
         let found = try await search(["--kind", "http.rejected"])
         #expect(found.output.contains("GET unmatched") && found.errors.isEmpty, "\(found.errors)")
+    }
+
+    @Test("text messages put a count of one with a singular noun")
+    func singularCounts() async throws {
+        #expect(counted(0, "record") == "0 records")
+        #expect(counted(1, "entry", "entries") == "1 entry")
+        #expect(counted(2, "entry", "entries") == "2 entries")
+        let environment = try TestEnvironment(masterKeyInEnvironment: true)
+        defer { environment.remove() }
+        _ = try await environment.start()
+        let imported = try await Self.tutela(
+            ["data", "import", "customers", try sampleFile(environment)],
+            in: environment
+        )
+        #expect(imported.output == "Imported 1 record of 1 subject into customers.\n", "\(imported.errors)")
+        let erased = try await Self.tutela(["data", "erase", "c900001", "--irreversibly-erase"], in: environment)
+        #expect(erased.output.contains("1 record and 1 index entry removed"), "\(erased.output) \(erased.errors)")
     }
 
     @Test("an error quoting what was typed shows its control characters as escapes, never raw")
