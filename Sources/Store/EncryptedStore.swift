@@ -258,8 +258,15 @@ public final class EncryptedStore: Sendable {
         else {
             throw TutelaError(.invalidInput, "field '\(collection).\(field)' has no lookup index")
         }
+        guard let normalized = normalization.indexable(value) else {
+            // The value is not named: it is what a caller typed, perhaps customer data.
+            throw TutelaError(
+                .invalidInput,
+                "the value to look up by '\(collection).\(field)' matches nothing: \(normalization.unindexableReason)"
+            )
+        }
         // The field's key set up when the store was made, as sealing uses it.
-        let digest = BlindIndexer.digest(of: normalization.normalize(value), key: key)
+        let digest = BlindIndexer.digest(of: normalized, key: key)
         // The records alone, then the wrapped keys of the subjects whose keys are not kept.
         let cipher = self.cipher
         var records: [Record] = []
@@ -613,14 +620,11 @@ private struct RecordSealer {
             } else {
                 payload.append(field.name, clear: value)
             }
-            if let (normalization, indexKey) = field.lookup, case .string(let text) = value {
+            if let (normalization, indexKey) = field.lookup, case .string(let text) = value,
+                let normalized = normalization.indexable(text)
+            {
                 if lookups.isEmpty { lookups.reserveCapacity(4) }
-                lookups.append(
-                    Lookup(
-                        field: field.name,
-                        digest: BlindIndexer.digest(of: normalization.normalize(text), key: indexKey)
-                    )
-                )
+                lookups.append(Lookup(field: field.name, digest: BlindIndexer.digest(of: normalized, key: indexKey)))
             }
         }
         // Every sealed field of the record in one ciphertext: one AES-GCM operation and one

@@ -89,6 +89,27 @@ public enum LookupNormalization: String, Sendable {
         normalizeASCII(value) ?? normalizeCharacters(value)
     }
 
+    /// The normalized form of a value to index or look up; nil when nothing is left of it to
+    /// match by (white space; a phone number without digits, such as "n/a").
+    ///
+    /// Such values all normalize alike: indexed, a lookup by any one of them ("-", "unknown")
+    /// found every record holding another. They get no index entry, and a lookup is refused.
+    public func indexable(_ value: String) -> String? {
+        let normalized = normalize(value)
+        switch self {
+        case .exact, .email: return normalized.isEmpty ? nil : normalized
+        case .phone: return normalized.isEmpty || normalized == "+" ? nil : normalized
+        }
+    }
+
+    /// Why `indexable` found nothing to match by, for an error message.
+    public var unindexableReason: String {
+        switch self {
+        case .exact, .email: return "it is empty or white space"
+        case .phone: return "it has no digits"
+        }
+    }
+
     /// The normalization character by character, for any text.
     func normalizeCharacters(_ value: String) -> String {
         switch self {

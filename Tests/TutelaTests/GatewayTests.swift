@@ -299,6 +299,35 @@ struct GatewayTests {
         #expect(outcomes == Array(repeating: "error:invalid_input", count: 5))
     }
 
+    @Test("a lookup by a value with nothing to match by gets 400, not every customer with such a value")
+    func unindexableLookup() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        _ = try await fixture.tutela.importRecords(
+            into: "customers",
+            data: Data("customer_id,email,phone\nc900001,a@example.com,n/a\nc900002,b@example.com,unknown\n".utf8),
+            format: .csv
+        )
+        try await app.test(.router) { client in
+            for (query, reason) in [("phone=none", "it has no digits"), ("email=%20", "it is empty or white space")] {
+                try await client.execute(
+                    uri: "/v1/customers?" + query,
+                    method: .get,
+                    headers: GatewayFixture.headers(fixture.keys["agent"])
+                ) { response in
+                    #expect(response.status == .badRequest, "\(query)")
+                    let body = String(buffer: response.body)
+                    #expect(body.contains("\"code\":\"invalid_input\"") && body.contains(reason), "\(body)")
+                    #expect(!body.contains("none") && !body.contains("c90000"), "\(body)")
+                }
+            }
+        }
+        var agent = AuditFilter()
+        agent.principal = "agent"
+        let outcomes = try await fixture.tutela.auditSearch(agent, limit: 100).map(\.outcome)
+        #expect(outcomes == Array(repeating: "error:invalid_input", count: 2))
+    }
+
     @Test("a request no route matches is audited by method, without its path")
     func unmatchedRequestsAreAudited() async throws {
         let (fixture, app) = try await GatewayFixture.make()

@@ -464,6 +464,44 @@ struct StoreConformanceTests {
         #expect(page == records)
     }
 
+    @Test(
+        "a value with nothing to match by (a phone without digits, a blank e-mail) is not indexed, and a lookup by one is refused",
+        arguments: backends
+    )
+    func unindexableValues(_ backend: String) async throws {
+        let (store, directory) = try makeStore(backend)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await store.put([
+            SampleRecords.customer("c1", email: "one@example.com", phone: "n/a"),
+            SampleRecords.customer("c2", email: "   ", phone: "unknown"),
+            SampleRecords.customer("c3", email: "three@example.com", phone: "+"),
+            SampleRecords.customer("c4", email: "four@example.com", phone: "+1 555 000 4444"),
+        ])
+        // Each of these normalized to the same empty value, and found c1, c2 and c3 alike.
+        for (field, value, reason) in [
+            ("phone", "-", "it has no digits"), ("phone", "+", "it has no digits"),
+            ("phone", "none", "it has no digits"),
+            ("email", "", "it is empty or white space"), ("email", " \t", "it is empty or white space"),
+        ] {
+            let error = await #expect(throws: TutelaError.self, "\(field)=\(value)") {
+                try await store.find(collection: "customers", field: field, value: value)
+            }
+            #expect(error?.code == .invalidInput, "\(field)=\(value)")
+            #expect(error?.message.hasSuffix(reason) == true, "\(error?.message ?? "")")
+        }
+        #expect(try await store.find(collection: "customers", field: "phone", value: "15550004444").isEmpty)
+        #expect(
+            try await store.find(collection: "customers", field: "phone", value: "+15550004444").map(\.id) == ["c4"]
+        )
+        #expect(
+            try await store.find(collection: "customers", field: "email", value: "ONE@example.com").map(\.id) == ["c1"]
+        )
+        // Only the values with something to match by have index entries.
+        for (subject, lookups) in [("c1", 1), ("c2", 0), ("c3", 1), ("c4", 2)] {
+            #expect(try await store.erase(subject: subject, at: 0).lookupsRemoved == lookups, "\(subject)")
+        }
+    }
+
     @Test("a lookup finds by a field's normalized value and refuses a field without an index", arguments: backends)
     func lookupFields(_ backend: String) async throws {
         let (store, directory) = try makeStore(backend)
