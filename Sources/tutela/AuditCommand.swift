@@ -129,7 +129,9 @@ struct AuditCommand: AsyncParsableCommand {
                 guard found.isEmpty else { return }
                 if let kind, case let kinds = try await tutela.audit.kinds(), !kinds.contains(kind) {
                     Console.printError(
-                        "note: no entry has kind '\(kind)'; the log's entries have kinds \(kinds.joined(separator: ", "))"
+                        AuditCommand.visible(
+                            "note: no entry has kind '\(kind)'; the log's entries have kinds \(kinds.joined(separator: ", "))"
+                        )
                     )
                 } else if !options.json {
                     // Text output would be empty: say that nothing matched.

@@ -135,6 +135,9 @@ struct CommandOutputTests {
             #expect(typo.errors.hasPrefix("note: no entry has kind 'http.rejection'; the log's entries have kinds "))
             #expect(typo.errors.contains("http.rejected"), "\(typo.errors)")
         }
+        // What was typed is shown with its control characters as escapes.
+        let typed = try await search(["--kind", "x\u{1B}[2J"])
+        #expect(typed.errors.hasPrefix(#"note: no entry has kind 'x\u{1B}[2J'"#), "\(typed.errors)")
         // A kind the log holds, with nothing else matching: no note about kinds.
         let none = try await search(["--kind", "http.rejected", "--principal", "nobody"])
         #expect(none.status == 0)
