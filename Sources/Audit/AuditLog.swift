@@ -754,7 +754,7 @@ public final class AuditLog: Sendable {
     /// The kinds of the entries in the log (archived ones aside), in order: a full scan, for
     /// telling a search that found nothing whether the kind it asked for exists at all.
     public func kinds() async throws -> [String] {
-        try await pool.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT kind FROM entries ORDER BY kind") }
+        try await readLog { db in try String.fetchAll(db, sql: "SELECT DISTINCT kind FROM entries ORDER BY kind") }
     }
 
     /// Runs `body` in one read transaction of the log's database.

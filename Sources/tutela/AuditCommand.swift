@@ -127,16 +127,19 @@ struct AuditCommand: AsyncParsableCommand {
                 // A kind no entry has (a typo, or a kind of another version) finds nothing, as
                 // if nothing of that kind had happened: say which kinds the log holds.
                 guard found.isEmpty else { return }
-                if let kind, case let kinds = try await tutela.audit.kinds(), !kinds.contains(kind) {
-                    Console.printError(
-                        AuditCommand.visible(
-                            "note: no entry has kind '\(kind)'; the log's entries have kinds \(kinds.joined(separator: ", "))"
+                if let kind {
+                    let kinds = try await tutela.audit.kinds()
+                    if !kinds.contains(kind) {
+                        let held = kinds.joined(separator: ", ")
+                        return Console.printError(
+                            AuditCommand.visible(
+                                "note: no entry has kind '\(kind)'; the log's entries have kinds \(held)"
+                            )
                         )
-                    )
-                } else if !options.json {
-                    // Text output would be empty: say that nothing matched.
-                    Console.printError("no entry matches")
+                    }
                 }
+                // Text output would be empty: say that nothing matched.
+                if !options.json { Console.printError("no entry matches") }
             }
         }
 
