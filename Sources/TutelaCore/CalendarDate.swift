@@ -46,7 +46,7 @@ public enum CalendarDate {
     public static func parse(_ text: Substring) -> Int32? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
+            let year = decimal(parts[0]), let month = decimal(parts[1]), let day = decimal(parts[2])
         else { return nil }
         return days(year: year, month: month, day: day)
     }
@@ -68,14 +68,17 @@ public enum CalendarDate {
             let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
             return overflow ? nil : product
         }
-        guard text.count >= 20, let tIndex = text.firstIndex(where: { $0 == "T" || $0 == " " }),
+        // RFC 3339 lets the 'T' and the 'Z' be written in lower case, and names a space as a
+        // separator that applications may choose.
+        guard text.count >= 20, let tIndex = text.firstIndex(where: { $0 == "T" || $0 == "t" || $0 == " " }),
             let days = parse(text[text.startIndex..<tIndex])
         else { return nil }
         var rest = text[text.index(after: tIndex)...]
         let clock = rest.prefix(8)
         let clockParts = clock.split(separator: ":", omittingEmptySubsequences: false)
         guard clock.count == 8, clockParts.count == 3,
-            let hour = Int(clockParts[0]), let minute = Int(clockParts[1]), let second = Int(clockParts[2]),
+            let hour = decimal(clockParts[0]), let minute = decimal(clockParts[1]),
+            let second = decimal(clockParts[2]),
             (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
         else { return nil }
         rest = rest.dropFirst(8)
@@ -93,7 +96,7 @@ public enum CalendarDate {
             offsetSeconds = 0
         } else if let sign = rest.first, sign == "+" || sign == "-", rest.count == 6 {
             let offset = rest.dropFirst().split(separator: ":", omittingEmptySubsequences: false)
-            guard offset.count == 2, let hours = Int(offset[0]), let minutes = Int(offset[1]),
+            guard offset.count == 2, let hours = decimal(offset[0]), let minutes = decimal(offset[1]),
                 (0...23).contains(hours), (0...59).contains(minutes)
             else { return nil }
             offsetSeconds = (hours * 3600 + minutes * 60) * (sign == "-" ? -1 : 1)
@@ -102,6 +105,14 @@ public enum CalendarDate {
         }
         let total = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
         return total * 1000 + Int64(milliseconds)
+    }
+
+    /// The value of a field written in ASCII digits only, as RFC 3339 writes every field of a
+    /// date and a time; nil for anything else, such as a field with the sign that `Int(_:)`
+    /// would take ("+1" as a month, "-0" as an hour).
+    private static func decimal(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return Int(text)
     }
 
     /// Formats a day number as `YYYY-MM-DD`.

@@ -48,4 +48,29 @@ struct CalendarDateTests {
         // Years before 1000 keep four digits.
         #expect(CalendarDate.format(days: CalendarDate.days(year: 7, month: 3, day: 9) ?? 0) == "0007-03-09")
     }
+
+    @Test("every field of a date or a time is ASCII digits; a signed field is refused, not read as a number")
+    func signedFields() {
+        // Each was taken before: `Int` reads "+1" as 1 and "-0" as 0, so "2024-+1-05" was
+        // stored as the 5th of January.
+        for text in ["2024-+1-05", "+024-01-05", "2024-01--5", "2024-01-+5"] {
+            #expect(CalendarDate.parse(Substring(text)) == nil, "\(text)")
+            #expect(CalendarDate.parseTimestamp(Substring(text + "T10:00:00Z")) == nil, "\(text)")
+        }
+        for text in [
+            "2024-02-28T+1:00:00Z", "2024-02-28T10:-0:00Z", "2024-02-28T10:00:+0Z", "2024-02-28T10:00:00++1:00",
+            "2024-02-28T10:00:00+01:+0", "2024-02-28T10:00:00--0:00",
+        ] {
+            #expect(CalendarDate.parseTimestamp(Substring(text)) == nil, "\(text)")
+        }
+        #expect(CalendarDate.parse("2024-01-05") == CalendarDate.days(year: 2024, month: 1, day: 5))
+    }
+
+    @Test("RFC 3339's lower-case 't' and 'z' read as the upper-case letters do")
+    func lowerCaseSeparators() {
+        let upper = CalendarDate.parseTimestamp("2024-02-28T10:00:00Z")
+        #expect(upper == 1_709_114_400_000)
+        #expect(CalendarDate.parseTimestamp("2024-02-28t10:00:00z") == upper)
+        #expect(CalendarDate.parseTimestamp("2024-02-28t11:00:00+01:00") == upper)
+    }
 }
