@@ -166,6 +166,17 @@ public enum RawFieldValue: Sendable, Hashable {
         }
     }
 
+    /// Whether a byte may appear in a number written in decimal notation (`-1.5e3`).
+    private static func isDecimalNumberByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "e"), UInt8(ascii: "E"):
+            return true
+        default:
+            return false
+        }
+    }
+
     private static func parse(_ text: Substring, as type: FieldType) -> FieldValue? {
         switch type {
         case .string:
@@ -173,7 +184,11 @@ public enum RawFieldValue: Sendable, Hashable {
         case .int:
             return Int64(text).map(FieldValue.int)
         case .double:
-            guard let value = Double(text), value.isFinite else { return nil }
+            // Decimal notation only: `Double(_:)` also reads hexadecimal ("0x3" as 3, "0x1p1"
+            // as 2), which no data set means as a number.
+            guard text.utf8.allSatisfy(Self.isDecimalNumberByte), let value = Double(text), value.isFinite else {
+                return nil
+            }
             return .double(value)
         case .bool:
             switch text.lowercased() {

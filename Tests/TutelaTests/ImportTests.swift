@@ -157,6 +157,22 @@ struct ImportTests {
             expected: "line 1: field 'amount': expected a number of at least 0"
         ),
         BadFile(
+            name: "an amount in hexadecimal",
+            collection: "interactions",
+            format: .csv,
+            content:
+                "interaction_id,customer_id,item_id,kind,amount,occurred_at\ni1,c1,p1,purchase,12.5,1\ni2,c1,p1,purchase,0x10,1\n",
+            expected: "line 3: field 'amount': expected a number"
+        ),
+        BadFile(
+            name: "a rating as a hexadecimal float in JSON text",
+            collection: "interactions",
+            format: .jsonl,
+            content:
+                "{\"interaction_id\":\"i1\",\"customer_id\":\"c1\",\"item_id\":\"p1\",\"kind\":\"rating\",\"rating\":\"0x1p1\",\"occurred_at\":1}\n",
+            expected: "line 1: field 'rating': expected a number"
+        ),
+        BadFile(
             name: "an age below the schema's minimum",
             collection: "customers",
             format: .csv,
