@@ -321,7 +321,10 @@ public enum MaskSyntax {
                     guard value <= maximumArgument else {
                         throw ConditionError("mask '\(text)': '\(pair[0])' may be at most \(maximumArgument)")
                     }
-                    arguments[String(pair[0])] = value
+                    // Given twice, one of the two would be dropped without a word.
+                    guard arguments.updateValue(value, forKey: String(pair[0])) == nil else {
+                        throw ConditionError("mask '\(text)' gives '\(pair[0])' more than once")
+                    }
                 } else if pair.count == 1 {
                     flags.append(String(pair[0]))
                 } else {
@@ -329,9 +332,14 @@ public enum MaskSyntax {
                 }
             }
         }
+        // Only generalize takes a bare word: elsewhere one is a malformed argument, such as the
+        // typo 'last 4' (read as 'last4', white space being dropped).
         func only(_ allowed: Set<String>) throws(ConditionError) {
             for key in arguments.keys where !allowed.contains(key) {
                 throw ConditionError("mask '\(name)' takes no argument '\(key)'")
+            }
+            if let flag = flags.first {
+                throw ConditionError("mask '\(text)' has a malformed argument '\(flag)' (NAME: NUMBER)")
             }
         }
         switch name {

@@ -147,6 +147,21 @@ struct PolicyValidationTests {
             replace: "pii.phone: \"partial(first: 9223372036854775807, last: 1)\"",
             expected: "mask 'partial(first: 9223372036854775807, last: 1)': 'first' may be at most 1000000000"
         ),
+        // Each was loaded before: the first 'last' was dropped, and so was the bare '4'.
+        Breakage(
+            name: "a mask argument given twice",
+            file: "policies/support.yaml",
+            find: "pii.phone: \"partial(last: 4)\"",
+            replace: "pii.phone: \"partial(last: 4, last: 2)\"",
+            expected: "mask 'partial(last: 4, last: 2)' gives 'last' more than once"
+        ),
+        Breakage(
+            name: "a mask argument without its colon",
+            file: "policies/support.yaml",
+            find: "pii.phone: \"partial(last: 4)\"",
+            replace: "pii.phone: \"partial(first: 1, last 4)\"",
+            expected: "mask 'partial(first: 1, last 4)' has a malformed argument 'last4' (NAME: NUMBER)"
+        ),
         Breakage(
             name: "a purpose name longer than 64 bytes",
             file: "purposes.yaml",
