@@ -111,7 +111,7 @@ public enum CalendarDate {
     /// date and a time; nil for anything else, such as a field with the sign that `Int(_:)`
     /// would take ("+1" as a month, "-0" as an hour).
     private static func decimal(_ text: Substring) -> Int? {
-        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        guard !text.isEmpty, text.utf8.allSatisfy(\.isASCIIDigit) else { return nil }
         return Int(text)
     }
 

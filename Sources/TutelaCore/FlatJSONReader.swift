@@ -152,26 +152,26 @@ public enum FlatJSONReader {
         mutating func number() throws -> RawFieldValue {
             let start = index
             if peek == UInt8(ascii: "-") { index += 1 }
-            guard Self.isDigit(peek) else { throw failure("a number without digits", at: start) }
+            guard peek.isASCIIDigit else { throw failure("a number without digits", at: start) }
             if peek == UInt8(ascii: "0") {
                 index += 1
-                if Self.isDigit(peek) { throw failure("a number with a leading zero", at: start) }
+                if peek.isASCIIDigit { throw failure("a number with a leading zero", at: start) }
             } else {
-                while Self.isDigit(peek) { index += 1 }
+                while peek.isASCIIDigit { index += 1 }
             }
             var isInteger = true
             if peek == UInt8(ascii: ".") {
                 isInteger = false
                 index += 1
-                guard Self.isDigit(peek) else { throw failure("a number without digits after '.'", at: start) }
-                while Self.isDigit(peek) { index += 1 }
+                guard peek.isASCIIDigit else { throw failure("a number without digits after '.'", at: start) }
+                while peek.isASCIIDigit { index += 1 }
             }
             if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
                 isInteger = false
                 index += 1
                 if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
-                guard Self.isDigit(peek) else { throw failure("a number without exponent digits", at: start) }
-                while Self.isDigit(peek) { index += 1 }
+                guard peek.isASCIIDigit else { throw failure("a number without exponent digits", at: start) }
+                while peek.isASCIIDigit { index += 1 }
             }
             let lexeme = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if isInteger, let integer = Int64(lexeme) {
@@ -183,8 +183,6 @@ public enum FlatJSONReader {
             // A whole value within Int64's range keeps its integer, as `5.0` or `1e3` for an int field.
             return .number(value, exactInteger: Int64(exactly: value))
         }
-
-        static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
         /// A string at the cursor (which is on its opening quote).
         mutating func string() throws -> String {

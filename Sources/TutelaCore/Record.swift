@@ -169,11 +169,8 @@ public enum RawFieldValue: Sendable, Hashable {
     /// Whether a byte may appear in a number written in decimal notation (`-1.5e3`).
     private static func isDecimalNumberByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "e"), UInt8(ascii: "E"):
-            return true
-        default:
-            return false
+        case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): true
+        default: byte.isASCIIDigit
         }
     }
 
