@@ -83,8 +83,9 @@ struct StoreBenchmark {
             )
         }
         // One untimed pass first, as a running server has read its customers before: every
-        // timed round of `read_ratio` then finds the keys kept, rather than the first unwrapping
-        // them (that case is `read_uncached_ratio`), and both sides' pages are in memory.
+        // timed round of `read_ratio` then finds the keys kept (while the read set fits in the
+        // cache, as at the default row count; the two figures below tell), rather than the first
+        // unwrapping them (that case is `read_uncached_ratio`), and both sides' pages are in memory.
         _ = try await readTimes(store)
         for _ in 0..<rounds {
             let kept = try await readTimes(store)
