@@ -12,10 +12,17 @@ import TutelaCore
 public final class SQLiteRecordStore: RecordStore {
     private let pool: DatabasePool
     private let reader: SQLitePointReader
+    private let kept: KeptRecords?
+
+    /// How many sealed rows a store keeps from its point reads by default (see `KeptRecords`):
+    /// as many as the data keys a cipher keeps, so a customer whose key is kept can be too.
+    public static let defaultKeptRecords = 16_384
 
     /// Opens (and if needed creates and migrates) the database at `path`.
+    /// - Parameter keptRecords: how many sealed rows found by point reads to keep until the
+    ///   database's next commit; 0 reads the database every time.
     /// - Throws: `TutelaError` with `.storage` when the file cannot be opened.
-    public init(path: String) throws {
+    public init(path: String, keptRecords: Int = SQLiteRecordStore.defaultKeptRecords) throws {
         var configuration = Configuration()
         configuration.busyMode = .polling(seconds: 10)
         configuration.label = "tutela.store"
@@ -35,6 +42,10 @@ public final class SQLiteRecordStore: RecordStore {
                 _ = try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             }
             reader = SQLitePointReader(path: path)
+            // After the pool is open: its writer connection keeps the index file in place.
+            kept =
+                keptRecords > 0
+                ? WALCommitWatch(databasePath: path).map { KeptRecords(capacity: keptRecords, watch: $0) } : nil
         } catch {
             throw TutelaError(.storage, "cannot open the database \(path): \(Self.describe(error))", cause: error)
         }
@@ -365,20 +376,37 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
-        try reader.fetchOne(
-            Self.selectRecords + " WHERE r.collection = ? AND r.id = ?",
-            [.text(collection), .text(id)],
-            decode: { Self.storedRecord($0) }
-        )
+        let search = {
+            try self.reader.fetchOne(
+                Self.selectRecords + " WHERE r.collection = ? AND r.id = ?",
+                [.text(collection), .text(id)],
+                decode: { Self.storedRecord($0) }
+            )
+        }
+        guard let kept else { return try search() }
+        let row = try kept.row(collection: collection, id: id, needsKey: true) {
+            try search().map { KeptRecords.Row(record: $0.0, wrapped: $0.1, joined: true) }
+        }
+        return row.map { ($0.record, $0.wrapped) }
     }
 
     public func recordOnly(collection: String, id: String) async throws -> StoredRecord? {
-        try reader.fetchOne(
-            "SELECT collection, id, subject, payload FROM records WHERE collection = ? AND id = ?",
-            [.text(collection), .text(id)],
-            decode: { Self.recordOnly($0) }
-        )
+        let search = {
+            try self.reader.fetchOne(
+                "SELECT collection, id, subject, payload FROM records WHERE collection = ? AND id = ?",
+                [.text(collection), .text(id)],
+                decode: { Self.recordOnly($0) }
+            )
+        }
+        guard let kept else { return try search() }
+        let row = try kept.row(collection: collection, id: id, needsKey: false) {
+            try search().map { KeptRecords.Row(record: $0, wrapped: nil, joined: false) }
+        }
+        return row?.record
     }
+
+    /// How many point reads were answered from rows kept since the last commit, for tests.
+    var keptRecordHits: Int { kept?.hits ?? 0 }
 
     public func dataKey(subject: String) async throws -> WrappedDataKey? {
         try reader.fetchOne(

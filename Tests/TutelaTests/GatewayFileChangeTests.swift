@@ -5,6 +5,7 @@ import Testing
 import TutelaTestSupport
 
 @testable import Governance
+@testable import Store
 @testable import TutelaCore
 
 @Suite("API gateway: changes made by other processes")
@@ -54,6 +55,35 @@ struct GatewayFileChangeTests {
             try await client.execute(uri: "/v1/customers/c000001", method: .get, headers: kept) { response in
                 #expect(response.status == .forbidden)
                 #expect(String(buffer: response.body).contains("principal_disabled"))
+            }
+        }
+    }
+
+    @Test("a customer read twice, then erased by another process, is gone on the next request")
+    func erasureByAnotherProcess() async throws {
+        let (fixture, app) = try await GatewayFixture.make()
+        defer { fixture.environment.remove() }
+        let backend = try #require(fixture.tutela.store.backend as? SQLiteRecordStore)
+        let headers = GatewayFixture.headers(fixture.keys["agent"])
+        try await app.test(.router) { client in
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/customers/c000003", method: .get, headers: headers) { response in
+                    #expect(response.status == .ok)
+                }
+            }
+            // The second fetch was answered from the sealed row kept since the first.
+            #expect(backend.keptRecordHits >= 1)
+            let erase = try await ChildProcess.run(
+                try ChildProcess.builtTutela(),
+                ["data", "erase", "c000003", "--irreversibly-erase"] + fixture.environment.pathArguments,
+                environment: fixture.environment.configuration.environment
+            )
+            #expect(erase.status == 0, "\(erase.errors)")
+            try await client.execute(uri: "/v1/customers/c000003", method: .get, headers: headers) { response in
+                #expect(response.status == .gone)
+            }
+            try await client.execute(uri: "/v1/customers/c000004", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
             }
         }
     }

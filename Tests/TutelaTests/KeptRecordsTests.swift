@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import KeyManagement
+import Testing
+import TutelaCore
+import TutelaTestSupport
+
+@testable import SQLiteSupport
+@testable import Store
+
+@Suite("Sealed rows kept from point reads until the next commit")
+struct KeptRecordsTests {
+    private struct Stores {
+        let directory: String
+        let path: String
+        let keyring = Keyring.generate(now: 0)
+
+        init() throws {
+            directory =
+                FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "tutela-kept-\(UUID().uuidString)"
+                ).path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            path = directory + "/store.sqlite"
+        }
+
+        /// A store over the shared file with connections of its own, as another process has.
+        func open(keptRecords: Int = SQLiteRecordStore.defaultKeptRecords) throws -> (EncryptedStore, SQLiteRecordStore)
+        {
+            let backend = try SQLiteRecordStore(path: path, keptRecords: keptRecords)
+            let store = EncryptedStore(
+                backend: backend,
+                schema: try TestEnvironment.schema(),
+                keyring: keyring,
+                tenant: "acme"
+            )
+            return (store, backend)
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    @Test("a read again before any commit is answered from the kept row, with the same fields")
+    func keptUntilCommit() async throws {
+        let stores = try Stores()
+        defer { stores.remove() }
+        let (store, backend) = try stores.open()
+        try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
+        let first = try await store.get(collection: "customers", id: "c1")
+        #expect(backend.keptRecordHits == 0)
+        let again = try await store.get(collection: "customers", id: "c1")
+        #expect(backend.keptRecordHits == 1)
+        #expect(again == first)
+        // A withheld field stays withheld on a kept row: it is opened like a row just read.
+        let withheld = try await store.get(collection: "customers", id: "c1", withheld: ["email"])
+        #expect(withheld.fields["email"] == nil)
+        #expect(backend.keptRecordHits == 2)
+
+        // This store's own commit is a commit like any other.
+        try await store.put([SampleRecords.customer("c2", email: "bob@example.com")])
+        _ = try await store.get(collection: "customers", id: "c1")
+        #expect(backend.keptRecordHits == 2)
+    }
+
+    @Test("a record changed or erased through other connections is read as it now is")
+    func changesElsewhere() async throws {
+        let stores = try Stores()
+        defer { stores.remove() }
+        let (server, backend) = try stores.open()
+        let (other, _) = try stores.open()
+        try await server.put([
+            SampleRecords.customer("c1", email: "alice@example.com"),
+            SampleRecords.customer("c2", email: "bob@example.com"),
+        ])
+        for _ in 0..<2 {
+            #expect(
+                try await server.get(collection: "customers", id: "c1").fields["email"] == .string("alice@example.com")
+            )
+        }
+        #expect(backend.keptRecordHits == 1)
+
+        try await other.put([SampleRecords.customer("c1", email: "alice@example.org")])
+        #expect(try await server.get(collection: "customers", id: "c1").fields["email"] == .string("alice@example.org"))
+
+        _ = try await server.get(collection: "customers", id: "c2")
+        _ = try await other.erase(subject: "c2", at: 1)
+        await #expect(throws: TutelaError.self) { try await server.get(collection: "customers", id: "c2") }
+    }
+
+    @Test("a store made to keep no rows reads the database every time")
+    func keepsNothing() async throws {
+        let stores = try Stores()
+        defer { stores.remove() }
+        let (store, backend) = try stores.open(keptRecords: 0)
+        try await store.put([SampleRecords.customer("c1", email: "alice@example.com")])
+        for _ in 0..<3 { _ = try await store.get(collection: "customers", id: "c1") }
+        #expect(backend.keptRecordHits == 0)
+    }
+
+    @Test("the index header's mark holds across reads and moves with each commit of any connection")
+    func commitMarks() throws {
+        let stores = try Stores()
+        defer { stores.remove() }
+        let (_, backend) = try stores.open()
+        _ = backend
+        let watch = try #require(WALCommitWatch(databasePath: stores.path))
+        let writer = try DatabaseQueue(path: stores.path)
+        let start = try #require(watch.mark())
+        _ = try writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM records") }
+        #expect(watch.mark() == start)
+        try writer.write { try $0.execute(sql: "INSERT INTO meta (key, value) VALUES ('probe', '1')") }
+        let afterOne = try #require(watch.mark())
+        #expect(afterOne != start)
+        // A rolled-back transaction publishes nothing.
+        try? writer.write { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('probe2', '1')")
+            throw TutelaError(.invalidInput, "roll back")
+        }
+        #expect(watch.mark() == afterOne)
+        try writer.write { try $0.execute(sql: "UPDATE meta SET value = '2' WHERE key = 'probe'") }
+        #expect(watch.mark() != afterOne)
+    }
+
+    @Test("a database without a WAL index gives no watch")
+    func noIndex() throws {
+        let stores = try Stores()
+        defer { stores.remove() }
+        let queue = try DatabaseQueue(path: stores.path)
+        try queue.write { try $0.execute(sql: "CREATE TABLE t (x)") }
+        #expect(WALCommitWatch(databasePath: stores.path) == nil)
+        #expect(WALCommitWatch(databasePath: stores.directory + "/missing.sqlite") == nil)
+    }
+}
