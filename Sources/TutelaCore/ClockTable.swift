@@ -5,29 +5,45 @@
 /// nothing. The table is a value without a lock of its own: its owner keeps it under one, and
 /// lets the values it gets back (displaced, removed) go after leaving the lock when dropping
 /// them costs something.
+///
+/// Its methods are inlinable, so that each cache's use of it is compiled for its own key and
+/// value types rather than called through the generic code on every hit.
 public struct ClockTable<Key: Hashable, Value> {
-    private struct Slot {
+    @usableFromInline
+    struct Slot {
+        @usableFromInline
         let key: Key
+        @usableFromInline
         var value: Value
+        @usableFromInline
         var used = false
+
+        @inlinable
+        init(key: Key, value: Value) {
+            self.key = key
+            self.value = value
+        }
     }
 
     /// The most values held; 0 holds none.
     public let capacity: Int
-    private var slots: [Slot?] = []
-    private var slotOfKey: [Key: Int] = [:]
-    private var free: [Int] = []
-    private var hand = 0
+    @usableFromInline var slots: [Slot?] = []
+    @usableFromInline var slotOfKey: [Key: Int] = [:]
+    @usableFromInline var free: [Int] = []
+    @usableFromInline var hand = 0
 
     /// An empty table holding at most `capacity` values.
+    @inlinable
     public init(capacity: Int) {
         self.capacity = max(0, capacity)
     }
 
     /// The number of values held.
+    @inlinable
     public var count: Int { slotOfKey.count }
 
     /// The value held for `key`, marked as used.
+    @inlinable
     public mutating func value(for key: Key) -> Value? {
         guard let slot = slotOfKey[key] else { return nil }
         slots[slot]?.used = true
@@ -37,7 +53,7 @@ public struct ClockTable<Key: Hashable, Value> {
     /// Holds `value` for `key`.
     /// - Returns: the value it displaced: the one held for `key` before, or, in a full table,
     ///   the one that gave way; nil when it displaced none (and when the capacity is 0).
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ value: Value, for key: Key) -> Value? {
         guard capacity > 0 else { return nil }
         if let slot = slotOfKey[key] {
@@ -71,7 +87,7 @@ public struct ClockTable<Key: Hashable, Value> {
 
     /// Removes the value held for `key`.
     /// - Returns: the value removed, if any.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func removeValue(for key: Key) -> Value? {
         guard let slot = slotOfKey.removeValue(forKey: key) else { return nil }
         defer {
