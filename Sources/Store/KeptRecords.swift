@@ -52,8 +52,24 @@ final class KeptRecords: Sendable {
         state = Mutex(State(rows: ClockTable(capacity: capacity)))
     }
 
+    /// Drops every kept row now, rather than at the next read (an erasure's sealed rows then
+    /// leave memory with it).
+    func dropAll() {
+        let dropped = state.withLock { state -> ClockTable<Key, Row> in
+            defer {
+                state.rows = ClockTable(capacity: capacity)
+                state.mark = nil
+            }
+            return state.rows
+        }
+        _ = dropped
+    }
+
     /// How many reads were answered from kept rows, for tests.
     var hits: Int { state.withLock { $0.hits } }
+
+    /// How many rows are kept, for tests.
+    var count: Int { state.withLock { $0.rows.count } }
 
     /// The row of `collection`/`id`: kept, or found by `search` (and then kept).
     /// - Parameter needsKey: whether the caller needs the row's wrapped key; a row kept from a

@@ -408,6 +408,9 @@ public final class SQLiteRecordStore: RecordStore {
     /// How many point reads were answered from rows kept since the last commit, for tests.
     var keptRecordHits: Int { kept?.hits ?? 0 }
 
+    /// How many sealed rows are kept, for tests.
+    var keptRecordCount: Int { kept?.count ?? 0 }
+
     public func dataKey(subject: String) async throws -> WrappedDataKey? {
         try reader.fetchOne(
             "SELECT key_id, kek_version, wrapped FROM data_keys WHERE subject = ?",
@@ -654,6 +657,8 @@ public final class SQLiteRecordStore: RecordStore {
                 alreadyErased: db.changesCount == 0
             )
         }
+        // Its sealed rows go now; the commit would drop them at the next read anyway.
+        kept?.dropAll()
         // Move the overwritten pages out of the write-ahead log into the main file, where
         // secure_delete has zeroed the old content.
         _ = try? await pool.writeWithoutTransaction { db in
