@@ -1,10 +1,10 @@
 import Foundation
-import Store
 import Testing
 import TutelaCore
 import TutelaTestSupport
 
 @testable import KeyManagement
+@testable import Store
 
 @Suite("Unwrapped data keys kept for later reads")
 struct DataKeyCacheTests {
@@ -106,10 +106,11 @@ struct DataKeyCacheTests {
         #expect(store.cachedDataKeyCount == 1)
     }
 
-    @Test("erasing a subject drops its kept key, and its records no longer open")
+    @Test("erasing a subject drops its kept key and the store's kept rows, and its records no longer open")
     func erasure() async throws {
         let (store, directory) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        let backend = try #require(store.backend as? SQLiteRecordStore)
         try await store.put([
             SampleRecords.customer("c1", email: "alice@example.com"),
             SampleRecords.customer("c2", email: "bob@example.com"),
@@ -117,9 +118,12 @@ struct DataKeyCacheTests {
         _ = try await store.get(collection: "customers", id: "c1")
         _ = try await store.get(collection: "customers", id: "c2")
         #expect(store.cachedDataKeyCount == 2)
+        #expect(backend.keptRecordCount == 2)
 
         _ = try await store.erase(subject: "c1", at: 1)
         #expect(store.cachedDataKeyCount == 1)
+        // The sealed rows go with the erasure, not at the next read.
+        #expect(backend.keptRecordCount == 0)
         await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
         #expect(try await store.get(collection: "customers", id: "c2").fields["email"] == .string("bob@example.com"))
     }

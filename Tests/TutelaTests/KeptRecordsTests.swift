@@ -87,24 +87,6 @@ struct KeptRecordsTests {
         await #expect(throws: TutelaError.self) { try await server.get(collection: "customers", id: "c2") }
     }
 
-    @Test("an erasure through the store drops the rows it kept at once, not at the next read")
-    func erasureDropsRows() async throws {
-        let stores = try Stores()
-        defer { stores.remove() }
-        let (store, backend) = try stores.open()
-        try await store.put([
-            SampleRecords.customer("c1", email: "alice@example.com"),
-            SampleRecords.customer("c2", email: "bob@example.com"),
-        ])
-        _ = try await store.get(collection: "customers", id: "c1")
-        _ = try await store.get(collection: "customers", id: "c2")
-        #expect(backend.keptRecordCount == 2)
-        _ = try await store.erase(subject: "c1", at: 1)
-        #expect(backend.keptRecordCount == 0)
-        await #expect(throws: TutelaError.self) { try await store.get(collection: "customers", id: "c1") }
-        #expect(try await store.get(collection: "customers", id: "c2").fields["email"] == .string("bob@example.com"))
-    }
-
     @Test("a store made to keep no rows reads the database every time")
     func keepsNothing() async throws {
         let stores = try Stores()
