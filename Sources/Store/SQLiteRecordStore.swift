@@ -376,33 +376,39 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     public func record(collection: String, id: String) async throws -> (StoredRecord, WrappedDataKey?)? {
-        let search = {
-            try self.reader.fetchOne(
-                Self.selectRecords + " WHERE r.collection = ? AND r.id = ?",
-                [.text(collection), .text(id)],
-                decode: { Self.storedRecord($0) }
-            )
-        }
-        guard let kept else { return try search() }
+        guard let kept else { return try searchRecord(collection: collection, id: id) }
         let row = try kept.row(collection: collection, id: id, needsKey: true) {
-            try search().map { KeptRecords.Row(record: $0.0, wrapped: $0.1, joined: true) }
+            try searchRecord(collection: collection, id: id).map {
+                KeptRecords.Row(record: $0.0, wrapped: $0.1, joined: true)
+            }
         }
         return row.map { ($0.record, $0.wrapped) }
     }
 
     public func recordOnly(collection: String, id: String) async throws -> StoredRecord? {
-        let search = {
-            try self.reader.fetchOne(
-                "SELECT collection, id, subject, payload FROM records WHERE collection = ? AND id = ?",
-                [.text(collection), .text(id)],
-                decode: { Self.recordOnly($0) }
-            )
-        }
-        guard let kept else { return try search() }
+        guard let kept else { return try searchRecordOnly(collection: collection, id: id) }
         let row = try kept.row(collection: collection, id: id, needsKey: false) {
-            try search().map { KeptRecords.Row(record: $0, wrapped: nil, joined: false) }
+            try searchRecordOnly(collection: collection, id: id).map {
+                KeptRecords.Row(record: $0, wrapped: nil, joined: false)
+            }
         }
         return row?.record
+    }
+
+    private func searchRecord(collection: String, id: String) throws -> (StoredRecord, WrappedDataKey?)? {
+        try reader.fetchOne(
+            Self.selectRecordByID,
+            [.text(collection), .text(id)],
+            decode: { Self.storedRecord($0) }
+        )
+    }
+
+    private func searchRecordOnly(collection: String, id: String) throws -> StoredRecord? {
+        try reader.fetchOne(
+            "SELECT collection, id, subject, payload FROM records WHERE collection = ? AND id = ?",
+            [.text(collection), .text(id)],
+            decode: { Self.recordOnly($0) }
+        )
     }
 
     /// How many point reads were answered from rows kept since the last commit, for tests.
@@ -455,6 +461,9 @@ public final class SQLiteRecordStore: RecordStore {
         SELECT r.collection, r.id, r.subject, r.payload, k.key_id, k.kek_version, k.wrapped
         FROM records r LEFT JOIN data_keys k ON k.subject = r.subject
         """
+
+    /// `selectRecords` for one record, made once: the text is the point reader's statement key.
+    private static let selectRecordByID = selectRecords + " WHERE r.collection = ? AND r.id = ?"
 
     private static func decodeRecord(_ row: Row, db: Database) throws -> (StoredRecord, WrappedDataKey?) {
         let what = "a stored record row"
