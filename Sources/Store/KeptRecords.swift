@@ -8,13 +8,13 @@ import TutelaCore
 ///
 /// What is kept is what the file holds: sealed payloads and wrapped data keys, nothing in the
 /// clear; a hit is opened like a row just read. Every read first takes the commit watch's mark
-/// (a read of the WAL index header, see `WALCommitWatch`). Rows are served only to a read whose mark equals the one
-/// they were kept under, and a row is kept under the mark its read took before it searched the
-/// database, so a kept row is never older than its mark: once any connection, in this process
-/// or another, commits (an update, an erasure, a re-wrap), the next read finds a new mark, drops
-/// every row and reads the database. A change is therefore in force from the next read on, as
-/// without the cache. When the watch gives no mark (the header is being rewritten), the read
-/// goes to the database and keeps nothing.
+/// (a read of the WAL index header, see `WALCommitWatch`). Rows are served only to a read whose
+/// mark equals the one they were kept under, and a row is kept under the mark its read took
+/// before it searched the database, so a kept row is never older than its mark: once any
+/// connection, in this process or another, commits (an update, an erasure, a re-wrap), the next
+/// read finds a new mark, drops every row and reads the database. A change is therefore in force
+/// from the next read on, as without the cache. When the watch gives no mark (the header is
+/// being rewritten), the read goes to the database and keeps nothing.
 final class KeptRecords: Sendable {
     /// A row of `records` with, when the read joined it, its subject's wrapped data key.
     final class Row: Sendable {

@@ -101,8 +101,9 @@ struct KeptRecordsTests {
     func commitMarks() throws {
         let stores = try Stores()
         defer { stores.remove() }
-        let (_, backend) = try stores.open()
-        _ = backend
+        // The store makes the file a WAL database and keeps it open for the test.
+        let (store, _) = try stores.open()
+        defer { withExtendedLifetime(store) {} }
         let watch = try #require(WALCommitWatch(databasePath: stores.path))
         let writer = try DatabaseQueue(path: stores.path)
         let start = try #require(watch.mark())
