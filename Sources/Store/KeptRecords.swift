@@ -39,15 +39,22 @@ final class KeptRecords: Sendable {
         var mark: WALCommitWatch.Mark?
         var rows: ClockTable<Key, Row>
         var hits = 0
+
+        /// Empties the table for rows kept under `mark`, giving back the rows it held.
+        mutating func restart(at mark: WALCommitWatch.Mark?) -> ClockTable<Key, Row> {
+            defer {
+                rows = ClockTable(capacity: rows.capacity)
+                self.mark = mark
+            }
+            return rows
+        }
     }
 
     private let watch: WALCommitWatch
-    private let capacity: Int
     private let state: Mutex<State>
 
     /// Keeps at most `capacity` rows, valid while `watch` sees no commit.
     init(capacity: Int, watch: WALCommitWatch) {
-        self.capacity = capacity
         self.watch = watch
         state = Mutex(State(rows: ClockTable(capacity: capacity)))
     }
@@ -55,13 +62,7 @@ final class KeptRecords: Sendable {
     /// Drops every kept row now, rather than at the next read (an erasure's sealed rows then
     /// leave memory with it).
     func dropAll() {
-        let dropped = state.withLock { state -> ClockTable<Key, Row> in
-            defer {
-                state.rows = ClockTable(capacity: capacity)
-                state.mark = nil
-            }
-            return state.rows
-        }
+        let dropped = state.withLock { $0.restart(at: nil) }
         _ = dropped
     }
 
@@ -79,12 +80,7 @@ final class KeptRecords: Sendable {
         let key = Key(collection: collection, id: id)
         // Rows dropped for a commit are released after the lock is.
         let (kept, dropped) = state.withLock { state -> (Row?, ClockTable<Key, Row>?) in
-            guard state.mark == mark else {
-                let dropped = state.rows
-                state.rows = ClockTable(capacity: capacity)
-                state.mark = mark
-                return (nil, dropped)
-            }
+            guard state.mark == mark else { return (nil, state.restart(at: mark)) }
             guard let row = state.rows.value(for: key), row.joined || !needsKey else { return (nil, nil) }
             state.hits += 1
             return (row, nil)
