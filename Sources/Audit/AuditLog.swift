@@ -67,6 +67,8 @@ public final class AuditLog: Sendable {
     /// Entries this process archived, and its archives that failed.
     let archiving = Mutex((entries: 0, failures: 0))
     private let pool: DatabasePool
+    /// Copies the log's WAL into its database off the writer's commits.
+    private let checkpointer: WALCheckpointer
     /// When the writer last signed a checkpoint, and whether this process wrote entries after it.
     private let signing = Mutex((lastSigned: ContinuousClock.now, tailUnsigned: false))
     private let queue = Mutex(Queue())
@@ -113,6 +115,9 @@ public final class AuditLog: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .polling(seconds: max(0.1, Double(timeout.components.seconds) / 2))
         configuration.label = "tutela.audit"
+        let checkpointer = WALCheckpointer(path: path)
+        configuration.prepareDatabase { db in checkpointer.install(on: db) }
+        self.checkpointer = checkpointer
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             // An event is reported durable only once it is on disk.
@@ -130,6 +135,10 @@ public final class AuditLog: Sendable {
             )
         }
     }
+
+    /// Checkpoints of the log's WAL made by the checkpointer's thread and inside commits, for
+    /// tests and figures.
+    public var walCheckpoints: (background: Int, inline: Int) { checkpointer.passes }
 
     /// The writer connection's `synchronous` setting, for tests.
     func writerSynchronousSetting() throws -> Int { try pool.writerSynchronousSetting() }

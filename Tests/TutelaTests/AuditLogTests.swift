@@ -614,6 +614,20 @@ struct AuditLogTests {
         #expect(log.writeCounts.batches == 3)
     }
 
+    @Test("the log's WAL is copied into its database by the checkpointer's thread, not only inside commits")
+    func walCheckpointedInBackground() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        // One commit per event, a few frames each: the log passes the thread's length many times.
+        for number in 0..<300 { _ = try await log.append(event(number)) }
+        try await settle(at: { log.walCheckpoints.background > 0 })
+        #expect(log.walCheckpoints.background > 0)
+        let verification = try await log.verify()
+        #expect(verification.isValid)
+        #expect(verification.entries == 300)
+    }
+
     @Test("a log released with entries it has not signed yet signs them as it closes")
     func signsOnClose() async throws {
         let path = try directory()

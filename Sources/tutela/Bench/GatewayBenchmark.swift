@@ -136,14 +136,21 @@ struct GatewayBenchmark {
         // The lowest and highest round's: how far the machine's drift moved one from another.
         report.record("gateway", "governed_vs_static_throughput_min", throughputRatio(measured[0]))
         report.record("gateway", "governed_vs_static_throughput_max", throughputRatio(measured[measured.count - 1]))
-        typealias HalfLoad = (load: Load, commits: AuditCommitTimes, server: ServerDurations)
+        typealias HalfLoad = (
+            load: Load, commits: AuditCommitTimes, server: ServerDurations, checkpoints: (background: Int, inline: Int)
+        )
         func halfLoad(connections: Int) async throws -> HalfLoad {
             let commitsBefore = tutela.audit.commitTimes
+            let checkpointsBefore = tutela.audit.walCheckpoints
             let serverBefore = try ServerDurations.scrape(port: port, route: "/v1/customers/{id}")
             let load = try await Self.wrk(wrk, connections: connections, seconds: seconds, arguments: governedArguments)
             let commits = tutela.audit.commitTimes.since(commitsBefore)
             let server = try ServerDurations.scrape(port: port, route: "/v1/customers/{id}").since(serverBefore)
-            return (load, commits, server)
+            let checkpoints = tutela.audit.walCheckpoints
+            return (
+                load, commits, server,
+                (checkpoints.background - checkpointsBefore.background, checkpoints.inline - checkpointsBefore.inline)
+            )
         }
         // The connection count whose run comes nearest half the peak, then `rounds` runs in
         // all at that count; the run with the median p99 is reported whole, the lowest and
@@ -177,6 +184,9 @@ struct GatewayBenchmark {
         // Every governed request waits for its audit commit and its disk sync: at half load, the
         // commits slower than 10 ms and the disk probe after them show how much of the p99 is the disk's.
         report.record("gateway", "governed_half_load_audit_commits", Double(half.commits.count))
+        // Checkpoints of the audit log's WAL in that run: by its thread, and inside a commit.
+        report.record("gateway", "governed_half_load_wal_checkpoints_background", Double(half.checkpoints.background))
+        report.record("gateway", "governed_half_load_wal_checkpoints_in_commits", Double(half.checkpoints.inline))
         report.record(
             "gateway",
             "governed_half_load_audit_commits_over_10ms",
