@@ -76,7 +76,7 @@ public struct AuditCompaction: Sendable, Encodable {
 /// of the file moved into free ones, then the file cut), so that appends from a running
 /// server wait for one step at a time, never for the whole release.
 extension AuditLog {
-    /// How many pages one transaction of a release gives back (1 MiB of 4 KiB pages).
+    /// How many pages one transaction of a release gives back (512 KiB of 2 KiB pages).
     ///
     /// A page that holds entries and is moved into a free one costs about 0.1 ms: a step of 256 holds
     /// appends for some 25 ms at most.

@@ -116,7 +116,11 @@ public final class AuditLog: Sendable {
         configuration.busyMode = .polling(seconds: max(0.1, Double(timeout.components.seconds) / 2))
         configuration.label = "tutela.audit"
         let checkpointer = WALCheckpointer(path: path)
-        configuration.prepareDatabase { db in checkpointer.install(on: db) }
+        configuration.prepareDatabase { db in
+            // Takes effect only in a file not created yet; an existing log keeps its page size.
+            try db.execute(sql: "PRAGMA page_size = \(Self.pageSize)")
+            checkpointer.install(on: db)
+        }
         self.checkpointer = checkpointer
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -135,6 +139,16 @@ public final class AuditLog: Sendable {
             )
         }
     }
+
+    /// The page size of a new log's file.
+    ///
+    /// A commit writes every page it changed to the WAL, and at low load a commit holds one or
+    /// two events (about 900 bytes each) that change a page in each of five tables and indexes:
+    /// with 4 KiB pages most of what it writes and syncs is unchanged bytes. Paired runs of the
+    /// governed fetch at 4 connections gave a median p99 of 10.2 ms with 4 KiB pages, 8.0 ms
+    /// with 2 KiB and 6.4 ms with 1 KiB; at 64 connections, where a commit holds 20 to 40 events,
+    /// 1 KiB pages cost more processor time per request in most rounds, 2 KiB no more than 4 KiB.
+    static let pageSize = 2048
 
     /// Checkpoints of the log's WAL made by the checkpointer's thread and inside commits, for
     /// tests and figures.

@@ -628,6 +628,25 @@ struct AuditLogTests {
         #expect(verification.entries == 300)
     }
 
+    @Test("a new log's file has 2 KiB pages; a file made with 4 KiB pages keeps them and takes appends")
+    func pageSize() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
+        #expect(try await log.storage.pageSize == 2048)
+        // A log file created before, with SQLite's default page size.
+        let older = try directory()
+        defer { try? FileManager.default.removeItem(atPath: older) }
+        try await DatabasePool(path: older + "/audit.sqlite").write { db in
+            try db.execute(sql: "CREATE TABLE earlier (id INTEGER PRIMARY KEY)")
+            try db.execute(sql: "DROP TABLE earlier")
+        }
+        let kept = try makeLog(older)
+        #expect(try await kept.storage.pageSize == 4096)
+        try await append(0..<3, to: kept)
+        #expect(try await kept.verify().entries == 3)
+    }
+
     @Test("a log released with entries it has not signed yet signs them as it closes")
     func signsOnClose() async throws {
         let path = try directory()
