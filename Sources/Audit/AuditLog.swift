@@ -145,9 +145,10 @@ public final class AuditLog: Sendable {
     /// A commit writes every page it changed to the WAL, and at low load a commit holds one or
     /// two events (about 900 bytes each) that change a page in each of five tables and indexes:
     /// with 4 KiB pages most of what it writes and syncs is unchanged bytes. Paired runs of the
-    /// governed fetch at 4 connections gave a median p99 of 10.2 ms with 4 KiB pages, 8.0 ms
+    /// governed fetch at 4 connections gave a median p99 of 10.0 ms with 4 KiB pages, 8.1 ms
     /// with 2 KiB and 6.4 ms with 1 KiB; at 64 connections, where a commit holds 20 to 40 events,
-    /// 1 KiB pages cost more processor time per request in most rounds, 2 KiB no more than 4 KiB.
+    /// 1 KiB pages cost more processor time per request than 4 KiB in 6 of 8 rounds, 2 KiB a
+    /// median 4 % more, within this machine's drift.
     static let pageSize = 2048
 
     /// Checkpoints of the log's WAL made by the checkpointer's thread and inside commits, for
