@@ -70,17 +70,20 @@ package final class WALCheckpointer: Sendable {
             }
             return
         }
-        let (wake, start) = state.withLock { state -> (Bool, Bool) in
+        // Nil when the thread need not be woken; otherwise whether it must be started first.
+        let start = state.withLock { state -> Bool? in
             // A log that started over is shorter than at the last signal.
             if frames < state.signalledAt { state.signalledAt = 0 }
-            guard frames - state.signalledAt >= backgroundFrames, !state.pending else { return (false, false) }
+            guard frames - state.signalledAt >= backgroundFrames, !state.pending else { return nil }
             state.signalledAt = frames
             state.pending = true
-            defer { state.threadStarted = true }
-            return (true, !state.threadStarted)
+            let start = !state.threadStarted
+            state.threadStarted = true
+            return start
         }
+        guard let start else { return }
         if start { startThread() }
-        if wake { wakeup.signal() }
+        wakeup.signal()
     }
 
     /// Starts the thread that checkpoints when woken; it ends within a second once the
