@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs a program to its end and keeps what it printed.
 public struct ChildProcess: Sendable {
-    /// The exit status.
+    /// The exit status, or 128 plus the number of the signal that ended the program.
     public let status: Int32
     /// Standard output, with standard error when they were merged.
     public let output: String
@@ -26,7 +26,7 @@ public struct ChildProcess: Sendable {
         public let description: String
     }
 
-    /// Runs `executable` with `arguments` to its end.
+    /// Runs `executable` with `arguments` to its end (started as a `SpawnedProcess`).
     ///
     /// The wait happens on a thread of its own, not on one of Swift's cooperative threads: on
     /// two cores there are two of those, and tests that blocked them while a child ran (a
@@ -34,72 +34,63 @@ public struct ChildProcess: Sendable {
     /// - Parameters:
     ///   - environment: the child's environment; nil inherits this process's.
     ///   - mergingErrors: send standard error into the same pipe as standard output.
+    /// - Returns: the outcome; `status` is the exit status, or 128 plus the number of the
+    ///   signal that ended the child.
     public static func run(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String]? = nil,
         mergingErrors: Bool = false
     ) async throws -> ChildProcess {
-        try await onOwnThread {
-            try runBlocking(executable, arguments, environment: environment, mergingErrors: mergingErrors)
+        let output = try SpawnedProcess.pipe()
+        let errors = mergingErrors ? output : try SpawnedProcess.pipe()
+        let child: SpawnedProcess
+        do {
+            child = try SpawnedProcess(
+                executable,
+                arguments,
+                environment: environment,
+                standardOutput: output.write,
+                standardError: errors.write
+            )
+        } catch {
+            for descriptor in Set([output.read, output.write, errors.read, errors.write]) { close(descriptor) }
+            throw error
         }
-    }
-
-    /// Waits for a running process to end, on a thread of its own (see `run`).
-    public static func waitForExit(_ process: Process) async {
-        let _: Void? = try? await onOwnThread { process.waitUntilExit() }
-    }
-
-    /// Runs `body` on a new thread and returns its result.
-    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
-            Thread { continuation.resume(returning: Result { try body() }) }.start()
-        }
-        return try result.get()
-    }
-
-    private static func runBlocking(
-        _ executable: String,
-        _ arguments: [String],
-        environment: [String: String]?,
-        mergingErrors: Bool
-    ) throws -> ChildProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = mergingErrors ? output : errors
-        try process.run()
-        // Standard error drains on its own thread, so that neither pipe fills and stops the child.
-        let errorDrain = mergingErrors ? nil : PipeDrain(errors)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        // Only the child writes now, so each pipe ends when the child is done with it.
+        close(output.write)
+        if !mergingErrors { close(errors.write) }
+        // Both pipes drain at once, so that neither fills and stops the child.
+        let errorDrain = mergingErrors ? nil : PipeDrain(errors.read)
+        let data = await PipeDrain(output.read).data()
+        let termination = await child.termination()
+        let errorData = await errorDrain?.data() ?? Data()
+        let status: Int32 =
+            switch termination {
+            case .exited(let status): status
+            case .signalled(let signal): 128 + signal
+            }
         return ChildProcess(
-            status: process.terminationStatus,
+            status: status,
             output: String(decoding: data, as: UTF8.self),
-            errors: errorDrain.map { String(decoding: $0.wait(), as: UTF8.self) } ?? ""
+            errors: String(decoding: errorData, as: UTF8.self)
         )
     }
 }
 
-/// Reads a pipe to its end on a thread of its own.
-private final class PipeDrain: @unchecked Sendable {
-    // Written by the reading thread before it signals, read only after the wait.
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
+/// Reads a pipe to its end on a thread of its own, and closes it.
+private struct PipeDrain: Sendable {
+    private let task: Task<Data, Never>
 
-    init(_ pipe: Pipe) {
-        Thread {
-            self.data = pipe.fileHandleForReading.readDataToEndOfFile()
-            self.done.signal()
-        }.start()
+    init(_ descriptor: Int32) {
+        task = Task {
+            await onOwnThread {
+                FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readDataToEndOfFile()
+            }
+        }
     }
 
-    func wait() -> Data {
-        done.wait()
-        return data
+    func data() async -> Data {
+        await task.value
     }
 }

@@ -16,38 +16,38 @@ struct AuditCrashTests {
         defer { environment.remove() }
         _ = try await environment.start()
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments =
-            [
-                "audit", "stress", "--count", "1000000", "--writers", "8",
-            ] + environment.pathArguments
-        process.environment = environment.configuration.environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let output = try SpawnedProcess.pipe()
+        let reader = FileHandle(fileDescriptor: output.read, closeOnDealloc: true)
+        let process = try {
+            // The child holds the only writing end once it runs: the pipe ends when it does.
+            defer { close(output.write) }
+            return try SpawnedProcess(
+                binary,
+                ["audit", "stress", "--count", "1000000", "--writers", "8"] + environment.pathArguments,
+                environment: environment.configuration.environment,
+                standardOutput: output.write
+            )
+        }()
 
         // Read acknowledgements until a few hundred are in, then kill without warning.
         let acknowledged = try await Task.detached { () throws -> [Int] in
             var text = ""
             var numbers: [Int] = []
             while numbers.count < 300 {
-                let data = output.fileHandleForReading.availableData
+                let data = reader.availableData
                 if data.isEmpty { break }
                 text += String(decoding: data, as: UTF8.self)
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
                 text = String(lines.last ?? "")
                 numbers += lines.dropLast().compactMap { Int($0) }
             }
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             // Whatever was already written to the pipe was acknowledged too.
-            let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let rest = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
             numbers += (text + rest).split(separator: "\n").compactMap { Int($0) }
             return numbers
         }.value
-        await ChildProcess.waitForExit(process)
-        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(await process.termination() == .signalled(SIGKILL))
         #expect(acknowledged.count >= 300)
 
         let reopened = try await Tutela.open(environment.configuration)

@@ -536,20 +536,22 @@ struct ServeTests {
         _ = try await environment.start()
         let log = environment.root + "/serve.log"
         #expect(FileManager.default.createFile(atPath: log, contents: nil))
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: tutela)
-        server.arguments = ["serve"] + arguments + ["--port", "0"] + environment.pathArguments
-        server.environment = environment.configuration.environment.merging(extra) { $1 }
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try server.run()
+        let logFile = open(log, O_WRONLY | O_CLOEXEC)
+        try #require(logFile >= 0)
+        defer { close(logFile) }
+        let server = try SpawnedProcess(
+            tutela,
+            ["serve"] + arguments + ["--port", "0"] + environment.pathArguments,
+            environment: environment.configuration.environment.merging(extra) { $1 },
+            standardError: logFile
+        )
         var lines: [Substring] = []
         for _ in 0..<100 where !lines.contains(where: { $0.contains("\"serving\"") }) {
             try await Task.sleep(for: .milliseconds(100))
             lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
         }
-        server.terminate()
-        await ChildProcess.waitForExit(server)
+        server.signal()
+        _ = await server.termination()
         return lines
     }
 
