@@ -74,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.cachedDataKeys = EnvelopeCipher.defaultCachedDataKeys
             let retention = try settings.auditRetention(dataDirectory: configuration.dataDirectory)
             if let retention { try Self.makeArchiveDirectory(retention.directory) }
+            let openFiles = OpenFileLimit.raiseToHardLimit()
             let tutela = try await Tutela.open(configuration)
             let scheme = gateway.tls == nil ? "http" : "https"
             // An IPv6 address is bracketed in a URL, so that its port stays apart (RFC 3986).
@@ -87,6 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
                     metadata: [
                         "address": .string("\(scheme)://\(host):\(channel.localAddress?.port ?? gateway.port)"),
                         "policy_set": .string(policySet),
+                        "open_files_limit": .string(openFiles.map(String.init) ?? "unlimited"),
                     ]
                 )
             }

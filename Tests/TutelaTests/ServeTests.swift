@@ -527,9 +527,25 @@ struct ServeTests {
         #expect(lines.contains { $0.contains("\"serving\"") })
     }
 
+    @Test("started under a low soft limit on open files, the gateway raises it to the hard limit and says so")
+    func openFileLimit() async throws {
+        var limit = rlimit()
+        try #require(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        try #require(limit.rlim_max != rlim_t.max && limit.rlim_max > 256)
+        // `prlimit` lowers only the soft limit, then runs the server in its own process.
+        let lines = try await serveLog(["--host", "127.0.0.1"], through: ["/usr/bin/prlimit", "--nofile=256:"])
+        let serving = try #require(lines.first { $0.contains("\"serving\"") })
+        #expect(serving.contains("\"open_files_limit\":\"\(limit.rlim_max)\""), "\(serving)")
+    }
+
     /// The log lines of `tutela serve` on port 0 with `arguments` (and `extra` in its
-    /// environment), from its start until it says it is serving.
-    private func serveLog(_ arguments: [String], extra: [String: String] = [:]) async throws -> [Substring] {
+    /// environment), from its start until it says it is serving; `launcher` is a program and
+    /// its arguments that start the server in their place.
+    private func serveLog(
+        _ arguments: [String],
+        extra: [String: String] = [:],
+        through launcher: [String] = []
+    ) async throws -> [Substring] {
         let tutela = try ChildProcess.builtTutela()
         let environment = try TestEnvironment(masterKeyInEnvironment: true)
         defer { environment.remove() }
@@ -539,9 +555,10 @@ struct ServeTests {
         let logFile = open(log, O_WRONLY | O_CLOEXEC)
         try #require(logFile >= 0)
         defer { close(logFile) }
+        let command = launcher + [tutela, "serve"] + arguments + ["--port", "0"] + environment.pathArguments
         let server = try SpawnedProcess(
-            tutela,
-            ["serve"] + arguments + ["--port", "0"] + environment.pathArguments,
+            command[0],
+            Array(command.dropFirst()),
             environment: environment.configuration.environment.merging(extra) { $1 },
             standardError: logFile
         )
