@@ -43,9 +43,10 @@ public struct ChildProcess: Sendable {
         mergingErrors: Bool = false
     ) async throws -> ChildProcess {
         let output = try SpawnedProcess.pipe()
-        let errors = mergingErrors ? output : try SpawnedProcess.pipe()
+        var errors = output
         let child: SpawnedProcess
         do {
+            if !mergingErrors { errors = try SpawnedProcess.pipe() }
             child = try SpawnedProcess(
                 executable,
                 arguments,
