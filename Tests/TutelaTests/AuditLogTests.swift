@@ -485,7 +485,9 @@ struct AuditLogTests {
 
     @Test("a search by time finds exactly the events in its bounds, newest first, also when times go back and forth")
     func searchByTime() async throws {
-        let log = try makeLog(try directory())
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try makeLog(path)
         // Times out of step with sequence numbers: a clock set back, events from two processes.
         let times: [Int64] = [50, 10, 90, 30, 30, 70, 20, 100, 60, 40, 5, 80]
         for (sequence, time) in times.enumerated() {
