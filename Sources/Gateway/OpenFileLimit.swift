@@ -11,7 +11,6 @@ import Glibc
 public enum OpenFileLimit {
     /// Raises the soft limit to the hard limit (unlimited is all ones, `rlim_t.max`).
     /// - Returns: the soft limit in force afterwards; nil when it is unlimited or cannot be read.
-    @discardableResult
     public static func raiseToHardLimit() -> UInt64? {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }

@@ -1,4 +1,5 @@
 import Foundation
+import TutelaCore
 
 #if canImport(Glibc)
 import Glibc
@@ -115,7 +116,7 @@ public final class SpawnedProcess: Sendable {
     public static func pipe() throws -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
         guard Glibc.pipe(&ends) == 0 else {
-            throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
+            throw SpawnError(description: "cannot make a pipe: \(FileReading.reason(errno))")
         }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         return (ends[0], ends[1])
@@ -137,7 +138,7 @@ public final class SpawnedProcess: Sendable {
 
     private static func check(_ result: Int32, _ step: String) throws {
         guard result != 0 else { return }
-        throw SpawnError(description: "cannot \(step): \(String(cString: strerror(result)))")
+        throw SpawnError(description: "cannot \(step): \(FileReading.reason(result))")
     }
 }
 

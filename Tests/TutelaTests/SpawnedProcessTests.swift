@@ -32,6 +32,6 @@ struct SpawnedProcessTests {
         let missing = #expect(throws: SpawnedProcess.SpawnError.self) {
             _ = try SpawnedProcess("/nonexistent/program", [])
         }
-        #expect(missing?.description == "cannot start /nonexistent/program: No such file or directory")
+        #expect(missing?.description == "cannot start /nonexistent/program: no such file or directory")
     }
 }
