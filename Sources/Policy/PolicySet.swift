@@ -70,11 +70,12 @@ public struct PolicyRule: Sendable {
     public let location: String
 }
 
-/// A loaded, validated and compiled set of policies: immutable and safe to share.
+/// A loaded, validated and compiled set of policies: immutable and safe to share (a class, so
+/// that handing the set in force to a request retains one object, not each of its tables).
 ///
 /// `evaluate(_:)` answers with a `Decision`: default deny, `forbid` beats `permit`, rule order
 /// never matters, and an allowed decision carries the masks and row filter to apply.
-public struct PolicySet: Sendable {
+public final class PolicySet: Sendable {
     /// The schema the policies refer to.
     public let schema: Schema
     /// Roles by name.
@@ -152,13 +153,14 @@ public struct PolicySet: Sendable {
         self.purposeBits = purposeBits
         self.ruleCollectionBits = rules.map { $0.collections.reduce(0) { $0 | (collectionBits[$1] ?? 0) } }
         self.rulePurposeBits = rules.map { $0.purposes.reduce(0) { $0 | (purposeBits[$1] ?? 0) } }
-        self.resolvedMasks = rules.map { rule in
+        let resolvedMasks = rules.map { rule in
             var masks = rule.masks
             if let wildcard = masks.removeValue(forKey: "*") {
                 for name in schema.classes.keys where masks[name] == nil { masks[name] = wildcard }
             }
             return masks
         }
+        self.resolvedMasks = resolvedMasks
         self.resolvedMaskSummaries = resolvedMasks.map { Obligations(masks: $0).summary }
     }
 
@@ -211,20 +213,23 @@ public struct PolicySet: Sendable {
             guard ruleCollectionBits[position] & collectionBit != 0, rulePurposeBits[position] & purposeBit != 0 else {
                 continue
             }
-            let rule = rules[position]
-            if collectionBit == overflow, !rule.collections.contains(request.collection) { continue }
-            if purposeBit == overflow, !rule.purposes.contains(request.purpose) { continue }
-            switch rule.effect {
+            // The rule's parts are read in place: a copy of the rule would retain each of its
+            // sets and strings, on every request, from both cores.
+            if collectionBit == overflow, !rules[position].collections.contains(request.collection) { continue }
+            if purposeBit == overflow, !rules[position].purposes.contains(request.purpose) { continue }
+            switch rules[position].effect {
             case .forbid:
                 // Fail closed: a forbid whose condition cannot be decided (a missing attribute) applies.
-                if let condition = rule.condition, case .bool(false)? = condition.evaluate(request) { continue }
-                if rule.fieldClasses.isEmpty {
+                if let condition = rules[position].condition, case .bool(false)? = condition.evaluate(request) {
+                    continue
+                }
+                if rules[position].fieldClasses.isEmpty {
                     forbids.append(position)
                 } else {
                     withheld.append(position)
                 }
             case .permit:
-                if let condition = rule.condition, condition.evaluate(request) != .bool(true) { continue }
+                if let condition = rules[position].condition, condition.evaluate(request) != .bool(true) { continue }
                 permits.append(position)
             }
         }

@@ -2,7 +2,7 @@
 ///
 /// A schema is loaded from `Policies/schema.yaml` by the `Policy` module and validated there; this
 /// type only holds the result and answers questions about it.
-public struct Schema: Sendable {
+public final class Schema: Sendable {
     /// The schema file's version number.
     public let version: Int
     /// Field classes by name, such as `pii.email`.
@@ -163,7 +163,7 @@ public enum LookupNormalization: String, Sendable {
 }
 
 /// One field of a collection.
-public struct FieldDefinition: Sendable {
+public final class FieldDefinition: Sendable {
     /// The field name.
     public let name: String
     /// The value type.
@@ -217,7 +217,11 @@ public struct FieldDefinition: Sendable {
 }
 
 /// A collection of records, such as `customers`.
-public struct CollectionDefinition: Sendable {
+///
+/// Immutable, and a class like `Schema` and `FieldDefinition`: every governed request reads
+/// definitions several times, and each copy of a structure would retain every one of its arrays
+/// and strings, from both cores at once.
+public final class CollectionDefinition: Sendable {
     /// The collection name.
     public let name: String
     /// The field that identifies a record (stored in the clear as the record id).
