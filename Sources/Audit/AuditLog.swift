@@ -86,11 +86,21 @@ public final class AuditLog: Sendable {
     private let wakeup = DispatchSemaphore(value: 0)
 
     /// An event and the caller waiting for its sequence number.
-    private struct Pending {
-        var event: AuditEvent
-        var remainder: [UInt8]
-        var waiter: ResumeOnce<Int>
-        var deadline: UInt64
+    ///
+    /// A class: a batch moves through the queue, the writer's loops and the inserts' rows, and
+    /// each copy of an event's value would retain every one of its strings and arrays.
+    private final class Pending: Sendable {
+        let event: AuditEvent
+        let remainder: [UInt8]
+        let waiter: ResumeOnce<Int>
+        let deadline: UInt64
+
+        init(event: AuditEvent, remainder: [UInt8], waiter: ResumeOnce<Int>, deadline: UInt64) {
+            self.event = event
+            self.remainder = remainder
+            self.waiter = waiter
+            self.deadline = deadline
+        }
     }
 
     /// The key that verifies checkpoints.
@@ -579,7 +589,7 @@ public final class AuditLog: Sendable {
     private static func append(_ batch: [Pending], to db: Database, signedBy signer: AuditLog?) throws -> Int {
         var next = try loadState(db)
         let first = next.size
-        var entries: [(event: AuditEvent, bytes: [UInt8], leaf: MerkleTree.Hash)] = []
+        var entries: [(item: Pending, bytes: [UInt8], leaf: MerkleTree.Hash)] = []
         entries.reserveCapacity(batch.count)
         var subjects: [(hmac: String, sequence: Int)] = []
         for (offset, item) in batch.enumerated() {
@@ -590,14 +600,14 @@ public final class AuditLog: Sendable {
             bytes.append(contentsOf: item.remainder)
             let leaf = MerkleTree.leafHash(bytes)
             next.append(leaf)
-            entries.append((item.event, bytes, leaf))
+            entries.append((item, bytes, leaf))
             for hmac in item.event.subjects { subjects.append((hmac, sequence)) }
         }
         // A statement per chunk of rows rather than per row (see `RowChunk`).
         for chunk in RowChunk.split(0..<entries.count) {
             try db.cachedStatement(sql: SQL.insertEntries[chunk.shift]).run { binder in
                 for index in chunk.rows {
-                    let (event, bytes, leaf) = entries[index]
+                    let event = entries[index].item.event
                     binder.int(first + index)
                     binder.int(Int(event.time))
                     binder.text(event.kind)
@@ -605,8 +615,8 @@ public final class AuditLog: Sendable {
                     binder.text(event.action)
                     binder.text(event.purpose)
                     binder.text(event.decision)
-                    binder.blob(bytes)
-                    binder.blob(leaf)
+                    binder.blob(entries[index].bytes)
+                    binder.blob(entries[index].leaf)
                 }
             }
         }
