@@ -32,31 +32,38 @@ public struct JSONWriter: Sendable {
     /// Appends a string literal, escaped as `JSONText.appendString` describes.
     public mutating func append(string value: String) {
         bytes.append(UInt8(ascii: "\""))
-        var value = value
-        value.withUTF8 { utf8 in
-            // Most values need no escape at all: one scan of the bytes, one copy.
-            guard utf8.contains(where: Self.needsEscape) else {
-                bytes.append(contentsOf: utf8)
-                return
-            }
-            for byte in utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): append(raw: "\\\"")
-                case UInt8(ascii: "\\"): append(raw: "\\\\")
-                case UInt8(ascii: "\n"): append(raw: "\\n")
-                case UInt8(ascii: "\r"): append(raw: "\\r")
-                case UInt8(ascii: "\t"): append(raw: "\\t")
-                case _ where Self.needsEscape(byte):
-                    // Other control characters and DEL; bytes of multi-byte characters are
-                    // 0x80 and above and pass through unchanged.
-                    append(raw: "\\u00")
-                    bytes.append(Self.hexDigits[Int(byte >> 4)])
-                    bytes.append(Self.hexDigits[Int(byte & 0x0f)])
-                default: bytes.append(byte)
-                }
-            }
+        // The string's own bytes when it has them in one piece (a native string always does),
+        // read in place: `withUTF8` would need a mutable copy, and so a retain, per value.
+        if value.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
+            var contiguous = value
+            contiguous.withUTF8 { appendEscaped($0) }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends UTF-8 bytes with the escapes of `append(string:)`, without the quotes.
+    private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        // Most values need no escape at all: one scan of the bytes, one copy.
+        guard utf8.contains(where: Self.needsEscape) else {
+            bytes.append(contentsOf: utf8)
+            return
+        }
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): append(raw: "\\\"")
+            case UInt8(ascii: "\\"): append(raw: "\\\\")
+            case UInt8(ascii: "\n"): append(raw: "\\n")
+            case UInt8(ascii: "\r"): append(raw: "\\r")
+            case UInt8(ascii: "\t"): append(raw: "\\t")
+            case _ where Self.needsEscape(byte):
+                // Other control characters and DEL; bytes of multi-byte characters are
+                // 0x80 and above and pass through unchanged.
+                append(raw: "\\u00")
+                bytes.append(Self.hexDigits[Int(byte >> 4)])
+                bytes.append(Self.hexDigits[Int(byte & 0x0f)])
+            default: bytes.append(byte)
+            }
+        }
     }
 
     /// Appends an integer in decimal.
